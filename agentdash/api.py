@@ -1,0 +1,99 @@
+"""The read API (dashboard port): metrics and breakdowns per SPEC §4, behind a bearer JWT."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+
+from agentdash.auth import Identity, NotAuthorized, verify_token
+from agentdash.ingest import error_body
+from agentdash.metrics import DIMENSIONS, BreakdownRow, MetricsQuery, OrgMetrics, breakdown, org_metrics
+
+MAX_RANGE_DAYS = 3 * 366
+
+
+def identify(request: Request) -> Identity:
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get("agentdash_token")
+    if not token:
+        raise NotAuthorizedException("missing Authorization: Bearer <token>")
+    try:
+        return verify_token(request.app.state.secret, token)
+    except NotAuthorized as exc:
+        raise NotAuthorizedException(str(exc)) from None
+
+
+def scoped_query(identity: Identity, query: MetricsQuery) -> MetricsQuery:
+    """Narrow a query to what the identity may see; refuse what it may never see.
+
+    Another org answers 404 so that not even the org's existence leaks.
+    """
+    if identity.org_id != query.org_id:
+        raise NotFoundException("no such organisation")
+    if identity.role == "member":
+        if query.user_id not in (None, identity.sub):
+            raise PermissionDeniedException("members see only their own data")
+        return replace(query, user_id=identity.sub)
+    if identity.role == "manager":
+        if query.team_id is None:
+            raise PermissionDeniedException(f"managers must pick one of their teams: {', '.join(identity.teams)}")
+        if query.team_id not in identity.teams:
+            raise PermissionDeniedException("that team is not one of yours")
+    return query
+
+
+def build_query(org_id: str, date_from: date | None, date_to: date | None, team_id: str | None, user_id: str | None) -> MetricsQuery:
+    to = date_to or date.today()
+    start = date_from or to - timedelta(days=29)
+    if start > to:
+        raise HTTPException(status_code=400, detail="from must not be after to")
+    if (to - start).days >= MAX_RANGE_DAYS:
+        raise HTTPException(status_code=400, detail=f"a range covers at most {MAX_RANGE_DAYS} days")
+    return MetricsQuery(org_id, start, to, team_id or None, user_id or None)
+
+
+@get("/api/v1/orgs/{org_id:str}/metrics", sync_to_thread=True, summary="Every metric of SPEC §3 and the daily series")
+def get_metrics(
+    request: Request,
+    state: State,
+    org_id: str,
+    date_from: date | None = Parameter(query="from", default=None),
+    date_to: date | None = Parameter(query="to", default=None),
+    team_id: str | None = None,
+    user_id: str | None = None,
+) -> OrgMetrics:
+    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
+    return org_metrics(state.storage, query)
+
+
+@get("/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}", sync_to_thread=True, summary="Metrics per team, user, model or repo")
+def get_breakdown(
+    request: Request,
+    state: State,
+    org_id: str,
+    dimension: str,
+    date_from: date | None = Parameter(query="from", default=None),
+    date_to: date | None = Parameter(query="to", default=None),
+    team_id: str | None = None,
+    user_id: str | None = None,
+    limit: int | None = Parameter(default=None, ge=1, le=10_000),
+) -> list[BreakdownRow]:
+    if dimension not in DIMENSIONS:
+        raise HTTPException(status_code=400, detail=f"dimension must be one of {', '.join(DIMENSIONS)}")
+    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
+    return breakdown(state.storage, query, dimension, limit)
+
+
+def create_read_api(storage, secret: str) -> Litestar:
+    return Litestar(
+        route_handlers=[get_metrics, get_breakdown],
+        state=State({"storage": storage, "secret": secret}),
+        exception_handlers={Exception: error_body},
+        openapi_config=OpenAPIConfig(title="agentdash read API", version="1", path="/api/schema"),
+    )

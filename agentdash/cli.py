@@ -1,0 +1,128 @@
+"""The `agentdash` command: thin wrappers over library functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from datetime import date
+
+import click
+
+from agentdash import __version__
+from agentdash.config import ENV_PREFIX, Settings, load_settings
+
+
+def settings_options(command):
+    """One option per Settings field (--data-dir, --port, ...); unset options fall back to AGENTDASH_* or defaults."""
+    for f in reversed(dataclasses.fields(Settings)):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {bool: bool, int: int, float: float}.get(type(f.default), str)
+        help_text = f"{f.metadata.get('help', '')} [env {ENV_PREFIX}{f.name.upper()}; default {f.default}]"
+        command = click.option(flag, f.name, type=kind, default=None, help=help_text)(command)
+    return command
+
+
+def _settings(options: dict) -> Settings:
+    try:
+        settings = load_settings(**{k: v for k, v in options.items() if k in Settings.__dataclass_fields__})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per fold tick is noise
+    return settings
+
+
+@click.group()
+@click.version_option(__version__, prog_name="agentdash")
+def main() -> None:
+    """agentdash: org-level analytics for cloud coding agents."""
+
+
+@main.command()
+@settings_options
+def serve(**options) -> None:
+    """Run ingest, projector, dashboard and read API in one process."""
+    from agentdash.server import serve as run
+
+    run(_settings(options))
+
+
+@main.command()
+@click.option("--days", default=365, show_default=True, help="days of history to generate")
+@click.option("--seed", default=42, show_default=True, help="random seed (same seed, same history)")
+@click.option("--reset/--reuse", default=False, help="start from an empty demo data dir, or reuse one already filled")
+@settings_options
+def demo(days: int, seed: int, reset: bool, **options) -> None:
+    """Generate a year of history through the ingest API and serve the dashboard on it."""
+    from agentdash.demo import run_demo
+
+    if options.get("data_dir") is None and not _env_set("data_dir"):
+        options["data_dir"] = ".agentdash/demo"
+    run_demo(_settings(options), days=days, seed=seed, reset=reset)
+
+
+@main.command()
+@click.option("--days", default=365, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--org", default="demo", show_default=True)
+@click.option("--url", default="http://127.0.0.1:3001/v1/events", show_default=True, help="the ingest endpoint")
+@click.option("--batch-size", default=500, show_default=True)
+@click.option("--scale", default=1.0, show_default=True, help="multiplies the amount of activity")
+def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: float) -> None:
+    """Send synthetic history to a running ingest API."""
+    from agentdash.demo import send_with_progress
+    from agentdash.generator import GeneratorConfig, generate as make
+
+    events = make(GeneratorConfig(days=days, org_id=org, seed=seed, scale=scale))
+    stats = send_with_progress(url, events, batch_size=batch_size)
+    click.echo(f"sent {len(events)} events: {stats.accepted} accepted, {stats.duplicates} duplicates, {stats.rejected} rejected")
+
+
+@main.command()
+@settings_options
+def rebuild(**options) -> None:
+    """Drop the read models and fold the whole event log again (stop the server first)."""
+    from agentdash.projector import Projector
+    from agentdash.storage import open_storage
+
+    settings = _settings(options)
+    try:
+        storage = open_storage(settings)
+    except Exception as exc:  # DuckDB allows one writing process: a running server holds the file
+        raise click.ClickException(f"cannot open the data dir {settings.data_dir} ({exc}); is a server running on it?")
+    try:
+        storage.reset_read_models()
+        projector = Projector(storage, settings.fold_chunk)
+        with click.progressbar(length=storage.log_position().last_seq, label="folding the event log") as bar:
+            while folded := projector.fold_once():
+                bar.update(folded)
+        click.echo(f"rebuilt read models from {projector.status().events_projected} events")
+    finally:
+        storage.close()
+
+
+@main.command()
+@click.option("--org", required=True, help="the org the token is for")
+@click.option("--role", type=click.Choice(["org_admin", "manager", "member"]), required=True)
+@click.option("--teams", default="", help="comma-separated teams (managers)")
+@click.option("--user", default="dev", show_default=True, help="the token's subject (user_id)")
+@click.option("--ttl", default=8 * 3600, show_default=True, help="seconds until it expires")
+@settings_options
+def token(org: str, role: str, teams: str, user: str, ttl: int, **options) -> None:
+    """Print a dashboard JWT signed with the local development secret."""
+    from agentdash.auth import dev_secret, issue_token
+
+    settings = _settings(options)
+    team_list = tuple(t for t in teams.split(",") if t)
+    click.echo(issue_token(dev_secret(settings.secret_path), org, role, user, team_list, ttl))
+
+
+def _env_set(name: str) -> bool:
+    import os
+
+    return bool(os.environ.get(ENV_PREFIX + name.upper()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

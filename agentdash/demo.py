@@ -1,0 +1,66 @@
+"""`agentdash demo`: a seeded year of history sent through the ingest API, then the dashboard on it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable
+
+import click
+
+from agentdash.auth import issue_token
+from agentdash.config import Settings
+from agentdash.generator import GeneratorConfig, SendStats, generate, send
+from agentdash.server import Running, serve
+
+DEMO_ORG = "demo"
+
+
+def send_with_progress(url: str, events: Iterable[dict], *, batch_size: int = 500, total: int | None = None) -> SendStats:
+    events = list(events)
+    with click.progressbar(length=total or len(events), label="sending events to ingest", file=sys.stderr) as bar:
+        return send(url, events, batch_size=batch_size, progress=bar.update)
+
+
+def wait_for_projection(running: Running, stop: threading.Event) -> None:
+    logged = running.storage.log_position().last_seq
+    with click.progressbar(length=logged, label="projecting into read models", file=sys.stderr) as bar:
+        done = 0
+        while not stop.is_set():
+            projected = running.projector.status().events_projected
+            bar.update(projected - done)
+            done = projected
+            if projected >= logged:
+                return
+            time.sleep(0.2)
+
+
+def run_demo(settings: Settings, days: int, seed: int, reset: bool) -> None:
+    """Fill the demo data dir unless it already holds this history, then serve until Ctrl-C."""
+    if reset and settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+
+    def fill_and_announce(running: Running) -> None:
+        threading.Thread(target=_fill, args=(running, days, seed), name="demo", daemon=True).start()
+
+    serve(settings, after_start=fill_and_announce)
+
+
+def _fill(running: Running, days: int, seed: int) -> None:
+    started = time.perf_counter()
+    if running.storage.log_position().last_seq == 0:
+        click.echo(f"generating {days} days of history for org '{DEMO_ORG}' (seed {seed})...", err=True)
+        events = generate(GeneratorConfig(days=days, org_id=DEMO_ORG, seed=seed))
+        stats = send_with_progress(f"{running.ingest_url}/v1/events", events)
+        click.echo(f"ingested {stats.accepted:,} events ({stats.duplicates:,} duplicates) in {stats.seconds:.1f} s", err=True)
+    else:
+        click.echo(f"reusing the {running.storage.log_position().last_seq:,} events already in {running.settings.data_dir}"
+                   " (--reset starts over)", err=True)  # fmt: skip
+    wait_for_projection(running, running.stop)
+    if running.stop.is_set():
+        return
+    token = issue_token(running.secret, DEMO_ORG, "org_admin", "demo-admin", ttl_s=7 * 24 * 3600)
+    click.echo(f"ready in {time.perf_counter() - started:.1f} s", err=True)
+    click.echo(f"\n  Dashboard: {running.dashboard_url}/login?token={token}\n  (signed in as the demo org's admin; Ctrl-C stops)\n")

@@ -1,0 +1,180 @@
+"""The event contract (SPEC §1): parsing and validating what producers send."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime
+from datetime import timezone
+from typing import Annotated, Literal
+
+import msgspec
+
+EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff")
+RUN_STATUSES = ("succeeded", "failed", "cancelled")
+FAILURE_CATEGORIES = ("tool_error", "model_error", "timeout", "infra_error", "other")
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_EVENTS = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_FUTURE_US = 24 * 3600 * 1_000_000
+
+Text = msgspec.Meta(min_length=1, max_length=128)
+AttrValue = str | int | float | bool
+
+
+class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
+    """One event exactly as a producer sends it."""
+
+    id: Annotated[str, Text]
+    type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    org_id: Annotated[str, Text]
+    user_id: Annotated[str, Text]
+    session_id: Annotated[str, Text]
+    occurred_at: datetime
+    run_id: Annotated[str, Text] | None = None
+    team_id: Annotated[str, Text] | None = None
+    status: Literal[RUN_STATUSES] | None = None  # type: ignore[valid-type]
+    failure_category: Literal[FAILURE_CATEGORIES] | None = None  # type: ignore[valid-type]
+    input_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    output_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    attributes: dict[str, AttrValue] | None = None
+
+
+class Batch(msgspec.Struct):
+    """The request body: a list of still-unparsed events, so each is judged on its own."""
+
+    events: list[msgspec.Raw]
+
+
+class Event(msgspec.Struct, array_like=True, frozen=True):
+    """A validated event, normalised for storage (times in UTC microseconds)."""
+
+    id: str
+    type: str
+    org_id: str
+    user_id: str
+    session_id: str
+    run_id: str | None
+    team_id: str | None
+    occurred_us: int
+    status: str | None
+    failure_category: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    model: str | None
+    repo: str | None
+    attributes: str | None  # the full attributes object as JSON, kept for later use
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; the message says how, for a person to read."""
+
+
+_decode_wire = msgspec.json.Decoder(WireEvent).decode
+_decode_batch = msgspec.json.Decoder(Batch).decode
+_encode = msgspec.json.encode
+
+
+def dedupe_key(org_id: str, event_id: str) -> int:
+    """A signed 64-bit hash of (org_id, id): the compact dedupe key kept in memory and in the log."""
+    digest = hashlib.blake2b(f"{org_id}\x00{event_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def decode_batch(body: bytes) -> list[msgspec.Raw]:
+    """Parse the envelope; raises InvalidEvent naming what is wrong with the body."""
+    try:
+        events = _decode_batch(body).events
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(f"body is not JSON: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise InvalidEvent(f'body must be {{"events": [...]}}: {exc}') from None
+    if not events:
+        raise InvalidEvent("events must hold at least 1 event")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise InvalidEvent(f"events holds {len(events)} events; at most {MAX_BATCH_EVENTS} per request")
+    return events
+
+
+def _field_error(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    if "Object missing required field" in text:
+        return text.replace("Object missing required field", "missing required field")
+    return text.replace("`$.", "`")
+
+
+def parse_event(raw: bytes, now_us: int | None = None) -> Event:
+    """Validate one raw event against SPEC §1 and normalise it."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {len(raw)} bytes; at most {MAX_EVENT_BYTES} bytes per event")
+    try:
+        wire = _decode_wire(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidEvent(_field_error(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent(f"event is not valid JSON: {exc}") from None
+    return _normalise(wire, time.time_ns() // 1000 if now_us is None else now_us)
+
+
+def _normalise(wire: WireEvent, now_us: int) -> Event:
+    at = wire.occurred_at
+    if at.tzinfo is None:
+        raise InvalidEvent("occurred_at must be an RFC 3339 timestamp with an offset (e.g. Z or +02:00)")
+    occurred_us = _epoch_us(at)
+    if occurred_us - now_us > MAX_FUTURE_US:
+        raise InvalidEvent("occurred_at is more than 24 h in the future")
+    is_run_event = wire.type.startswith("run.") or wire.type == "handoff"
+    if is_run_event and wire.run_id is None:
+        raise InvalidEvent(f"run_id is required on {wire.type} events")
+    if not is_run_event and wire.run_id is not None:
+        raise InvalidEvent(f"run_id must be absent on {wire.type} events")
+    if wire.type == "run.finished":
+        if wire.status is None:
+            raise InvalidEvent("status is required on run.finished events")
+        if wire.status == "failed" and wire.failure_category is None:
+            raise InvalidEvent("failure_category is required when status is failed")
+        if wire.status != "failed" and wire.failure_category is not None:
+            raise InvalidEvent(f"failure_category must be absent when status is {wire.status}")
+    else:
+        for name in ("status", "failure_category", "input_tokens", "output_tokens", "cost_usd"):
+            if getattr(wire, name) is not None:
+                raise InvalidEvent(f"{name} is only allowed on run.finished events")
+    if wire.cost_usd is not None and wire.cost_usd != wire.cost_usd:  # NaN slips past ge=0
+        raise InvalidEvent("cost_usd must be a number >= 0")
+    attrs = wire.attributes
+    return Event(
+        id=wire.id,
+        type=wire.type,
+        org_id=wire.org_id,
+        user_id=wire.user_id,
+        session_id=wire.session_id,
+        run_id=wire.run_id,
+        team_id=wire.team_id,
+        occurred_us=occurred_us,
+        status=wire.status,
+        failure_category=wire.failure_category,
+        input_tokens=wire.input_tokens or 0,
+        output_tokens=wire.output_tokens or 0,
+        cost_usd=float(wire.cost_usd or 0.0),
+        model=_text_attr(attrs, "model"),
+        repo=_text_attr(attrs, "repo"),
+        attributes=_encode(attrs).decode() if attrs else None,
+    )
+
+
+def _text_attr(attrs: dict[str, AttrValue] | None, key: str) -> str | None:
+    if not attrs or key not in attrs:
+        return None
+    value = attrs[key]
+    return value if isinstance(value, str) else str(value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _epoch_us(at: datetime) -> int:
+    # Integer arithmetic: float timestamps would lose microseconds.
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

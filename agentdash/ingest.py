@@ -1,0 +1,109 @@
+"""The ingest API (internal port): POST /v1/events into the event log, plus /healthz and /status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from agentdash.events import MAX_BODY_BYTES, InvalidEvent, decode_batch, parse_event
+from agentdash.projector import Projector
+from agentdash.storage import Overloaded, Storage
+
+
+class Rejection(msgspec.Struct):
+    index: int
+    id: str | None
+    error: str
+
+
+class IngestResult(msgspec.Struct):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+
+
+class StatusReport(msgspec.Struct):
+    events_logged: int
+    events_projected: int
+    lag_events: int
+    lag_seconds: float
+    last_fold_at: datetime | None
+
+
+def _event_id(raw: bytes) -> str | None:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    event_id = value.get("id") if isinstance(value, dict) else None
+    return event_id if isinstance(event_id, str) else None
+
+
+@post("/v1/events", status_code=200, summary="Append a batch of events to the log")
+async def post_events(request: Request, state: State) -> IngestResult:
+    """Validate each event on its own, store the valid ones, answer once they are committed."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPException(status_code=413, detail=f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes per request")
+    try:
+        raws = decode_batch(body)
+    except InvalidEvent as exc:
+        status = 413 if "per request" in str(exc) else 400
+        raise HTTPException(status_code=status, detail=str(exc)) from None
+    now_us = time.time_ns() // 1000
+    valid, rejected = [], []
+    for index, raw in enumerate(raws):
+        try:
+            valid.append(parse_event(raw, now_us))
+        except InvalidEvent as exc:
+            status = 413 if "per event" in str(exc) else None
+            if status:
+                raise HTTPException(status_code=413, detail=f"event {index}: {exc}") from None
+            rejected.append(Rejection(index=index, id=_event_id(raw), error=str(exc)))
+    stored: list[bool] = []
+    if valid:
+        storage: Storage = state.storage
+        try:
+            stored = await asyncio.wrap_future(storage.submit(valid))
+        except Overloaded as exc:
+            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "1"}) from None
+    accepted = sum(stored)
+    return IngestResult(accepted=accepted, duplicates=len(stored) - accepted, rejected=rejected)
+
+
+@get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/status", summary="Event log and projection progress", sync_to_thread=True)
+def status(state: State) -> StatusReport:
+    projector: Projector = state.projector
+    s = projector.status()
+    last = datetime.fromtimestamp(s.last_fold_at_us / 1e6, tz=timezone.utc) if s.last_fold_at_us else None
+    return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last)
+
+
+def error_body(_: Request, exc: Exception) -> Response:
+    """Every error answers JSON {"error": text}."""
+    if isinstance(exc, HTTPException):
+        return Response({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return Response({"error": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def create_ingest_app(storage: Storage, projector: Projector) -> Litestar:
+    return Litestar(
+        route_handlers=[post_events, healthz, status],
+        state=State({"storage": storage, "projector": projector}),
+        exception_handlers={Exception: error_body},
+        openapi_config=OpenAPIConfig(title="agentdash ingest", version="1", path="/schema"),
+        request_max_body_size=MAX_BODY_BYTES + 1,
+    )

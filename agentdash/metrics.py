@@ -1,0 +1,182 @@
+"""The metrics of SPEC §3, assembled from the read models' named queries. The API and the UI both call this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import msgspec
+
+from agentdash.storage import Storage
+
+DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "repo"}
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    org_id: str
+    date_from: date
+    date_to: date
+    team_id: str | None = None
+    user_id: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"org": self.org_id, "from": self.date_from, "to": self.date_to, "team": self.team_id, "user": self.user_id}
+
+    def days(self) -> list[date]:
+        return [self.date_from + timedelta(days=i) for i in range((self.date_to - self.date_from).days + 1)]
+
+
+class FailureCount(msgspec.Struct):
+    category: str
+    runs: int
+
+
+class MetricSet(msgspec.Struct, kw_only=True):
+    """Every metric of SPEC §3 for one slice (a range, a day, a team...)."""
+
+    active_users: int | None = None
+    dau: int | None = None
+    wau: int | None = None
+    mau: int | None = None
+    runs_per_user: float | None = None
+    sessions_per_user: float | None = None
+    runs: int = 0
+    runs_finished: int = 0
+    runs_succeeded: int = 0
+    runs_failed: int = 0
+    runs_cancelled: int = 0
+    success_rate: float | None = None
+    failures_by_category: list[FailureCount] = []
+    run_duration_avg_s: float | None = None
+    run_duration_p95_s: float | None = None
+    queue_wait_avg_s: float | None = None
+    queue_wait_p95_s: float | None = None
+    active_agent_time_per_session_s: float | None = None
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_per_run_usd: float | None = None
+    runs_handed_off: int = 0
+    handoff_rate: float | None = None
+    post_handoff_iteration_rate: float | None = None
+    sessions: int | None = 0
+    runs_per_session: float | None = None
+    session_lifespan_avg_s: float | None = None
+
+
+class DayMetrics(MetricSet, kw_only=True):
+    date: date
+
+
+class OrgMetrics(MetricSet, kw_only=True):
+    org_id: str
+    from_: date = msgspec.field(name="from")
+    to: date
+    team_id: str | None
+    user_id: str | None
+    series: list[DayMetrics]
+
+
+class BreakdownRow(MetricSet, kw_only=True):
+    key: str | None
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def org_metrics(storage: Storage, query: MetricsQuery) -> OrgMetrics:
+    """Totals for the range and one entry per day (each day is that day's own metrics)."""
+    slices = _slices(storage, query, "day")
+    rolling = {row.day: row for row in storage.query("rolling_active_users", query.params())}
+    series = []
+    for day in query.days():
+        metrics = slices.get(day) or _assemble(None, [], None)
+        roll = rolling.get(day)
+        metrics.dau, metrics.wau, metrics.mau = (roll.dau, roll.wau, roll.mau) if roll else (0, 0, 0)
+        metrics.active_users = metrics.dau
+        _per_user(metrics)
+        series.append(DayMetrics(date=day, **msgspec.structs.asdict(metrics)))
+    total = slices.get(_TOTAL) or _assemble(None, [], None)
+    last = series[-1]
+    total.dau, total.wau, total.mau = last.dau, last.wau, last.mau
+    _per_user(total)
+    return OrgMetrics(
+        org_id=query.org_id, from_=query.date_from, to=query.date_to, team_id=query.team_id,
+        user_id=query.user_id, series=series, **msgspec.structs.asdict(total),
+    )  # fmt: skip
+
+
+def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int | None = None) -> list[BreakdownRow]:
+    """Metrics per team, user, model or repo, busiest (most runs) first."""
+    group = DIMENSIONS[dimension]
+    slices = _slices(storage, query, group)
+    rows = []
+    for key, metrics in slices.items():
+        if key is _TOTAL:
+            continue
+        if group in ("model", "repo"):  # no activity or sessions per model: users are the runs' users
+            metrics.sessions = None
+        _per_user(metrics)
+        rows.append(BreakdownRow(key=key, **msgspec.structs.asdict(metrics)))
+    rows.sort(key=lambda r: (-r.runs, -(r.active_users or 0), r.key or ""))
+    return rows[:limit] if limit else rows
+
+
+_TOTAL = object()
+
+
+def _slices(storage: Storage, query: MetricsQuery, group: str) -> dict[Any, MetricSet]:
+    """Run, failure, session and activity figures per group value, plus the total under _TOTAL."""
+    params = query.params()
+
+    def keyed(name: str) -> dict[Any, Any]:
+        return {(_TOTAL if r.is_total else r.grp): r for r in storage.query(name, {**params, "group": group})}
+
+    runs = keyed("run_metrics")
+    failures: dict[Any, list[FailureCount]] = {}
+    for r in storage.query("failure_metrics", {**params, "group": group}):
+        failures.setdefault(_TOTAL if r.is_total else r.grp, []).append(FailureCount(r.category, r.runs))
+    has_people = group not in ("model", "repo")
+    sessions = keyed("session_metrics") if has_people else {}
+    users = keyed("active_users") if has_people else {}
+    slices = {}
+    for key in runs.keys() | sessions.keys() | users.keys():
+        run_row = runs.get(key)
+        metrics = _assemble(run_row, failures.get(key, []), sessions.get(key))
+        if has_people:
+            metrics.active_users = users[key].active_users if key in users else 0
+        else:
+            metrics.active_users = run_row.run_users if run_row else 0
+        slices[key] = metrics
+    return slices
+
+
+def _assemble(runs: Any, failures: list[FailureCount], sessions: Any) -> MetricSet:
+    m = MetricSet()
+    m.failures_by_category = sorted(failures, key=lambda f: (-f.runs, f.category))
+    if sessions is not None:
+        m.sessions = sessions.sessions
+        m.session_lifespan_avg_s = sessions.session_lifespan_avg_s
+    if runs is None:
+        return m
+    m.runs, m.runs_finished = runs.runs, runs.runs_finished
+    m.runs_succeeded, m.runs_failed, m.runs_cancelled = runs.runs_succeeded, runs.runs_failed, runs.runs_cancelled
+    m.success_rate = ratio(runs.runs_succeeded, runs.runs_succeeded + runs.runs_failed)
+    m.run_duration_avg_s, m.run_duration_p95_s = runs.run_duration_avg_s, runs.run_duration_p95_s
+    m.queue_wait_avg_s, m.queue_wait_p95_s = runs.queue_wait_avg_s, runs.queue_wait_p95_s
+    m.active_agent_time_per_session_s = ratio(runs.duration_sum_s, runs.run_sessions)
+    m.cost_usd, m.input_tokens, m.output_tokens = float(runs.cost_usd), int(runs.input_tokens), int(runs.output_tokens)
+    m.cost_per_run_usd = ratio(m.cost_usd, runs.runs_finished)
+    m.runs_handed_off = runs.runs_handed_off
+    m.handoff_rate = ratio(runs.runs_handed_off, runs.runs_finished)
+    m.post_handoff_iteration_rate = ratio(runs.runs_followed_up, runs.runs_handed_off)
+    m.runs_per_session = ratio(runs.runs, runs.run_sessions)
+    return m
+
+
+def _per_user(m: MetricSet) -> None:
+    m.runs_per_user = ratio(m.runs, m.active_users or 0)
+    m.sessions_per_user = ratio(m.sessions, m.active_users or 0) if m.sessions is not None else None

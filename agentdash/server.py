@@ -1,0 +1,122 @@
+"""One process: ingest on the internal port, dashboard and read API on the client port, the projector job."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from agentdash.api import create_read_api
+from agentdash.auth import dev_secret
+from agentdash.config import Settings
+from agentdash.ingest import create_ingest_app
+from agentdash.projector import Projector, ProjectorJob
+from agentdash.storage import Storage, open_storage
+
+log = logging.getLogger("agentdash")
+
+
+class ClientPortApp:
+    """Routes /api/ to the read API (Litestar) and everything else to the dashboard (NiceGUI)."""
+
+    def __init__(self, read_api, dashboard) -> None:
+        self.read_api, self.dashboard = read_api, dashboard
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.read_api(scope, receive, send)
+        else:
+            await self.dashboard(scope, receive, send)
+
+
+def create_dashboard(storage: Storage, projector: Projector, secret: str) -> FastAPI:
+    from nicegui import ui
+
+    from agentdash.ui import overview
+
+    dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    overview.install(storage, projector, secret)
+    ui.run_with(dashboard, title="agentdash", show_welcome_message=False, reconnect_timeout=10)
+    return dashboard
+
+
+@dataclass
+class Running:
+    """Handles on a started server, for callers that do more than wait (the demo)."""
+
+    settings: Settings
+    storage: Storage
+    projector: Projector
+    secret: str
+    stop: threading.Event
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://{self.settings.ingest_host}:{self.settings.ingest_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+
+def _server(app, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="auto")
+    return uvicorn.Server(config)
+
+
+@contextmanager
+def running(settings: Settings):
+    """Start everything; on exit stop the servers, fold one last time and close the storage."""
+    storage = open_storage(settings)
+    projector = Projector(storage, settings.fold_chunk)
+    job = ProjectorJob(projector, settings.projector_interval)
+    secret = dev_secret(settings.secret_path)
+    ingest = _server(create_ingest_app(storage, projector), settings.ingest_host, settings.ingest_port)
+    client = _server(
+        ClientPortApp(create_read_api(storage, secret), create_dashboard(storage, projector, secret)),
+        settings.host, settings.port,
+    )  # fmt: skip
+    # Servers run off the main thread so that the signal handlers below stay ours.
+    threads = [threading.Thread(target=s.run, name=name, daemon=True) for s, name in ((ingest, "ingest"), (client, "dashboard"))]
+    job.start()
+    for thread in threads:
+        thread.start()
+    try:
+        _wait_started([ingest, client], threads)
+        yield Running(settings, storage, projector, secret, threading.Event())
+    finally:
+        for server in (ingest, client):
+            server.should_exit = True
+        for thread in threads:
+            thread.join(timeout=10)
+        job.stop()
+        storage.close()
+
+
+def _wait_started(servers: list[uvicorn.Server], threads: list[threading.Thread]) -> None:
+    while not all(s.started for s in servers):
+        if not all(t.is_alive() for t in threads):
+            raise SystemExit("a server could not start (is the port already in use?)")
+        time.sleep(0.02)
+
+
+def serve(settings: Settings, after_start: Callable[[Running], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with running(settings) as server:
+        server.stop = stop
+        log.info("ingest on %s, dashboard on %s", server.ingest_url, server.dashboard_url)
+        if after_start:
+            after_start(server)
+        while not stop.wait(0.5):
+            pass
+        log.info("shutting down")

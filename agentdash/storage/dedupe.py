@@ -1,0 +1,68 @@
+"""An in-memory index from 64-bit dedupe keys to log sequence numbers.
+
+Random producer ids make an on-disk unique index dirty one page per event (measured 24-31k rows/s
+at 2M rows against 190k without an index). So the log stores the key in a plain column and this
+index, rebuilt from the log at start-up, answers "seen before?" at 16 bytes per event. A hit is
+only a candidate: the caller checks the stored (org_id, id), so hash collisions never drop events.
+
+Layout: a dict of recent keys plus sorted numpy levels merged LSM-style, so adding stays O(1)
+amortised and a batch lookup is a few vectorised binary searches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECENT_LIMIT = 1 << 16
+MERGE_FACTOR = 4
+
+
+class DedupeIndex:
+    def __init__(self) -> None:
+        self._recent: dict[int, list[int]] = {}
+        self._levels: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, seqs), largest first
+
+    def __len__(self) -> int:
+        return sum(len(k) for k, _ in self._levels) + sum(len(v) for v in self._recent.values())
+
+    def load(self, keys: np.ndarray, seqs: np.ndarray) -> None:
+        """Add many entries at once (start-up)."""
+        if len(keys):
+            self._push_level(np.asarray(keys, dtype=np.int64), np.asarray(seqs, dtype=np.int64))
+
+    def add(self, key: int, seq: int) -> None:
+        self._recent.setdefault(key, []).append(seq)
+        if len(self._recent) >= RECENT_LIMIT:
+            self._flush_recent()
+
+    def candidates(self, keys: list[int]) -> dict[int, list[int]]:
+        """For each key seen before, the sequence numbers stored under it."""
+        found: dict[int, list[int]] = {}
+        for key in keys:
+            if key in self._recent:
+                found[key] = list(self._recent[key])
+        if self._levels and keys:
+            wanted = np.fromiter(keys, dtype=np.int64, count=len(keys))
+            for level_keys, level_seqs in self._levels:
+                left = np.searchsorted(level_keys, wanted, "left")
+                right = np.searchsorted(level_keys, wanted, "right")
+                for i in np.nonzero(right > left)[0]:
+                    found.setdefault(int(wanted[i]), []).extend(level_seqs[left[i] : right[i]].tolist())
+        return found
+
+    def _flush_recent(self) -> None:
+        pairs = [(key, seq) for key, seqs in self._recent.items() for seq in seqs]
+        self._recent = {}
+        keys = np.fromiter((k for k, _ in pairs), dtype=np.int64, count=len(pairs))
+        seqs = np.fromiter((s for _, s in pairs), dtype=np.int64, count=len(pairs))
+        self._push_level(keys, seqs)
+
+    def _push_level(self, keys: np.ndarray, seqs: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self._levels.append((keys[order], seqs[order]))
+        # Merge while the newest level is not much smaller than the one before: amortised O(log n).
+        while len(self._levels) > 1 and len(self._levels[-1][0]) * MERGE_FACTOR >= len(self._levels[-2][0]):
+            (k2, s2), (k1, s1) = self._levels.pop(), self._levels.pop()
+            keys_merged = np.concatenate([k1, k2])
+            order = np.argsort(keys_merged, kind="stable")  # timsort: two sorted runs merge in O(n)
+            self._levels.append((keys_merged[order], np.concatenate([s1, s2])[order]))

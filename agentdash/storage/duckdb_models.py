@@ -1,0 +1,72 @@
+"""Read models in DuckDB: folded from log chunks, queried by name."""
+
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from agentdash.storage.base import FoldState, LogChunk
+from agentdash.storage.queries import load_queries
+
+GROUPS = {"day", "team_id", "user_id", "model", "repo"}
+FOLD_STEPS = ("fold_runs", "fold_sessions", "fold_activity", "fold_queued")
+
+
+class DuckdbReadModels:
+    """One DuckDB file; the projector writes on the main connection, readers use per-thread cursors."""
+
+    def __init__(self, path: Path) -> None:
+        self._sql = load_queries("duckdb")
+        self._db = duckdb.connect(str(path))
+        self._db.execute(self._sql["schema"])
+        self._local = threading.local()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._db.cursor()
+        return cursor
+
+    def fold(self, chunk: LogChunk) -> None:
+        db = self._db
+        db.register("chunk", chunk.table)
+        try:
+            db.execute("BEGIN TRANSACTION")
+            try:
+                for step in FOLD_STEPS:
+                    db.execute(self._sql[step])
+                db.execute(self._sql["save_checkpoint"], {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000})
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.unregister("chunk")
+
+    def fold_state(self) -> FoldState:
+        row = self._cursor().execute(self._sql["load_checkpoint"]).fetchone()
+        return FoldState(seq=row[0], folded_at_us=row[1]) if row else FoldState(seq=0, folded_at_us=None)
+
+    def reset(self) -> None:
+        self._db.execute(self._sql["drop_read_models"])
+        self._db.execute(self._sql["schema"])
+
+    def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
+        sql = self._sql[name]
+        if "{group}" in sql:
+            group = params.pop("group", "day")
+            if group not in GROUPS:
+                raise ValueError(f"cannot group by {group!r}")
+            sql = sql.replace("{group}", group)
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        cursor = self._cursor().execute(sql, used)
+        row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
+        return [row_type(*row) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,44 @@
+"""The embedded backend: the event log in SQLite, the read models in DuckDB, both files in the data dir."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from agentdash.config import Settings
+from agentdash.events import Event
+from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage
+from agentdash.storage.duckdb_models import DuckdbReadModels
+from agentdash.storage.sqlite_log import SqliteEventLog
+
+
+class EmbeddedStorage(Storage):
+    def __init__(self, settings: Settings) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit)
+        self._models = DuckdbReadModels(settings.read_models_path)
+
+    def submit(self, events: list[Event]) -> Future[list[bool]]:
+        return self._log.submit(events)
+
+    def log_position(self, after_seq: int = 0) -> LogPosition:
+        return self._log.position(after_seq)
+
+    def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
+        return self._log.read(after_seq, limit)
+
+    def fold(self, chunk: LogChunk) -> None:
+        self._models.fold(chunk)
+
+    def fold_state(self) -> FoldState:
+        return self._models.fold_state()
+
+    def reset_read_models(self) -> None:
+        self._models.reset()
+
+    def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
+        return self._models.query(name, params)
+
+    def close(self) -> None:
+        self._log.close()
+        self._models.close()

@@ -1,0 +1,208 @@
+"""The append-only event log in SQLite (WAL): one writer thread with group commit, readers on their own connections."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from agentdash.events import Event, dedupe_key
+from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition, Overloaded
+from agentdash.storage.dedupe import DedupeIndex
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,          -- arrival order, dense, assigned by the writer
+    dedupe_key INTEGER NOT NULL,      -- 64-bit hash of (org_id, id); indexed in memory, not on disk
+    received_us INTEGER NOT NULL,
+    id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us INTEGER NOT NULL,
+    status TEXT, failure_category TEXT, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL, model TEXT, repo TEXT, attributes TEXT
+)
+"""
+INSERT = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+ARROW_TYPES = {
+    "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(),
+    "output_tokens": pa.int64(), "cost_usd": pa.float64(),
+}  # fmt: skip
+_STOP = object()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives the process being killed (the OS holds the write);
+    # only a power cut can lose the last transactions. FULL would fsync every batch.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA cache_size=-262144")
+    db.execute("PRAGMA busy_timeout=10000")
+    return db
+
+
+class SqliteEventLog:
+    """Appends through one writer thread (SQLite has one writer); reads on per-thread connections."""
+
+    def __init__(self, path: Path, queue_limit: int = 64) -> None:
+        self.path = path
+        self._writer_db = connect(path)
+        self._writer_db.execute(SCHEMA)
+        self._local = threading.local()
+        self._index = DedupeIndex()
+        self._last_seq = self._load_index()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_limit)
+        self._thread = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
+        self._thread.start()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def submit(self, events: list[Event]) -> Future[list[bool]]:
+        future: Future[list[bool]] = Future()
+        try:
+            self._queue.put_nowait((events, future))
+        except queue.Full:
+            raise Overloaded("the event log writer is busy; retry shortly") from None
+        return future
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._writer_db.close()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            pending = [item]
+            stop = False
+            # Group commit: everything already waiting goes into the same transaction.
+            while len(pending) < 256:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                pending.append(more)
+            self._write(pending)
+            if stop:
+                return
+
+    def _write(self, pending: list[tuple[list[Event], Future]]) -> None:
+        try:
+            results, rows, added = self._plan(pending)
+            db = self._writer_db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(INSERT, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # the batches fail as a whole; nothing of them is acknowledged
+            log.exception("event log write failed")
+            for _, future in pending:
+                future.set_exception(exc)
+            return
+        for key, seq in added:
+            self._index.add(key, seq)
+        self._last_seq += len(rows)
+        for result, (_, future) in zip(results, pending):
+            future.set_result(result)
+
+    def _plan(self, pending: list[tuple[list[Event], Future]]):
+        """Decide which events are new and build their rows; nothing is written yet."""
+        all_events = [e for events, _ in pending for e in events]
+        keys = [dedupe_key(e.org_id, e.id) for e in all_events]
+        candidates = self._index.candidates(keys)
+        confirmed = self._confirm(candidates)
+        now_us = time.time_ns() // 1000
+        seq = self._last_seq
+        batch_seen: set[tuple[str, str]] = set()
+        rows, added, results = [], [], []
+        position = 0
+        for events, _ in pending:
+            result = []
+            for event in events:
+                key = keys[position]
+                position += 1
+                identity = (event.org_id, event.id)
+                if identity in batch_seen or identity in confirmed.get(key, ()):
+                    result.append(False)
+                    continue
+                batch_seen.add(identity)
+                seq += 1
+                rows.append((seq, key, now_us, *event_row(event)))
+                added.append((key, seq))
+                result.append(True)
+            results.append(result)
+        return results, rows, added
+
+    def _confirm(self, candidates: dict[int, list[int]]) -> dict[int, set[tuple[str, str]]]:
+        """The (org_id, id) really stored under each candidate key: a hash hit is not proof."""
+        if not candidates:
+            return {}
+        by_seq = {seq: key for key, seqs in candidates.items() for seq in seqs}
+        confirmed: dict[int, set[tuple[str, str]]] = {}
+        seqs = list(by_seq)
+        for start in range(0, len(seqs), 500):
+            part = seqs[start : start + 500]
+            sql = f"SELECT seq, org_id, id FROM events WHERE seq IN ({','.join('?' * len(part))})"
+            for seq, org_id, event_id in self._writer_db.execute(sql, part):
+                confirmed.setdefault(by_seq[seq], set()).add((org_id, event_id))
+        return confirmed
+
+    def _load_index(self) -> int:
+        started = time.perf_counter()
+        keys, seqs = [], []
+        for key, seq in self._writer_db.execute("SELECT dedupe_key, seq FROM events"):
+            keys.append(key)
+            seqs.append(seq)
+        self._index.load(np.array(keys, dtype=np.int64), np.array(seqs, dtype=np.int64))
+        if keys:
+            log.info("dedupe index: %d keys loaded in %.1f s", len(keys), time.perf_counter() - started)
+        return max(seqs, default=0)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.path)
+        return db
+
+    def position(self, after_seq: int = 0) -> LogPosition:
+        row = self._reader().execute("SELECT received_us FROM events WHERE seq = ?", (after_seq + 1,)).fetchone()
+        return LogPosition(last_seq=self._last_seq, oldest_unfolded_received_us=row[0] if row else None)
+
+    def read(self, after_seq: int, limit: int) -> LogChunk | None:
+        columns = ", ".join(LOG_COLUMNS)
+        rows = self._reader().execute(
+            f"SELECT {columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        ).fetchall()
+        if not rows:
+            return None
+        arrays = [
+            pa.array(values, type=ARROW_TYPES.get(name, pa.string()))
+            for name, values in zip(LOG_COLUMNS, zip(*rows))
+        ]
+        return LogChunk(table=pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS)), last_seq=rows[-1][0])
+
+
+def event_row(e: Event) -> tuple:
+    return (
+        e.id, e.type, e.org_id, e.user_id, e.session_id, e.run_id, e.team_id, e.occurred_us, e.status,
+        e.failure_category, e.input_tokens, e.output_tokens, e.cost_usd, e.model, e.repo, e.attributes,
+    )  # fmt: skip

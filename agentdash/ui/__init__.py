@@ -1,0 +1,1 @@
+"""The NiceGUI dashboard on the client port."""

@@ -1,0 +1,346 @@
+"""Reference metrics: a plain Python reading of SPEC §2–§4, used by tests as the oracle.
+
+Written apart from the production SQL, on purpose without cleverness: dicts, loops, sorted().
+Entry point: `reference_metrics(events, org_id, date_from, date_to, team_id=None, user_id=None)`
+returns the JSON shape of `GET /api/v1/orgs/{org}/metrics`.
+
+Times are kept as integer microseconds since the Unix epoch (the precision the server stores);
+durations are reported as float seconds. Float sums use `math.fsum`, so they do not depend on
+the order events arrived in; compare floats with a tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import msgspec
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FOUR_HOURS_US = 4 * 3600 * 1_000_000
+RUN_EVENT_TYPES = ("run.queued", "run.started", "run.finished", "handoff")
+
+# Metric keys in the order the read API lists them.
+METRIC_KEYS = (
+    "active_users", "dau", "wau", "mau", "runs_per_user", "sessions_per_user",
+    "runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled", "success_rate",
+    "failures_by_category", "run_duration_avg_s", "run_duration_p95_s", "queue_wait_avg_s",
+    "queue_wait_p95_s", "active_agent_time_per_session_s", "cost_usd", "input_tokens",
+    "output_tokens", "cost_per_run_usd", "runs_handed_off", "handoff_rate",
+    "post_handoff_iteration_rate", "sessions", "runs_per_session", "session_lifespan_avg_s",
+)
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Ev:
+    """One distinct event of the org, with its time normalised to UTC."""
+
+    id: str
+    type: str
+    user_id: str
+    session_id: str
+    run_id: str | None
+    team_id: str | None
+    at_us: int  # microseconds since the epoch, UTC
+    day: date  # UTC calendar day
+    raw: dict
+
+    @property
+    def order_key(self) -> tuple[int, str]:
+        """Earlier events sort first; a tie on time goes to the smaller id."""
+        return (self.at_us, self.id)
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """An RFC 3339 timestamp with an offset, as an aware datetime in UTC.
+
+    Parsed with msgspec, the same parser the ingest port uses, so fractions finer than a
+    microsecond are rounded exactly as the server rounds them.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        parsed = msgspec.json.decode(msgspec.json.encode(value), type=datetime)
+    if parsed.tzinfo is None:
+        raise ValueError(f"occurred_at needs an offset: {value!r}")
+    return parsed.astimezone(timezone.utc)
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def distinct_org_events(events: list[dict], org_id: str) -> list[Ev]:
+    """The org's events, first copy of each id kept, later copies ignored entirely."""
+    seen: set[str] = set()
+    kept: list[Ev] = []
+    for raw in events:
+        if raw["org_id"] != org_id:
+            continue
+        if raw["id"] in seen:
+            continue
+        seen.add(raw["id"])
+        moment = parse_time(raw["occurred_at"])
+        kept.append(Ev(
+            id=raw["id"],
+            type=raw["type"],
+            user_id=raw["user_id"],
+            session_id=raw["session_id"],
+            run_id=raw.get("run_id"),
+            team_id=raw.get("team_id"),
+            at_us=to_us(moment),
+            day=moment.date(),
+            raw=raw,
+        ))
+    kept.sort(key=lambda e: e.order_key)
+    return kept
+
+
+# ---------------------------------------------------------------- entities
+
+
+@dataclass
+class Run:
+    run_id: str
+    user_id: str
+    team_id: str | None
+    session_id: str
+    day: date
+    queued_us: int | None = None
+    started_us: int | None = None
+    finished: Ev | None = None
+    first_handoff_us: int | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished is None or self.started_us is None:
+            return None
+        return (self.finished.at_us - self.started_us) / 1_000_000
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        if self.started_us is None or self.queued_us is None:
+            return None
+        return (self.started_us - self.queued_us) / 1_000_000
+
+    @property
+    def status(self) -> str | None:
+        return None if self.finished is None else self.finished.raw["status"]
+
+
+@dataclass
+class Session:
+    session_id: str
+    user_id: str
+    team_id: str | None
+    day: date
+    message_times_us: list[int] = field(default_factory=list)
+
+    @property
+    def lifespan_s(self) -> float | None:
+        if not self.message_times_us:
+            return None
+        return (max(self.message_times_us) - min(self.message_times_us)) / 1_000_000
+
+
+def build_runs(events: list[Ev]) -> dict[str, Run]:
+    """Runs keyed by run_id. `events` must be sorted earliest first."""
+    runs: dict[str, Run] = {}
+    for e in events:
+        if e.type not in RUN_EVENT_TYPES:
+            continue
+        run = runs.get(e.run_id)
+        if run is None:  # the earliest event of the run: its anchor
+            run = Run(run_id=e.run_id, user_id=e.user_id, team_id=e.team_id,
+                      session_id=e.session_id, day=e.day)
+            runs[e.run_id] = run
+        if e.type == "run.queued" and run.queued_us is None:
+            run.queued_us = e.at_us
+        elif e.type == "run.started" and run.started_us is None:
+            run.started_us = e.at_us
+        elif e.type == "run.finished":
+            run.finished = e  # events come earliest first, so the last assignment is the latest
+        elif e.type == "handoff" and run.first_handoff_us is None:
+            run.first_handoff_us = e.at_us
+    return runs
+
+
+def build_sessions(events: list[Ev]) -> dict[str, Session]:
+    """Sessions keyed by session_id, from events of every type. `events` sorted earliest first."""
+    sessions: dict[str, Session] = {}
+    for e in events:
+        session = sessions.get(e.session_id)
+        if session is None:
+            session = Session(session_id=e.session_id, user_id=e.user_id, team_id=e.team_id, day=e.day)
+            sessions[e.session_id] = session
+        if e.type == "message.sent":
+            session.message_times_us.append(e.at_us)
+    return sessions
+
+
+def followed_up(run: Run, events: list[Ev]) -> bool:
+    """Did the run's user queue another run in the run's session within 4 h after its first handoff?"""
+    for e in events:
+        if e.type != "run.queued" or e.run_id == run.run_id:
+            continue
+        if e.user_id != run.user_id or e.session_id != run.session_id:
+            continue
+        gap = e.at_us - run.first_handoff_us
+        if 0 < gap <= FOUR_HOURS_US:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- small maths
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def mean(values: list[float]) -> float | None:
+    return None if not values else math.fsum(values) / len(values)
+
+
+def p95(values: list[float]) -> float | None:
+    """0.95 quantile, linear interpolation between closest ranks (numpy's default method)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = 0.95 * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (rank - low) * (ordered[high] - ordered[low])
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# ---------------------------------------------------------------- metrics
+
+
+@dataclass
+class OrgData:
+    events: list[Ev]
+    runs: dict[str, Run]
+    sessions: dict[str, Session]
+
+
+def load(events: list[dict], org_id: str) -> OrgData:
+    distinct = distinct_org_events(events, org_id)
+    return OrgData(events=distinct, runs=build_runs(distinct), sessions=build_sessions(distinct))
+
+
+def matches(team: str | None, user: str | None, team_id: str | None, user_id: str | None) -> bool:
+    """Does an event/run/session with this team and user pass the filters?"""
+    if team_id is not None and team != team_id:
+        return False
+    if user_id is not None and user != user_id:
+        return False
+    return True
+
+
+def active_users(data: OrgData, first: date, last: date, team_id: str | None, user_id: str | None) -> int:
+    users = set()
+    for e in data.events:
+        if first <= e.day <= last and matches(e.team_id, e.user_id, team_id, user_id):
+            users.add(e.user_id)
+    return len(users)
+
+
+def metrics_for_range(data: OrgData, date_from: date, date_to: date,
+                      team_id: str | None, user_id: str | None) -> dict:
+    """Every metric of SPEC §3 for days [date_from, date_to]."""
+    active = active_users(data, date_from, date_to, team_id, user_id)
+    dau = active_users(data, date_to, date_to, team_id, user_id)
+    wau = active_users(data, date_to - timedelta(days=6), date_to, team_id, user_id)
+    mau = active_users(data, date_to - timedelta(days=29), date_to, team_id, user_id)
+
+    runs = [r for r in data.runs.values()
+            if date_from <= r.day <= date_to and matches(r.team_id, r.user_id, team_id, user_id)]
+    finished = [r for r in runs if r.finished is not None]
+    succeeded = [r for r in finished if r.status == "succeeded"]
+    failed = [r for r in finished if r.status == "failed"]
+    cancelled = [r for r in finished if r.status == "cancelled"]
+
+    failure_counts: dict[str, int] = {}
+    for r in failed:
+        category = r.finished.raw.get("failure_category")
+        failure_counts[category] = failure_counts.get(category, 0) + 1
+    failures_by_category = [
+        {"category": c, "runs": n}
+        for c, n in sorted(failure_counts.items(), key=lambda item: (-item[1], item[0]))
+        if n > 0
+    ]
+
+    durations = [r.duration_s for r in runs if r.duration_s is not None]
+    waits = [r.queue_wait_s for r in runs if r.queue_wait_s is not None]
+    run_sessions = {r.session_id for r in runs}
+
+    cost = math.fsum(float(r.finished.raw.get("cost_usd") or 0) for r in finished)
+    input_tokens = sum(int(r.finished.raw.get("input_tokens") or 0) for r in finished)
+    output_tokens = sum(int(r.finished.raw.get("output_tokens") or 0) for r in finished)
+
+    handed_off = [r for r in finished if r.first_handoff_us is not None]
+    iterated = [r for r in handed_off if followed_up(r, data.events)]
+
+    sessions = [s for s in data.sessions.values()
+                if date_from <= s.day <= date_to and matches(s.team_id, s.user_id, team_id, user_id)]
+    lifespans = [s.lifespan_s for s in sessions if s.lifespan_s is not None]
+
+    return {
+        "active_users": active,
+        "dau": dau,
+        "wau": wau,
+        "mau": mau,
+        "runs_per_user": ratio(len(runs), active),
+        "sessions_per_user": ratio(len(sessions), active),
+        "runs": len(runs),
+        "runs_finished": len(finished),
+        "runs_succeeded": len(succeeded),
+        "runs_failed": len(failed),
+        "runs_cancelled": len(cancelled),
+        "success_rate": ratio(len(succeeded), len(succeeded) + len(failed)),
+        "failures_by_category": failures_by_category,
+        "run_duration_avg_s": mean(durations),
+        "run_duration_p95_s": p95(durations),
+        "queue_wait_avg_s": mean(waits),
+        "queue_wait_p95_s": p95(waits),
+        "active_agent_time_per_session_s": ratio(math.fsum(durations), len(run_sessions)),
+        "cost_usd": cost,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_per_run_usd": ratio(cost, len(finished)),
+        "runs_handed_off": len(handed_off),
+        "handoff_rate": ratio(len(handed_off), len(finished)),
+        "post_handoff_iteration_rate": ratio(len(iterated), len(handed_off)),
+        "sessions": len(sessions),
+        "runs_per_session": ratio(len(runs), len(run_sessions)),
+        "session_lifespan_avg_s": mean(lifespans),
+    }
+
+
+def reference_metrics(events: list[dict], org_id: str, date_from: date, date_to: date,
+                      team_id: str | None = None, user_id: str | None = None) -> dict:
+    """The read API's answer for an org over [date_from, date_to], computed from raw wire events."""
+    if date_from > date_to:
+        raise ValueError(f"date_from {date_from} is after date_to {date_to}")
+    data = load(events, org_id)
+    answer = {
+        "org_id": org_id,
+        "from": date_from.isoformat(),
+        "to": date_to.isoformat(),
+        "team_id": team_id,
+        "user_id": user_id,
+    }
+    answer.update(metrics_for_range(data, date_from, date_to, team_id, user_id))
+    answer["series"] = [
+        {"date": day.isoformat(), **metrics_for_range(data, day, day, team_id, user_id)}
+        for day in days_between(date_from, date_to)
+    ]
+    return answer
