@@ -29,7 +29,8 @@ def _settings(options: dict) -> Settings:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per fold tick is noise
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # fold ticks and skipped overlapping ticks are routine
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per demo batch is noise
     return settings
 
 
