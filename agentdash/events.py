@@ -17,6 +17,7 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_FUTURE_US = 24 * 3600 * 1_000_000
+MAX_INT64 = 2**63 - 1  # what the log's INTEGER columns hold
 
 Text = msgspec.Meta(min_length=1, max_length=128)
 AttrValue = str | int | float | bool
@@ -35,8 +36,8 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
     team_id: Annotated[str, Text] | None = None
     status: Literal[RUN_STATUSES] | None = None  # type: ignore[valid-type]
     failure_category: Literal[FAILURE_CATEGORIES] | None = None  # type: ignore[valid-type]
-    input_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    output_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    input_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
+    output_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
     cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
     attributes: dict[str, AttrValue] | None = None
 
@@ -87,10 +88,10 @@ def decode_batch(body: bytes) -> list[msgspec.Raw]:
     """Parse the envelope; raises InvalidEvent naming what is wrong with the body."""
     try:
         events = _decode_batch(body).events
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
+        raise InvalidEvent(f'body must be {{"events": [...]}}: {exc}') from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"body is not JSON: {exc}") from None
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f'body must be {{"events": [...]}}: {exc}') from None
     if not events:
         raise InvalidEvent("events must hold at least 1 event")
     if len(events) > MAX_BATCH_EVENTS:

@@ -101,6 +101,13 @@ class SqliteEventLog:
                 return
 
     def _write(self, pending: list[tuple[list[Event], Future]]) -> None:
+        if not self._try_write(pending) and len(pending) > 1:
+            # One bad batch must not fail the others that shared its transaction: retry them alone.
+            for item in pending:
+                self._try_write([item])
+
+    def _try_write(self, pending: list[tuple[list[Event], Future]]) -> bool:
+        """Commit the batches in one transaction; on failure set the error only when alone."""
         try:
             results, rows, added = self._plan(pending)
             db = self._writer_db
@@ -111,16 +118,17 @@ class SqliteEventLog:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        except Exception as exc:  # the batches fail as a whole; nothing of them is acknowledged
-            log.exception("event log write failed")
-            for _, future in pending:
-                future.set_exception(exc)
-            return
+        except Exception as exc:  # nothing of these batches is acknowledged
+            if len(pending) == 1:
+                log.exception("event log write failed")
+                pending[0][1].set_exception(exc)
+            return False
         for key, seq in added:
             self._index.add(key, seq)
         self._last_seq += len(rows)
         for result, (_, future) in zip(results, pending):
             future.set_result(result)
+        return True
 
     def _plan(self, pending: list[tuple[list[Event], Future]]):
         """Decide which events are new and build their rows; nothing is written yet."""

@@ -1,0 +1,414 @@
+"""Unit tests of the event contract (SPEC §1) as enforced by `agentdash.events`."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from agentdash.events import (
+    EVENT_TYPES,
+    FAILURE_CATEGORIES,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    Event,
+    InvalidEvent,
+    decode_batch,
+    dedupe_key,
+    parse_event,
+)
+
+NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+NOW_US = calendar.timegm(NOW.utctimetuple()) * 1_000_000
+AT = "2026-03-01T10:00:00Z"
+AT_US = calendar.timegm((2026, 3, 1, 10, 0, 0)) * 1_000_000
+
+RUN_TYPES = ("run.queued", "run.started", "run.finished", "handoff")
+NON_RUN_TYPES = ("session.started", "message.sent")
+ID_FIELDS = ("id", "org_id", "user_id", "session_id", "run_id", "team_id")
+
+
+def wire(type_: str = "session.started", **fields) -> dict:
+    """A valid wire event of the given type; `field=...` (Ellipsis) removes a field."""
+    event = {"id": "e1", "type": type_, "org_id": "o1", "user_id": "u1", "session_id": "s1", "occurred_at": AT}
+    if type_ in RUN_TYPES:
+        event["run_id"] = "r1"
+    if type_ == "run.finished":
+        event["status"] = "succeeded"
+    for name, value in fields.items():
+        if value is ...:
+            event.pop(name, None)
+        else:
+            event[name] = value
+    return event
+
+
+def parse(event: dict | bytes) -> Event:
+    raw = event if isinstance(event, bytes) else json.dumps(event).encode()
+    return parse_event(raw, now_us=NOW_US)
+
+
+def reject(event: dict | bytes, *words: str) -> str:
+    """Assert the event is rejected and that the reason mentions every word; return the reason."""
+    with pytest.raises(InvalidEvent) as info:
+        parse(event)
+    reason = str(info.value)
+    assert reason, "a rejection must carry a human-readable reason"
+    for word in words:
+        assert word in reason, f"reason {reason!r} does not mention {word!r}"
+    return reason
+
+
+# -- required fields and types -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("type_", EVENT_TYPES)
+def test_minimal_event_of_every_type_is_accepted(type_):
+    event = parse(wire(type_))
+    assert event.type == type_
+    assert (event.id, event.org_id, event.user_id, event.session_id) == ("e1", "o1", "u1", "s1")
+    assert event.occurred_us == AT_US
+    assert event.run_id == ("r1" if type_ in RUN_TYPES else None)
+    assert event.team_id is None
+    assert (event.input_tokens, event.output_tokens, event.cost_usd) == (0, 0, 0.0)  # absent = 0
+
+
+@pytest.mark.parametrize("field", ["id", "type", "org_id", "user_id", "session_id", "occurred_at"])
+@pytest.mark.parametrize("type_", ["session.started", "run.finished"])
+def test_missing_required_field_is_named(type_, field):
+    reject(wire(type_, **{field: ...}), field)
+
+
+@pytest.mark.parametrize("bad", ["run.failed", "Run.started", "session", "", "run.finished "])
+def test_type_outside_the_enum_is_rejected(bad):
+    reject(wire(type=bad), "type")
+
+
+def test_type_must_be_a_string():
+    reject(wire(type=1), "type")
+
+
+def test_unknown_top_level_field_is_rejected_and_named():
+    reject(wire(colour="blue"), "colour")
+    # a typo of a real field is unknown too, not silently dropped
+    reject(wire("run.finished", costusd=1.0), "costusd")
+
+
+def test_event_must_be_an_object():
+    reject(b"[1, 2]")
+    reject(b'"event"')
+    reject(b"{not json")
+
+
+# -- run_id --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("type_", RUN_TYPES)
+def test_run_id_is_required_on_run_events_and_handoff(type_):
+    reject(wire(type_, run_id=...), "run_id")
+
+
+@pytest.mark.parametrize("type_", NON_RUN_TYPES)
+def test_run_id_must_be_absent_on_other_events(type_):
+    reject(wire(type_, run_id="r1"), "run_id")
+
+
+# -- status and failure_category -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
+def test_each_status_is_accepted_on_run_finished(status):
+    extra = {"failure_category": "timeout"} if status == "failed" else {}
+    event = parse(wire("run.finished", status=status, **extra))
+    assert event.status == status
+
+
+def test_status_is_required_on_run_finished():
+    reject(wire("run.finished", status=...), "status")
+
+
+def test_status_outside_the_enum_is_rejected():
+    reject(wire("run.finished", status="done"), "status")
+    reject(wire("run.finished", status="SUCCEEDED"), "status")
+
+
+@pytest.mark.parametrize("type_", [t for t in EVENT_TYPES if t != "run.finished"])
+def test_status_is_only_allowed_on_run_finished(type_):
+    reject(wire(type_, status="succeeded"), "status")
+
+
+@pytest.mark.parametrize("category", FAILURE_CATEGORIES)
+def test_each_failure_category_is_accepted_when_failed(category):
+    event = parse(wire("run.finished", status="failed", failure_category=category))
+    assert (event.status, event.failure_category) == ("failed", category)
+
+
+def test_failure_category_set_matches_spec():
+    assert set(FAILURE_CATEGORIES) == {"tool_error", "model_error", "timeout", "infra_error", "other"}
+    assert set(EVENT_TYPES) == {"session.started", "message.sent", *RUN_TYPES}
+
+
+def test_failure_category_is_required_when_failed():
+    reject(wire("run.finished", status="failed"), "failure_category")
+
+
+@pytest.mark.parametrize("status", ["succeeded", "cancelled"])
+def test_failure_category_must_be_absent_unless_failed(status):
+    reject(wire("run.finished", status=status, failure_category="timeout"), "failure_category")
+
+
+def test_failure_category_outside_the_enum_is_rejected():
+    reject(wire("run.finished", status="failed", failure_category="oops"), "failure_category")
+
+
+@pytest.mark.parametrize("type_", [t for t in EVENT_TYPES if t != "run.finished"])
+def test_failure_category_is_not_allowed_on_other_types(type_):
+    reject(wire(type_, failure_category="timeout"), "failure_category")
+
+
+# -- tokens and cost ---------------------------------------------------------------------------
+
+
+def test_tokens_and_cost_are_kept_on_run_finished():
+    event = parse(wire("run.finished", input_tokens=1200, output_tokens=34, cost_usd=0.125))
+    assert (event.input_tokens, event.output_tokens, event.cost_usd) == (1200, 34, 0.125)
+    zero = parse(wire("run.finished", input_tokens=0, output_tokens=0, cost_usd=0))
+    assert (zero.input_tokens, zero.output_tokens, zero.cost_usd) == (0, 0, 0.0)
+    integral_cost = parse(wire("run.finished", cost_usd=2))
+    assert integral_cost.cost_usd == 2.0 and isinstance(integral_cost.cost_usd, float)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("input_tokens", -1), ("output_tokens", -1), ("cost_usd", -0.01),
+    ("input_tokens", 1.5), ("output_tokens", "10"), ("input_tokens", True), ("cost_usd", "1.0"), ("cost_usd", False),
+])  # fmt: skip
+def test_tokens_and_cost_must_be_non_negative_numbers(field, value):
+    reject(wire("run.finished", **{field: value}), field)
+
+
+@pytest.mark.parametrize("field,value", [("input_tokens", 1), ("output_tokens", 1), ("cost_usd", 0.5)])
+@pytest.mark.parametrize("type_", [t for t in EVENT_TYPES if t != "run.finished"])
+def test_tokens_and_cost_only_on_run_finished(type_, field, value):
+    reject(wire(type_, **{field: value}), field)
+
+
+# -- occurred_at -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["2026-03-01T10:00:00", "2026-03-01 10:00:00", "2026-03-01"])
+def test_occurred_at_needs_an_offset(value):
+    reject(wire(occurred_at=value), "occurred_at")
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", "2026-13-01T10:00:00Z", 1772359200, None])
+def test_occurred_at_must_be_a_timestamp(value):
+    reject(wire(occurred_at=value), "occurred_at")
+
+
+@pytest.mark.parametrize("value", [
+    "2026-03-01T10:00:00Z",
+    "2026-03-01T10:00:00+00:00",
+    "2026-03-01T12:00:00+02:00",
+    "2026-03-01T05:30:00-04:30",
+    "2026-03-02T00:00:00+14:00",
+    "2026-02-28T22:00:00-12:00",
+    "2026-03-01T10:00:00.000000Z",
+])  # fmt: skip
+def test_offsets_are_normalised_to_the_same_utc_instant(value):
+    assert parse(wire(occurred_at=value)).occurred_us == AT_US
+
+
+def test_microseconds_survive_normalisation():
+    utc = parse(wire(occurred_at="2026-03-01T10:00:00.123456Z")).occurred_us
+    shifted = parse(wire(occurred_at="2026-03-01T15:45:00.123456+05:45")).occurred_us
+    assert utc == shifted == AT_US + 123_456
+
+
+def test_occurred_at_far_in_the_past_is_accepted():
+    assert parse(wire(occurred_at="2001-09-09T01:46:40Z")).occurred_us == 1_000_000_000 * 1_000_000
+
+
+def _at(delta: timedelta, offset_hours: int = 0) -> str:
+    tz = timezone(timedelta(hours=offset_hours))
+    return (NOW + delta).astimezone(tz).isoformat()
+
+
+@pytest.mark.parametrize("offset_hours", [0, 5, -7])
+def test_occurred_at_23h_in_the_future_is_accepted(offset_hours):
+    event = parse(wire(occurred_at=_at(timedelta(hours=23), offset_hours)))
+    assert event.occurred_us == NOW_US + 23 * 3600 * 1_000_000
+
+
+@pytest.mark.parametrize("offset_hours", [0, 5, -7])
+def test_occurred_at_more_than_24h_in_the_future_is_rejected(offset_hours):
+    reject(wire(occurred_at=_at(timedelta(hours=24, seconds=1), offset_hours)), "occurred_at")
+    reject(wire(occurred_at=_at(timedelta(days=30), offset_hours)), "occurred_at")
+
+
+def test_future_limit_is_measured_against_now():
+    """The same timestamp is fine later on: the check uses the clock, not a fixed date."""
+    raw = json.dumps(wire(occurred_at=_at(timedelta(hours=30)))).encode()
+    with pytest.raises(InvalidEvent):
+        parse_event(raw, now_us=NOW_US)
+    assert parse_event(raw, now_us=NOW_US + 7 * 3600 * 1_000_000).occurred_us == NOW_US + 30 * 3600 * 1_000_000
+
+
+def test_default_clock_is_the_real_one():
+    soon = datetime.now(timezone.utc) + timedelta(hours=23)
+    later = datetime.now(timezone.utc) + timedelta(hours=25)
+    assert parse_event(json.dumps(wire(occurred_at=soon.isoformat())).encode())
+    with pytest.raises(InvalidEvent, match="occurred_at"):
+        parse_event(json.dumps(wire(occurred_at=later.isoformat())).encode())
+
+
+# -- length limits ------------------------------------------------------------------------------
+
+
+def _with_id_field(field: str, value) -> dict:
+    return wire("run.started", **{field: value})
+
+
+@pytest.mark.parametrize("field", ID_FIELDS)
+def test_ids_of_1_and_128_chars_are_accepted(field):
+    assert getattr(parse(_with_id_field(field, "x")), field) == "x"
+    assert getattr(parse(_with_id_field(field, "x" * 128)), field) == "x" * 128
+
+
+@pytest.mark.parametrize("field", ID_FIELDS)
+def test_limit_counts_characters_not_bytes(field):
+    value = "é" * 100 + "😀" * 28  # 128 characters, 312 bytes of UTF-8
+    assert getattr(parse(_with_id_field(field, value)), field) == value
+
+
+@pytest.mark.parametrize("field", ID_FIELDS)
+def test_ids_of_0_or_129_chars_are_rejected(field):
+    reject(_with_id_field(field, ""), field)
+    reject(_with_id_field(field, "x" * 129), field)
+
+
+@pytest.mark.parametrize("field", ID_FIELDS)
+def test_ids_must_be_strings(field):
+    reject(_with_id_field(field, 42), field)
+
+
+def _event_of_size(size: int) -> bytes:
+    event = wire(attributes={"pad": ""})
+    overhead = len(json.dumps(event).encode())
+    event["attributes"]["pad"] = "x" * (size - overhead)
+    raw = json.dumps(event).encode()
+    assert len(raw) == size
+    return raw
+
+
+def test_event_of_exactly_32_kib_is_accepted():
+    assert MAX_EVENT_BYTES == 32 * 1024
+    assert parse(_event_of_size(32 * 1024)).id == "e1"
+
+
+def test_event_over_32_kib_is_rejected():
+    reason = reject(_event_of_size(32 * 1024 + 1), "bytes")
+    assert "32768" in reason
+
+
+# -- attributes --------------------------------------------------------------------------------
+
+
+def test_attribute_values_may_be_string_number_or_bool():
+    attrs = {"model": "claude", "repo": "acme/api", "agent": "coder", "n": 3, "ratio": 0.5, "retry": False}
+    event = parse(wire(attributes=attrs))
+    assert (event.model, event.repo) == ("claude", "acme/api")
+    assert json.loads(event.attributes) == attrs
+
+
+def test_no_attributes_and_empty_attributes():
+    assert parse(wire()).attributes is None
+    empty = parse(wire(attributes={}))
+    assert (empty.model, empty.repo) == (None, None)
+
+
+@pytest.mark.parametrize("value", [None, [1, 2], {"nested": "x"}, []])
+def test_attribute_values_of_other_types_are_rejected(value):
+    reject(wire(attributes={"model": "m", "bad": value}), "attributes")
+
+
+@pytest.mark.parametrize("value", ["model=x", ["model"], 5])
+def test_attributes_must_be_an_object(value):
+    reject(wire(attributes=value), "attributes")
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+def _batch(n: int) -> bytes:
+    return json.dumps({"events": [wire(id=f"e{i}") for i in range(n)]}).encode()
+
+
+def test_decode_batch_keeps_each_event_raw_for_per_event_validation():
+    body = json.dumps({"events": [wire(), {"id": 5}, "x"]}).encode()
+    raws = decode_batch(body)
+    assert len(raws) == 3
+    assert parse(bytes(raws[0])).id == "e1"
+    reject(bytes(raws[1]))
+    reject(bytes(raws[2]))
+
+
+def test_batch_of_1_to_1000_events_is_accepted_and_more_is_not():
+    assert MAX_BATCH_EVENTS == 1000
+    assert len(decode_batch(_batch(1))) == 1
+    assert len(decode_batch(_batch(1000))) == 1000
+    with pytest.raises(InvalidEvent, match="1001"):
+        decode_batch(_batch(1001))
+    with pytest.raises(InvalidEvent, match="at least 1"):
+        decode_batch(_batch(0))
+
+
+@pytest.mark.parametrize("body", [b"", b"nope", b"{", b'{"events": 5}', b"{}", b"[]", b'{"events": {}}'])
+def test_decode_batch_rejects_bodies_of_the_wrong_kind(body):
+    with pytest.raises(InvalidEvent):
+        decode_batch(body)
+
+
+# -- dedupe key --------------------------------------------------------------------------------
+
+
+def test_dedupe_key_is_a_pinned_signed_64_bit_value():
+    """The key is stored in the log and rebuilt at start-up: changing the hash would let old ids in again."""
+    key = dedupe_key("o1", "e1")
+    assert key == dedupe_key("o1", "e1")
+    assert -(2**63) <= key < 2**63
+    assert key == -3904890156459200820  # blake2b-64 of "o1\\x00e1", little-endian, signed
+
+
+def test_dedupe_key_depends_on_org_and_id():
+    keys = {dedupe_key(org, event_id) for org in ("o1", "o2", "o10") for event_id in ("e1", "e2", "1e")}
+    assert len(keys) == 9
+    assert dedupe_key("o1", "e1") != dedupe_key("e1", "o1")
+    assert dedupe_key("ab", "c") != dedupe_key("a", "bc")
+
+
+def test_dedupe_key_is_stable_across_processes():
+    code = "from agentdash.events import dedupe_key; print(dedupe_key('o1', 'e1'), dedupe_key('org-ü', 'id-😀'))"
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        outputs.add(out.stdout.strip())
+    assert outputs == {f"{dedupe_key('o1', 'e1')} {dedupe_key('org-ü', 'id-😀')}"}
+
+
+def test_parsed_event_round_trips_through_msgspec():
+    """Events are frozen, array-like structs: what the log writer is given is what was validated."""
+    event = parse(wire("run.finished", status="failed", failure_category="tool_error", team_id="t1",
+                       input_tokens=5, attributes={"model": "m"}))  # fmt: skip
+    again = msgspec.json.decode(msgspec.json.encode(event), type=Event)
+    assert again == event
+    with pytest.raises(AttributeError):
+        event.id = "other"  # type: ignore[misc]
