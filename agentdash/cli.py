@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from datetime import date
 
 import click
 
@@ -73,11 +72,12 @@ def demo(days: int, seed: int, reset: bool, **options) -> None:
 def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: float) -> None:
     """Send synthetic history to a running ingest API."""
     from agentdash.demo import send_with_progress
-    from agentdash.generator import GeneratorConfig, generate as make
+    from agentdash.generator import GeneratorConfig, generate_days
 
-    events = make(GeneratorConfig(days=days, org_id=org, seed=seed, scale=scale))
-    stats = send_with_progress(url, events, batch_size=batch_size)
-    click.echo(f"sent {len(events)} events: {stats.accepted} accepted, {stats.duplicates} duplicates, {stats.rejected} rejected")
+    config = GeneratorConfig(days=days, org_id=org, seed=seed, scale=scale)
+    stats = send_with_progress(url, (e for day in generate_days(config) for e in day), batch_size=batch_size)
+    click.echo(f"sent {stats.events:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
+               f"{stats.rejected:,} rejected")  # fmt: skip
 
 
 @main.command()

@@ -12,16 +12,42 @@ import click
 
 from agentdash.auth import issue_token
 from agentdash.config import Settings
-from agentdash.generator import GeneratorConfig, SendStats, generate, send
+from agentdash.generator import GeneratorConfig, generate_days
+from agentdash.sender import SendStats, send
 from agentdash.server import Running, serve
 
 DEMO_ORG = "demo"
 
 
-def send_with_progress(url: str, events: Iterable[dict], *, batch_size: int = 500, total: int | None = None) -> SendStats:
-    events = list(events)
-    with click.progressbar(length=total or len(events), label="sending events to ingest", file=sys.stderr) as bar:
-        return send(url, events, batch_size=batch_size, progress=bar.update)
+class EventCounter:
+    """A one-line live counter on stderr, for work whose total is not known up front."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.count, self._started, self._shown = label, 0, time.perf_counter(), 0.0
+
+    def update(self, n: int) -> None:
+        self.count += n
+        now = time.perf_counter()
+        if now - self._shown >= 0.2:
+            self._shown = now
+            self._print("\r")
+
+    def close(self) -> None:
+        self._print("\r")
+        sys.stderr.write("\n")
+
+    def _print(self, prefix: str) -> None:
+        rate = self.count / max(time.perf_counter() - self._started, 1e-9)
+        sys.stderr.write(f"{prefix}{self.label}: {self.count:,} events ({rate:,.0f}/s)")
+        sys.stderr.flush()
+
+
+def send_with_progress(url: str, events: Iterable[dict], *, batch_size: int = 500) -> SendStats:
+    counter = EventCounter("sending events to ingest")
+    try:
+        return send(url, events, batch_size=batch_size, progress=counter.update)
+    finally:
+        counter.close()
 
 
 def wait_for_projection(running: Running, stop: threading.Event) -> None:
@@ -52,7 +78,9 @@ def _fill(running: Running, days: int, seed: int) -> None:
     started = time.perf_counter()
     if running.storage.log_position().last_seq == 0:
         click.echo(f"generating {days} days of history for org '{DEMO_ORG}' (seed {seed})...", err=True)
-        events = generate(GeneratorConfig(days=days, org_id=DEMO_ORG, seed=seed))
+        config = GeneratorConfig(days=days, org_id=DEMO_ORG, seed=seed)
+        # Stream day by day: generation overlaps sending and the year is never all in memory.
+        events = (event for day in generate_days(config) for event in day)
         stats = send_with_progress(f"{running.ingest_url}/v1/events", events)
         click.echo(f"ingested {stats.accepted:,} events ({stats.duplicates:,} duplicates) in {stats.seconds:.1f} s", err=True)
     else:
