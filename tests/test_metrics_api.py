@@ -1,0 +1,157 @@
+"""The read API over real HTTP against the independent oracle, on generated data sent out of order with duplicates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import httpx
+import pytest
+from reference_metrics import reference_metrics
+
+from agentdash.generator import GeneratorConfig, generate
+from agentdash.sender import send
+
+END = dt.date(2026, 3, 31)
+CONFIG = GeneratorConfig(days=45, scale=0.25, end=END, org_id="acme", people=40, teams=4)
+OTHER_ORG = GeneratorConfig(days=10, scale=0.1, end=END, org_id="globex", people=10, teams=2, seed=7)
+
+
+def close(actual, expected, path="") -> None:
+    """Equal, with floats compared to 1e-9 relative (sums may add in another order)."""
+    if isinstance(expected, dict):
+        assert set(actual) >= set(expected), f"{path}: missing {set(expected) - set(actual)}"
+        for key, value in expected.items():
+            close(actual[key], value, f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), f"{path}: {len(actual)} items, expected {len(expected)}"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            close(a, e, f"{path}[{i}]")
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-9), path
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """One server holding both orgs' events, delivered shuffled, with a fifth of them sent twice."""
+    from conftest import ServerProcess, free_port
+
+    events = generate(CONFIG) + generate(OTHER_ORG)
+    rng = random.Random(3)
+    delivery = events + rng.sample(events, len(events) // 5)
+    rng.shuffle(delivery)
+    server = ServerProcess(tmp_path_factory.mktemp("metrics") / "data", free_port(), free_port()).start()
+    try:
+        stats = send(f"{server.ingest_url}/v1/events", delivery, batch_size=317)
+        assert stats.rejected == 0
+        assert stats.accepted == len({(e["org_id"], e["id"]) for e in events})
+        server.wait_projected()
+        yield server, events
+    finally:
+        server.stop()
+
+
+def get(server, path: str, token: str | None, **params) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{server.url}{path}", params=params, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "date_from, date_to, team, user",
+    [
+        (END - dt.timedelta(days=44), END, None, None),
+        (END - dt.timedelta(days=6), END, None, None),
+        (END - dt.timedelta(days=29), END - dt.timedelta(days=10), "t-2", None),
+        (END - dt.timedelta(days=44), END, None, "u-0003"),
+        (END, END, None, None),
+        (dt.date(2020, 1, 1), dt.date(2020, 1, 31), None, None),  # nothing in range: zeros and nulls
+    ],
+)
+def test_metrics_equal_the_oracle(loaded, date_from, date_to, team, user):
+    server, events = loaded
+    team = team and _existing(events, "team_id", team)
+    user = user and _existing(events, "user_id", user)
+    params = {"from": str(date_from), "to": str(date_to)} | ({"team_id": team} if team else {}) | ({"user_id": user} if user else {})
+    answer = get(server, "/api/v1/orgs/acme/metrics", server.token("acme"), **params)
+    assert answer.status_code == 200, answer.text
+    expected = reference_metrics(events, "acme", date_from, date_to, team, user)
+    close(answer.json(), expected)
+
+
+def _existing(events, field: str, wanted: str) -> str:
+    """The generator's own id for a team or user (the test names only a position)."""
+    values = sorted({e[field] for e in events if e["org_id"] == "acme" and e.get(field)})
+    index = int(wanted.split("-")[1]) % len(values)
+    return values[index]
+
+
+def test_breakdown_by_team_equals_the_team_filter(loaded):
+    server, events = loaded
+    token = server.token("acme")
+    params = {"from": str(END - dt.timedelta(days=44)), "to": str(END)}
+    rows = get(server, "/api/v1/orgs/acme/breakdown/team", token, **params).json()
+    teams = {e["team_id"] for e in events if e["org_id"] == "acme"}
+    assert {r["key"] for r in rows} == teams
+    assert [r["runs"] for r in rows] == sorted((r["runs"] for r in rows), reverse=True)
+    for row in rows[:2]:
+        expected = reference_metrics(events, "acme", END - dt.timedelta(days=44), END, team_id=row["key"])
+        for key in ("runs", "success_rate", "cost_usd", "active_users", "run_duration_p95_s", "handoff_rate", "sessions"):
+            close(row[key], expected[key], key)
+
+
+def test_breakdown_by_user_is_limited_and_by_model_counts_every_run(loaded):
+    server, events = loaded
+    token = server.token("acme")
+    params = {"from": str(END - dt.timedelta(days=44)), "to": str(END)}
+    top = get(server, "/api/v1/orgs/acme/breakdown/user", token, limit=5, **params).json()
+    assert len(top) == 5
+    by_model = get(server, "/api/v1/orgs/acme/breakdown/model", token, **params).json()
+    total = get(server, "/api/v1/orgs/acme/metrics", token, **params).json()
+    assert sum(r["runs"] for r in by_model) == total["runs"]
+    assert abs(sum(r["cost_usd"] for r in by_model) - total["cost_usd"]) < 1e-6
+    assert get(server, "/api/v1/orgs/acme/breakdown/colour", token, **params).status_code == 400
+
+
+def test_no_request_reaches_another_orgs_figures(loaded):
+    server, _ = loaded
+    acme = server.token("acme")
+    for path in ("/api/v1/orgs/globex/metrics", "/api/v1/orgs/globex/breakdown/team", "/api/v1/orgs/nobody/metrics"):
+        answer = get(server, path, acme)
+        assert answer.status_code == 404
+        assert set(answer.json()) == {"error"}
+    assert get(server, "/api/v1/orgs/globex/metrics", server.token("globex"), **{"from": str(END - dt.timedelta(days=9)), "to": str(END)}).json()["runs"] > 0
+
+
+def test_requests_without_a_valid_token_are_refused(loaded):
+    server, _ = loaded
+    assert get(server, "/api/v1/orgs/acme/metrics", None).status_code == 401
+    assert get(server, "/api/v1/orgs/acme/metrics", "not-a-jwt").status_code == 401
+    forged = server.token("acme")[:-4] + "AAAA"
+    assert get(server, "/api/v1/orgs/acme/metrics", forged).status_code == 401
+    assert "error" in get(server, "/api/v1/orgs/acme/metrics", None).json()
+
+
+def test_members_see_only_themselves_and_managers_only_their_teams(loaded):
+    server, events = loaded
+    user = _existing(events, "user_id", "u-0001")
+    team = _existing(events, "team_id", "t-1")
+    other_team = _existing(events, "team_id", "t-2")
+    params = {"from": str(END - dt.timedelta(days=44)), "to": str(END)}
+    member = server.token("acme", role="member", user=user)
+    mine = get(server, "/api/v1/orgs/acme/metrics", member, **params).json()
+    close(mine["runs"], reference_metrics(events, "acme", END - dt.timedelta(days=44), END, user_id=user)["runs"])
+    assert get(server, "/api/v1/orgs/acme/metrics", member, user_id="someone-else", **params).status_code == 403
+    manager = server.token("acme", role="manager", teams=team)
+    assert get(server, "/api/v1/orgs/acme/metrics", manager, team_id=team, **params).status_code == 200
+    assert get(server, "/api/v1/orgs/acme/metrics", manager, team_id=other_team, **params).status_code == 403
+    assert get(server, "/api/v1/orgs/acme/metrics", manager, **params).status_code == 403
+
+
+def test_bad_dates_are_clear_errors(loaded):
+    server, _ = loaded
+    token = server.token("acme")
+    reversed_range = get(server, "/api/v1/orgs/acme/metrics", token, **{"from": "2026-03-10", "to": "2026-03-01"})
+    assert reversed_range.status_code == 400 and "from" in reversed_range.json()["error"]
+    assert get(server, "/api/v1/orgs/acme/metrics", token, **{"from": "yesterday"}).status_code == 400
