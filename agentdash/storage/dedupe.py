@@ -19,28 +19,40 @@ MERGE_FACTOR = 4
 
 class DedupeIndex:
     def __init__(self) -> None:
-        self._recent: dict[int, list[int]] = {}
+        # Plain int -> int dicts: cheap to fill and invisible to the garbage collector.
+        self._recent: dict[int, int] = {}
+        self._recent_extra: dict[int, list[int]] = {}  # further seqs under a key already in _recent
         self._levels: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, seqs), largest first
 
     def __len__(self) -> int:
-        return sum(len(k) for k, _ in self._levels) + sum(len(v) for v in self._recent.values())
+        extra = sum(len(v) for v in self._recent_extra.values())
+        return sum(len(k) for k, _ in self._levels) + len(self._recent) + extra
 
     def load(self, keys: np.ndarray, seqs: np.ndarray) -> None:
         """Add many entries at once (start-up)."""
         if len(keys):
             self._push_level(np.asarray(keys, dtype=np.int64), np.asarray(seqs, dtype=np.int64))
 
-    def add(self, key: int, seq: int) -> None:
-        self._recent.setdefault(key, []).append(seq)
-        if len(self._recent) >= RECENT_LIMIT:
+    def add_many(self, pairs: list[tuple[int, int]]) -> None:
+        recent = self._recent
+        for key, seq in pairs:
+            if key in recent:  # a 64-bit hash collision: keep both
+                self._recent_extra.setdefault(key, []).append(seq)
+            else:
+                recent[key] = seq
+        if len(recent) >= RECENT_LIMIT:
             self._flush_recent()
+
+    def add(self, key: int, seq: int) -> None:
+        self.add_many([(key, seq)])
 
     def candidates(self, keys: list[int]) -> dict[int, list[int]]:
         """For each key seen before, the sequence numbers stored under it."""
         found: dict[int, list[int]] = {}
+        recent = self._recent
         for key in keys:
-            if key in self._recent:
-                found[key] = list(self._recent[key])
+            if key in recent:
+                found[key] = [recent[key], *self._recent_extra.get(key, ())]
         if self._levels and keys:
             wanted = np.fromiter(keys, dtype=np.int64, count=len(keys))
             for level_keys, level_seqs in self._levels:
@@ -51,8 +63,9 @@ class DedupeIndex:
         return found
 
     def _flush_recent(self) -> None:
-        pairs = [(key, seq) for key, seqs in self._recent.items() for seq in seqs]
-        self._recent = {}
+        pairs = list(self._recent.items())
+        pairs += [(key, seq) for key, seqs in self._recent_extra.items() for seq in seqs]
+        self._recent, self._recent_extra = {}, {}
         keys = np.fromiter((k for k, _ in pairs), dtype=np.int64, count=len(pairs))
         seqs = np.fromiter((s for _, s in pairs), dtype=np.int64, count=len(pairs))
         self._push_level(keys, seqs)

@@ -14,7 +14,9 @@ from agentdash.storage.base import FoldState, LogChunk
 from agentdash.storage.queries import load_queries
 
 GROUPS = {"day", "team_id", "user_id", "model", "repo"}
-FOLD_STEPS = ("fold_runs", "fold_sessions", "fold_activity", "fold_queued")
+# Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
+VERSION = 2
+FOLD_STEPS = ("fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up")
 
 
 class DuckdbReadModels:
@@ -24,6 +26,8 @@ class DuckdbReadModels:
         self._sql = load_queries("duckdb")
         self._db = duckdb.connect(str(path))
         self._db.execute(self._sql["schema"])
+        if self._db.execute(self._sql["load_version"]).fetchall()[0][0] != VERSION:  # fetchall: leave no open result
+            self.reset()
         self._local = threading.local()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -55,6 +59,7 @@ class DuckdbReadModels:
     def reset(self) -> None:
         self._db.execute(self._sql["drop_read_models"])
         self._db.execute(self._sql["schema"])
+        self._db.execute(self._sql["save_version"], {"version": VERSION})
 
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         sql = self._sql[name]

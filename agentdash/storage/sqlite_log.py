@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from msgspec.structs import astuple
 
 from agentdash.events import Event, dedupe_key
 from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition, Overloaded
@@ -123,8 +124,7 @@ class SqliteEventLog:
                 log.exception("event log write failed")
                 pending[0][1].set_exception(exc)
             return False
-        for key, seq in added:
-            self._index.add(key, seq)
+        self._index.add_many(added)
         self._last_seq += len(rows)
         for result, (_, future) in zip(results, pending):
             future.set_result(result)
@@ -152,7 +152,7 @@ class SqliteEventLog:
                     continue
                 batch_seen.add(identity)
                 seq += 1
-                rows.append((seq, key, now_us, *event_row(event)))
+                rows.append((seq, key, now_us, *astuple(event)))
                 added.append((key, seq))
                 result.append(True)
             results.append(result)
@@ -210,7 +210,5 @@ class SqliteEventLog:
 
 
 def event_row(e: Event) -> tuple:
-    return (
-        e.id, e.type, e.org_id, e.user_id, e.session_id, e.run_id, e.team_id, e.occurred_us, e.status,
-        e.failure_category, e.input_tokens, e.output_tokens, e.cost_usd, e.model, e.repo, e.attributes,
-    )  # fmt: skip
+    """The log columns after (seq, dedupe_key, received_us): Event's fields are declared in that order."""
+    return astuple(e)

@@ -8,17 +8,18 @@
 CREATE TABLE IF NOT EXISTS runs (
     org_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, day DATE NOT NULL,
     first_us BIGINT NOT NULL, first_id VARCHAR NOT NULL,          -- the anchor event
-    who STRUCT(user_id VARCHAR, team_id VARCHAR, session_id VARCHAR) NOT NULL,
+    user_id VARCHAR NOT NULL, team_id VARCHAR, session_id VARCHAR NOT NULL,
     queued_us BIGINT, started_us BIGINT, handoff_us BIGINT,
     finished_us BIGINT, finished_id VARCHAR,                      -- the latest run.finished wins
-    outcome STRUCT(status VARCHAR, failure_category VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE),
+    status VARCHAR, failure_category VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE,
     model_at STRUCT(us BIGINT, id VARCHAR), model VARCHAR,        -- from the earliest event carrying it
-    repo_at STRUCT(us BIGINT, id VARCHAR), repo VARCHAR
+    repo_at STRUCT(us BIGINT, id VARCHAR), repo VARCHAR,
+    followed_up BOOLEAN NOT NULL DEFAULT false                    -- see fold_followed_up
 );
 CREATE TABLE IF NOT EXISTS sessions (
     org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL,
     first_us BIGINT NOT NULL, first_id VARCHAR NOT NULL,
-    who STRUCT(user_id VARCHAR, team_id VARCHAR) NOT NULL,
+    user_id VARCHAR NOT NULL, team_id VARCHAR,
     first_message_us BIGINT, last_message_us BIGINT
 );
 CREATE TABLE IF NOT EXISTS activity (org_id VARCHAR NOT NULL, day DATE NOT NULL, user_id VARCHAR NOT NULL, team_id VARCHAR);
@@ -26,17 +27,23 @@ CREATE TABLE IF NOT EXISTS queued (
     org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, queued_us BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
+CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
-DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS checkpoint;
+DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
+-- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
 CREATE OR REPLACE TEMP TABLE run_parts AS
 WITH touched AS (SELECT DISTINCT org_id, run_id FROM chunk WHERE run_id IS NOT NULL),
 parts AS (
-    SELECT org_id, run_id, first_us, first_id, who, queued_us, started_us, handoff_us,
-           finished_us, finished_id, outcome, model_at, model, repo_at, repo
+    SELECT org_id, run_id, first_us, first_id,
+           {'user_id': user_id, 'team_id': team_id, 'session_id': session_id} AS who,
+           queued_us, started_us, handoff_us, finished_us, finished_id,
+           CASE WHEN finished_us IS NOT NULL THEN {'status': status, 'failure_category': failure_category,
+               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cost_usd': cost_usd} END AS outcome,
+           model_at, model, repo_at, repo
     FROM runs SEMI JOIN touched USING (org_id, run_id)
     UNION ALL
     SELECT org_id, run_id, occurred_us, id,
@@ -51,28 +58,36 @@ parts AS (
            CASE WHEN model IS NOT NULL THEN {'us': occurred_us, 'id': id} END, model,
            CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id} END, repo
     FROM chunk WHERE run_id IS NOT NULL
+),
+merged AS (
+    SELECT org_id, run_id,
+           min(first_us) AS first_us,
+           arg_min(first_id, (first_us, first_id)) AS first_id,
+           arg_min(who, (first_us, first_id)) AS who,
+           min(queued_us) AS queued_us, min(started_us) AS started_us, min(handoff_us) AS handoff_us,
+           max(finished_us) AS finished_us,
+           arg_max(finished_id, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS finished_id,
+           arg_max(outcome, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS outcome,
+           min(model_at) AS model_at, arg_min(model, model_at) FILTER (WHERE model_at IS NOT NULL) AS model,
+           min(repo_at) AS repo_at, arg_min(repo, repo_at) FILTER (WHERE repo_at IS NOT NULL) AS repo
+    FROM parts GROUP BY org_id, run_id
 )
-SELECT org_id, run_id,
-       CAST(make_timestamp(min(first_us)) AS DATE) AS day,
-       min(first_us) AS first_us,
-       arg_min(first_id, (first_us, first_id)) AS first_id,
-       arg_min(who, (first_us, first_id)) AS who,
-       min(queued_us) AS queued_us, min(started_us) AS started_us, min(handoff_us) AS handoff_us,
-       max(finished_us) AS finished_us,
-       arg_max(finished_id, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS finished_id,
-       arg_max(outcome, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS outcome,
-       min(model_at) AS model_at, arg_min(model, model_at) FILTER (WHERE model_at IS NOT NULL) AS model,
-       min(repo_at) AS repo_at, arg_min(repo, repo_at) FILTER (WHERE repo_at IS NOT NULL) AS repo
-FROM parts GROUP BY org_id, run_id;
+SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
+       who.user_id AS user_id, who.team_id AS team_id, who.session_id AS session_id,
+       queued_us, started_us, handoff_us, finished_us, finished_id,
+       outcome.status AS status, outcome.failure_category AS failure_category,
+       outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens, outcome.cost_usd AS cost_usd,
+       model_at, model, repo_at, repo, false AS followed_up
+FROM merged;
 DELETE FROM runs WHERE (org_id, run_id) IN (SELECT (org_id, run_id) FROM run_parts);
 INSERT INTO runs BY NAME SELECT * FROM run_parts;
-DROP TABLE run_parts;
 
 -- name: fold_sessions
 CREATE OR REPLACE TEMP TABLE session_parts AS
 WITH touched AS (SELECT DISTINCT org_id, session_id FROM chunk),
 parts AS (
-    SELECT org_id, session_id, first_us, first_id, who, first_message_us, last_message_us
+    SELECT org_id, session_id, first_us, first_id, {'user_id': user_id, 'team_id': team_id} AS who,
+           first_message_us, last_message_us
     FROM sessions SEMI JOIN touched USING (org_id, session_id)
     UNION ALL
     SELECT org_id, session_id, occurred_us, id, {'user_id': user_id, 'team_id': team_id},
@@ -80,32 +95,62 @@ parts AS (
            CASE WHEN type = 'message.sent' THEN occurred_us END
     FROM chunk
 )
-SELECT org_id, session_id,
-       CAST(make_timestamp(min(first_us)) AS DATE) AS day,
-       min(first_us) AS first_us,
-       arg_min(first_id, (first_us, first_id)) AS first_id,
-       arg_min(who, (first_us, first_id)) AS who,
-       min(first_message_us) AS first_message_us, max(last_message_us) AS last_message_us
-FROM parts GROUP BY org_id, session_id;
+SELECT org_id, session_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
+       who.user_id AS user_id, who.team_id AS team_id, first_message_us, last_message_us
+FROM (
+    SELECT org_id, session_id, min(first_us) AS first_us,
+           arg_min(first_id, (first_us, first_id)) AS first_id,
+           arg_min(who, (first_us, first_id)) AS who,
+           min(first_message_us) AS first_message_us, max(last_message_us) AS last_message_us
+    FROM parts GROUP BY org_id, session_id
+);
 DELETE FROM sessions WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM session_parts);
 INSERT INTO sessions BY NAME SELECT * FROM session_parts;
 DROP TABLE session_parts;
 
 -- name: fold_activity
+-- Only the chunk's days can already hold its user-days; the day filter lets DuckDB skip the rest.
 INSERT INTO activity
 SELECT DISTINCT org_id, CAST(make_timestamp(occurred_us) AS DATE) AS day, user_id, team_id FROM chunk
 EXCEPT
-SELECT org_id, day, user_id, team_id FROM activity;
+SELECT org_id, day, user_id, team_id FROM activity
+WHERE day BETWEEN (SELECT CAST(make_timestamp(min(occurred_us)) AS DATE) FROM chunk)
+              AND (SELECT CAST(make_timestamp(max(occurred_us)) AS DATE) FROM chunk);
 
 -- name: fold_queued
+-- A multiset: two distinct events with the same fields add a second equal row, which changes no
+-- EXISTS below; appending without a lookup keeps each tick cheap as the table grows.
 INSERT INTO queued
-SELECT DISTINCT org_id, session_id, user_id, run_id, occurred_us FROM chunk WHERE type = 'run.queued'
-EXCEPT
-SELECT org_id, session_id, user_id, run_id, queued_us FROM queued;
+SELECT org_id, session_id, user_id, run_id, occurred_us FROM chunk WHERE type = 'run.queued';
+
+-- name: fold_followed_up
+-- A run is followed up when its user queued another run in its session within 4 h after its first
+-- handoff. That can change when the run changes or when a run.queued arrives in its session, so
+-- recompute the flag for every run in those sessions from the current state: order-independent.
+CREATE OR REPLACE TEMP TABLE affected AS
+SELECT org_id, session_id FROM run_parts
+UNION
+SELECT org_id, session_id FROM chunk WHERE type = 'run.queued';
+UPDATE runs SET followed_up = EXISTS (
+    SELECT 1 FROM queued q
+    WHERE q.org_id = runs.org_id AND q.session_id = runs.session_id AND q.user_id = runs.user_id
+      AND q.run_id <> runs.run_id
+      AND q.queued_us > runs.handoff_us AND q.queued_us <= runs.handoff_us + 14400000000
+)
+WHERE handoff_us IS NOT NULL AND (org_id, session_id) IN (SELECT (org_id, session_id) FROM affected);
+DROP TABLE affected;
+DROP TABLE run_parts;
 
 -- name: save_checkpoint
 DELETE FROM checkpoint;
 INSERT INTO checkpoint VALUES ($seq, $folded_at_us);
+
+-- name: load_version
+SELECT max(version) FROM read_model_version;
+
+-- name: save_version
+DELETE FROM read_model_version;
+INSERT INTO read_model_version VALUES ($version);
 
 -- name: load_checkpoint
 SELECT seq, folded_at_us FROM checkpoint;
@@ -115,19 +160,10 @@ SELECT seq, folded_at_us FROM checkpoint;
 
 -- name: run_metrics
 WITH r AS (
-    SELECT *, who.user_id AS user_id, who.team_id AS team_id, who.session_id AS session_id,
-           outcome.status AS status,
-           (finished_us - started_us) / 1e6 AS duration_s,
-           (started_us - queued_us) / 1e6 AS queue_wait_s
+    SELECT *, (finished_us - started_us) / 1e6 AS duration_s, (started_us - queued_us) / 1e6 AS queue_wait_s
     FROM runs
     WHERE org_id = $org AND day BETWEEN $from AND $to
-      AND ($team IS NULL OR who.team_id = $team) AND ($user IS NULL OR who.user_id = $user)
-),
-followed AS (  -- handed-off runs whose user queued another run in the same session within 4 h
-    SELECT DISTINCT r.run_id
-    FROM r JOIN queued q ON q.org_id = r.org_id AND q.session_id = r.session_id AND q.user_id = r.user_id
-    WHERE r.handoff_us IS NOT NULL AND r.finished_us IS NOT NULL AND q.run_id <> r.run_id
-      AND q.queued_us > r.handoff_us AND q.queued_us <= r.handoff_us + 14400000000
+      AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
 )
 SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) AS runs,
@@ -141,52 +177,62 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        quantile_cont(queue_wait_s, 0.95) AS queue_wait_p95_s,
        coalesce(sum(duration_s), 0) AS duration_sum_s,
        count(DISTINCT session_id) AS run_sessions,
-       coalesce(sum(outcome.cost_usd), 0) AS cost_usd,
-       coalesce(sum(outcome.input_tokens), 0) AS input_tokens,
-       coalesce(sum(outcome.output_tokens), 0) AS output_tokens,
+       coalesce(sum(cost_usd), 0) AS cost_usd,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
        count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
-       count(f.run_id) AS runs_followed_up,
+       count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
        count(DISTINCT user_id) AS run_users
-FROM r LEFT JOIN followed f USING (run_id)
+FROM r
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: failure_metrics
-SELECT {group} AS grp, grouping(grp) AS is_total, outcome.failure_category AS category, count(*) AS runs
-FROM (SELECT *, who.user_id AS user_id, who.team_id AS team_id FROM runs
-      WHERE org_id = $org AND day BETWEEN $from AND $to AND outcome.status = 'failed'
-        AND ($team IS NULL OR who.team_id = $team) AND ($user IS NULL OR who.user_id = $user))
+SELECT {group} AS grp, grouping(grp) AS is_total, failure_category AS category, count(*) AS runs
+FROM runs
+WHERE org_id = $org AND day BETWEEN $from AND $to AND status = 'failed'
+  AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
 GROUP BY GROUPING SETS ((grp, category), (category))
 
 -- name: session_metrics
 SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) AS sessions,
        avg((last_message_us - first_message_us) / 1e6) AS session_lifespan_avg_s
-FROM (SELECT *, who.user_id AS user_id, who.team_id AS team_id FROM sessions
-      WHERE org_id = $org AND day BETWEEN $from AND $to
-        AND ($team IS NULL OR who.team_id = $team) AND ($user IS NULL OR who.user_id = $user))
+FROM sessions
+WHERE org_id = $org AND day BETWEEN $from AND $to
+  AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: active_users
 SELECT {group} AS grp, grouping(grp) AS is_total, count(DISTINCT user_id) AS active_users
-FROM (SELECT * FROM activity
-      WHERE org_id = $org AND day BETWEEN $from AND $to
-        AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user))
+FROM activity
+WHERE org_id = $org AND day BETWEEN $from AND $to
+  AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: rolling_active_users
--- DAU, WAU (7 days) and 30-day active users as of each day in range.
-WITH days AS (SELECT CAST(unnest(generate_series(CAST($from AS DATE), CAST($to AS DATE), INTERVAL 1 DAY)) AS DATE) AS day),
-a AS (
-    SELECT DISTINCT day, user_id FROM activity
+-- DAU, WAU (7 days) and 30-day active users as of each day in range, by a sweep: each user-day opens
+-- a coverage of 1 / 7 / 30 days that the user's next active day cuts short, so every user counts once.
+WITH a AS (
+    SELECT DISTINCT user_id, day FROM activity
     WHERE org_id = $org AND day BETWEEN CAST($from AS DATE) - 29 AND $to
       AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
+),
+p AS (SELECT day, coalesce(lead(day) OVER (PARTITION BY user_id ORDER BY day), day + 30) AS next_day FROM a),
+deltas AS (
+    SELECT day AS d, 1 AS dau, 1 AS wau, 1 AS mau FROM p
+    UNION ALL SELECT day + 1, -1, 0, 0 FROM p
+    UNION ALL SELECT least(day + 7, next_day), 0, -1, 0 FROM p
+    UNION ALL SELECT least(day + 30, next_day), 0, 0, -1 FROM p
+),
+per_day AS (SELECT d, sum(dau) AS dau, sum(wau) AS wau, sum(mau) AS mau FROM deltas GROUP BY d),
+days AS (SELECT CAST(unnest(generate_series(CAST($from AS DATE) - 29, CAST($to AS DATE), INTERVAL 1 DAY)) AS DATE) AS d),
+running AS (
+    SELECT d, sum(coalesce(dau, 0)) OVER w AS dau, sum(coalesce(wau, 0)) OVER w AS wau, sum(coalesce(mau, 0)) OVER w AS mau
+    FROM days LEFT JOIN per_day USING (d)
+    WINDOW w AS (ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
-SELECT d.day,
-       count(DISTINCT a.user_id) FILTER (WHERE a.day = d.day) AS dau,
-       count(DISTINCT a.user_id) FILTER (WHERE a.day > d.day - 7) AS wau,
-       count(DISTINCT a.user_id) AS mau
-FROM days d JOIN a ON a.day BETWEEN d.day - 29 AND d.day
-GROUP BY d.day
+SELECT d AS day, CAST(dau AS BIGINT) AS dau, CAST(wau AS BIGINT) AS wau, CAST(mau AS BIGINT) AS mau
+FROM running WHERE d >= $from
 
 -- name: org_exists
 SELECT 1 FROM activity WHERE org_id = $org LIMIT 1
