@@ -17,6 +17,7 @@ from msgspec.structs import astuple
 from agentdash.events import Event, dedupe_key
 from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition, Overloaded
 from agentdash.storage.dedupe import DedupeIndex
+from agentdash.storage.recent_rows import RecentRows
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,14 @@ def connect(path: Path) -> sqlite3.Connection:
 class SqliteEventLog:
     """Appends through one writer thread (SQLite has one writer); reads on per-thread connections."""
 
-    def __init__(self, path: Path, queue_limit: int = 64) -> None:
+    def __init__(self, path: Path, queue_limit: int = 64, recent_rows: int = 300_000) -> None:
         self.path = path
         self._writer_db = connect(path)
         self._writer_db.execute(SCHEMA)
         self._local = threading.local()
         self._index = DedupeIndex()
         self._last_seq = self._load_index()
+        self._recent = RecentRows(limit=recent_rows)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_limit)
         self._thread = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
         self._thread.start()
@@ -125,6 +127,7 @@ class SqliteEventLog:
                 pending[0][1].set_exception(exc)
             return False
         self._index.add_many(added)
+        self._recent.append(rows)
         self._last_seq += len(rows)
         for result, (_, future) in zip(results, pending):
             future.set_result(result)
@@ -196,17 +199,19 @@ class SqliteEventLog:
         return LogPosition(last_seq=self._last_seq, oldest_unfolded_received_us=row[0] if row else None)
 
     def read(self, after_seq: int, limit: int) -> LogChunk | None:
-        columns = ", ".join(LOG_COLUMNS)
-        rows = self._reader().execute(
-            f"SELECT {columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
-        ).fetchall()
+        rows = self._recent.take(after_seq, limit)
+        if rows is not None:
+            columns = list(zip(*rows))
+            columns = [columns[0], *columns[3:18]]  # insert rows: seq, key, received_us, then LOG_COLUMNS[1:]
+        else:
+            rows = self._reader().execute(
+                f"SELECT {', '.join(LOG_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            ).fetchall()
+            columns = list(zip(*rows))
         if not rows:
             return None
-        arrays = [
-            pa.array(values, type=ARROW_TYPES.get(name, pa.string()))
-            for name, values in zip(LOG_COLUMNS, zip(*rows))
-        ]
-        return LogChunk(table=pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS)), last_seq=rows[-1][0])
+        arrays = [pa.array(values, type=ARROW_TYPES.get(name, pa.string())) for name, values in zip(LOG_COLUMNS, columns)]
+        return LogChunk(table=pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS)), last_seq=columns[0][-1])
 
 
 def event_row(e: Event) -> tuple:

@@ -35,16 +35,19 @@ DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXIS
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
+-- The touched rows are found by rowid first, scanning only the key columns: reading every column
+-- of the table would cost each tick as much as the table is large.
+CREATE OR REPLACE TEMP TABLE touched_runs AS
+SELECT rowid AS rid FROM runs SEMI JOIN (SELECT DISTINCT org_id, run_id FROM chunk WHERE run_id IS NOT NULL) USING (org_id, run_id);
 CREATE OR REPLACE TEMP TABLE run_parts AS
-WITH touched AS (SELECT DISTINCT org_id, run_id FROM chunk WHERE run_id IS NOT NULL),
-parts AS (
+WITH parts AS (
     SELECT org_id, run_id, first_us, first_id,
            {'user_id': user_id, 'team_id': team_id, 'session_id': session_id} AS who,
            queued_us, started_us, handoff_us, finished_us, finished_id,
            CASE WHEN finished_us IS NOT NULL THEN {'status': status, 'failure_category': failure_category,
                'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cost_usd': cost_usd} END AS outcome,
            model_at, model, repo_at, repo
-    FROM runs SEMI JOIN touched USING (org_id, run_id)
+    FROM runs WHERE rowid IN (SELECT rid FROM touched_runs)
     UNION ALL
     SELECT org_id, run_id, occurred_us, id,
            {'user_id': user_id, 'team_id': team_id, 'session_id': session_id},
@@ -79,16 +82,18 @@ SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, 
        outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens, outcome.cost_usd AS cost_usd,
        model_at, model, repo_at, repo, false AS followed_up
 FROM merged;
-DELETE FROM runs WHERE (org_id, run_id) IN (SELECT (org_id, run_id) FROM run_parts);
+DELETE FROM runs WHERE rowid IN (SELECT rid FROM touched_runs);
 INSERT INTO runs BY NAME SELECT * FROM run_parts;
+DROP TABLE touched_runs;
 
 -- name: fold_sessions
+CREATE OR REPLACE TEMP TABLE touched_sessions AS
+SELECT rowid AS rid FROM sessions SEMI JOIN (SELECT DISTINCT org_id, session_id FROM chunk) USING (org_id, session_id);
 CREATE OR REPLACE TEMP TABLE session_parts AS
-WITH touched AS (SELECT DISTINCT org_id, session_id FROM chunk),
-parts AS (
+WITH parts AS (
     SELECT org_id, session_id, first_us, first_id, {'user_id': user_id, 'team_id': team_id} AS who,
            first_message_us, last_message_us
-    FROM sessions SEMI JOIN touched USING (org_id, session_id)
+    FROM sessions WHERE rowid IN (SELECT rid FROM touched_sessions)
     UNION ALL
     SELECT org_id, session_id, occurred_us, id, {'user_id': user_id, 'team_id': team_id},
            CASE WHEN type = 'message.sent' THEN occurred_us END,
@@ -104,9 +109,10 @@ FROM (
            min(first_message_us) AS first_message_us, max(last_message_us) AS last_message_us
     FROM parts GROUP BY org_id, session_id
 );
-DELETE FROM sessions WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM session_parts);
+DELETE FROM sessions WHERE rowid IN (SELECT rid FROM touched_sessions);
 INSERT INTO sessions BY NAME SELECT * FROM session_parts;
 DROP TABLE session_parts;
+DROP TABLE touched_sessions;
 
 -- name: fold_activity
 -- Only the chunk's days can already hold its user-days; the day filter lets DuckDB skip the rest.
