@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -89,8 +90,8 @@ def ratio(numerator: float, denominator: float) -> float | None:
 
 def org_metrics(storage: Storage, query: MetricsQuery) -> OrgMetrics:
     """Totals for the range and one entry per day (each day is that day's own metrics)."""
-    slices = _slices(storage, query, "day")
-    rolling = {row.day: row for row in storage.query("rolling_active_users", query.params())}
+    slices, rolling_rows = _slices(storage, query, "day", rolling=True)
+    rolling = {row.day: row for row in rolling_rows}
     series = []
     for day in query.days():
         metrics = slices.get(day) or _assemble(None, [], None)
@@ -112,7 +113,7 @@ def org_metrics(storage: Storage, query: MetricsQuery) -> OrgMetrics:
 def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int | None = None) -> list[BreakdownRow]:
     """Metrics per team, user, model or repo, busiest (most runs) first."""
     group = DIMENSIONS[dimension]
-    slices = _slices(storage, query, group)
+    slices, _ = _slices(storage, query, group)
     rows = []
     for key, metrics in slices.items():
         if key is _TOTAL:
@@ -128,20 +129,32 @@ def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int 
 _TOTAL = object()
 
 
-def _slices(storage: Storage, query: MetricsQuery, group: str) -> dict[Any, MetricSet]:
-    """Run, failure, session and activity figures per group value, plus the total under _TOTAL."""
-    params = query.params()
+# Small queries overlap the big one: DuckDB releases the GIL and a year's run scan rarely fills both cores.
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metrics-query")
+
+
+def _query_all(storage: Storage, requests: dict[str, dict[str, Any]]) -> dict[str, list]:
+    futures = {name: _POOL.submit(storage.query, name, params) for name, params in requests.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
+def _slices(storage: Storage, query: MetricsQuery, group: str, rolling: bool = False) -> tuple[dict[Any, MetricSet], list]:
+    """Run, failure, session and activity figures per group value (total under _TOTAL), and rolling users."""
+    params = {**query.params(), "group": group}
+    has_people = group not in ("model", "repo")
+    names = ["run_metrics", "failure_metrics"] + (["session_metrics", "active_users"] if has_people else [])
+    requests = {name: dict(params) for name in names}
+    if rolling:
+        requests["rolling_active_users"] = query.params()
+    rows = _query_all(storage, requests)
 
     def keyed(name: str) -> dict[Any, Any]:
-        return {(_TOTAL if r.is_total else r.grp): r for r in storage.query(name, {**params, "group": group})}
+        return {(_TOTAL if r.is_total else r.grp): r for r in rows.get(name, [])}
 
-    runs = keyed("run_metrics")
+    runs, sessions, users = keyed("run_metrics"), keyed("session_metrics"), keyed("active_users")
     failures: dict[Any, list[FailureCount]] = {}
-    for r in storage.query("failure_metrics", {**params, "group": group}):
+    for r in rows["failure_metrics"]:
         failures.setdefault(_TOTAL if r.is_total else r.grp, []).append(FailureCount(r.category, r.runs))
-    has_people = group not in ("model", "repo")
-    sessions = keyed("session_metrics") if has_people else {}
-    users = keyed("active_users") if has_people else {}
     slices = {}
     for key in runs.keys() | sessions.keys() | users.keys():
         run_row = runs.get(key)
@@ -151,7 +164,7 @@ def _slices(storage: Storage, query: MetricsQuery, group: str) -> dict[Any, Metr
         else:
             metrics.active_users = run_row.run_users if run_row else 0
         slices[key] = metrics
-    return slices
+    return slices, rows.get("rolling_active_users", [])
 
 
 def _assemble(runs: Any, failures: list[FailureCount], sessions: Any) -> MetricSet:

@@ -166,7 +166,7 @@ SELECT seq, folded_at_us FROM checkpoint;
 
 -- name: run_metrics
 WITH r AS (
-    SELECT *, (finished_us - started_us) / 1e6 AS duration_s, (started_us - queued_us) / 1e6 AS queue_wait_s
+    SELECT *, finished_us - started_us AS duration_us, started_us - queued_us AS queue_wait_us
     FROM runs
     WHERE org_id = $org AND day BETWEEN $from AND $to
       AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
@@ -177,13 +177,15 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) FILTER (WHERE status = 'succeeded') AS runs_succeeded,
        count(*) FILTER (WHERE status = 'failed') AS runs_failed,
        count(*) FILTER (WHERE status = 'cancelled') AS runs_cancelled,
-       avg(duration_s) AS run_duration_avg_s,
-       quantile_cont(duration_s, 0.95) AS run_duration_p95_s,
-       avg(queue_wait_s) AS queue_wait_avg_s,
-       quantile_cont(queue_wait_s, 0.95) AS queue_wait_p95_s,
-       coalesce(sum(duration_s), 0) AS duration_sum_s,
+       -- Sums of integer microseconds and fsum for money: exact or order-independent, so a parallel
+       -- scan gives the same figure every time, to the last bit.
+       sum(duration_us) / count(duration_us) / 1e6 AS run_duration_avg_s,
+       quantile_cont(duration_us, 0.95) / 1e6 AS run_duration_p95_s,
+       sum(queue_wait_us) / count(queue_wait_us) / 1e6 AS queue_wait_avg_s,
+       quantile_cont(queue_wait_us, 0.95) / 1e6 AS queue_wait_p95_s,
+       coalesce(sum(duration_us), 0) / 1e6 AS duration_sum_s,
        count(DISTINCT session_id) AS run_sessions,
-       coalesce(sum(cost_usd), 0) AS cost_usd,
+       coalesce(fsum(cost_usd), 0) AS cost_usd,
        coalesce(sum(input_tokens), 0) AS input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
        count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
@@ -202,7 +204,7 @@ GROUP BY GROUPING SETS ((grp, category), (category))
 -- name: session_metrics
 SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) AS sessions,
-       avg((last_message_us - first_message_us) / 1e6) AS session_lifespan_avg_s
+       sum(last_message_us - first_message_us) / count(first_message_us) / 1e6 AS session_lifespan_avg_s
 FROM sessions
 WHERE org_id = $org AND day BETWEEN $from AND $to
   AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)

@@ -1,0 +1,88 @@
+"""The `agentdash` command end to end: demo, rebuild, token, version."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+from conftest import free_port
+
+from agentdash import __version__
+
+
+def agentdash(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agentdash", *args], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_version():
+    assert agentdash("--version").stdout.strip().endswith(__version__)
+
+
+def test_demo_fills_serves_and_signs_the_visitor_in(tmp_path):
+    port, ingest_port = free_port(), free_port()
+    args = [sys.executable, "-m", "agentdash", "demo", "--days", "4", "--data-dir", str(tmp_path / "demo"),
+            "--port", str(port), "--ingest-port", str(ingest_port)]  # fmt: skip
+    demo = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        link = None
+        deadline = time.monotonic() + 90
+        while link is None and time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line and demo.poll() is not None:
+                raise AssertionError(f"demo exited early: {demo.stderr.read()}")
+            if match := re.search(r"(http://127\.0\.0\.1:\d+/login\?token=\S+)", line):
+                link = match.group(1)
+        assert link, "the demo never printed its sign-in link"
+        status = httpx.get(f"http://127.0.0.1:{ingest_port}/status").json()
+        assert status["events_logged"] > 1000 and status["lag_events"] == 0  # ready means projected
+        signed_in = httpx.get(link, follow_redirects=False)
+        assert signed_in.status_code == 303 and "agentdash_token" in signed_in.headers["set-cookie"]
+        assert "httponly" in signed_in.headers["set-cookie"].lower()
+        token = link.split("token=")[1]
+        metrics = httpx.get(f"http://127.0.0.1:{port}/api/v1/orgs/demo/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert metrics.json()["runs"] > 0
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 0
+    assert "Traceback" not in demo.stderr.read()
+
+
+def test_rebuild_gives_the_same_numbers_as_the_incremental_path(server_factory, tmp_path):
+    from agentdash.generator import GeneratorConfig, generate
+    from agentdash.sender import send
+    import datetime as dt
+
+    server = server_factory()
+    send(f"{server.ingest_url}/v1/events", generate(GeneratorConfig(days=10, scale=0.2, end=dt.date(2026, 5, 10))))
+    server.wait_projected()
+    token = server.token("demo")
+    url = f"{server.url}/api/v1/orgs/demo/metrics?from=2026-05-01&to=2026-05-10"
+    before = httpx.get(url, headers={"Authorization": f"Bearer {token}"}).json()
+    assert before["runs"] > 0
+
+    busy = agentdash("rebuild", "--data-dir", str(server.data_dir))
+    assert busy.returncode != 0 and "server running" in busy.stderr  # the running server holds the files
+    assert server.stop() == 0
+    rebuilt = agentdash("rebuild", "--data-dir", str(server.data_dir))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"from {before_logged(server)} events" in rebuilt.stdout
+
+    again = server_factory(server.data_dir)
+    after = httpx.get(url.replace(server.url, again.url), headers={"Authorization": f"Bearer {token}"}).json()
+    assert after == before
+
+
+def before_logged(server) -> int:
+    import sqlite3
+
+    with sqlite3.connect(server.data_dir / "events.sqlite") as db:
+        return db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def test_token_rejects_an_unknown_role(tmp_path):
+    result = agentdash("token", "--org", "o", "--role", "owner", "--data-dir", str(tmp_path))
+    assert result.returncode != 0 and "owner" in result.stderr
