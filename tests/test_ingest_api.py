@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
