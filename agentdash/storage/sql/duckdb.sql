@@ -1,8 +1,10 @@
 -- Read models and queries of the embedded backend (DuckDB). Loaded by name with storage/queries.py.
 --
--- Every fact table is a join-semilattice of the events folded into it: each column is a min, a max
--- or an arg-min/arg-max keyed by (occurred_us, id). Folding the same event twice, or events in any
--- order or grouping, gives the same rows, so the read models equal a fold of the distinct events.
+-- runs and sessions are join-semilattices of the events folded into them: each column is a min, a
+-- max or an arg-min/arg-max keyed by (occurred_us, id), so events folded in any order or grouping
+-- give the same rows. activity is a set, queued a multiset only ever tested with EXISTS, and
+-- followed_up is recomputed from those. The log holds each distinct event once (dedupe at ingest)
+-- and each log entry is folded once (the checkpoint commits with the fold).
 
 -- name: schema
 CREATE TABLE IF NOT EXISTS runs (
