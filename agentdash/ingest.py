@@ -95,8 +95,15 @@ def status(state: State) -> StatusReport:
 def error_body(_: Request, exc: Exception) -> Response:
     """Every error answers JSON {"error": text}."""
     if isinstance(exc, HTTPException):
-        return Response({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return Response({"error": _describe(exc)}, status_code=exc.status_code, headers=exc.headers)
     return Response({"error": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def _describe(exc: HTTPException) -> str:
+    """The detail plus, for Litestar's parameter validation, which parameter is wrong and why."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    named = [f"{p['key']}: {p['message']}" for p in problems if isinstance(p, dict) and "key" in p and "message" in p]
+    return f"{exc.detail} ({'; '.join(named)})" if named else exc.detail
 
 
 def create_ingest_app(storage: Storage, projector: Projector) -> Litestar:
