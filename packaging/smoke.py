@@ -8,8 +8,7 @@ import time
 
 import httpx
 
-sys.path.insert(0, "tests")
-from conftest import free_port  # noqa: E402
+from agentdash.testing import free_port
 
 executable = sys.argv[1]
 with tempfile.TemporaryDirectory() as data_dir:

@@ -15,7 +15,6 @@ import argparse
 import gc
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from agentdash.sender import send  # noqa: E402
 from agentdash.projector import Projector  # noqa: E402
 from agentdash.storage import open_storage  # noqa: E402
 from agentdash.storage.sqlite_log import INSERT, SCHEMA, connect, event_row  # noqa: E402
+from agentdash.testing import ServerProcess, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("ingest", "latency", "fold", "freshness", "metrics", "demo")
@@ -138,93 +138,39 @@ class Row:
 RESULTS: list[Row] = []
 
 
-# --- a real server subprocess (as in tests/conftest.py) ------------------------------------------
+# --- a real server subprocess ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    ingest_port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-    log_path: Path | None = None
-
-    @property
-    def ingest_url(self) -> str:
-        return f"http://127.0.0.1:{self.ingest_port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *extra: str, timeout: float = 60) -> Server:
-        self.log_path = self.data_dir.parent / f"server-{self.ingest_port}.log"
-        args = [sys.executable, "-m", "agentdash", "serve", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--ingest-port", str(self.ingest_port), *extra]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.ingest_url}/healthz", timeout=1, trust_env=False).status_code == 200 and \
-                        httpx.get(f"{self.url}/api/schema", timeout=1, trust_env=False).status_code < 500:  # fmt: skip
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
+class Server(ServerProcess):
+    """agentdash.testing.ServerProcess with the bench's patience and a progress line while folding."""
 
     def stop(self, timeout: float = 120) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout=timeout)
+            return super().stop(timeout=timeout)
         except subprocess.TimeoutExpired:
-            note(f"server {self.process.pid} did not stop in {timeout} s; killing it")
-            self.process.kill()
-            return self.process.wait()
+            note(f"server {self.process.pid} did not stop in {timeout} s; killed it")
+            return self.process.returncode
 
     def log(self) -> str:
-        return self.log_path.read_text()[-4000:] if self.log_path and self.log_path.exists() else ""
-
-    def status(self) -> dict:
-        return httpx.get(f"{self.ingest_url}/status", timeout=10, trust_env=False).json()
-
-    def token(self, org: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "agentdash", "token", "--org", org, "--role", "org_admin",
-             "--data-dir", str(self.data_dir)],
-            check=True, capture_output=True, text=True, cwd=ROOT,
-        )  # fmt: skip
-        return out.stdout.strip()
+        return super().log()[-4000:]
 
     def wait_projected(self, timeout: float = 600, label: str = "projected") -> tuple[dict, float]:
         """Wait until lag_events == 0; returns the last /status and the seconds waited."""
         started = time.perf_counter()
-        deadline = time.monotonic() + timeout
-        progress = None
-        while True:
-            status = self.status()
-            if status["lag_events"] == 0:
-                if progress:
-                    progress.set(status["events_projected"])
-                    progress.close()
-                return status, time.perf_counter() - started
-            if progress is None:
-                progress = Progress(label, status["events_logged"])
-            progress.set(status["events_projected"])
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"projection still {status['lag_events']} events behind after {timeout} s")
-            time.sleep(0.2)
+        progress: list[Progress] = []
+
+        def show(status: dict) -> None:
+            if status["lag_events"] and not progress:
+                progress.append(Progress(label, status["events_logged"]))
+            if progress:
+                progress[0].set(status["events_projected"])
+
+        status = super().wait_projected(timeout, on_progress=show)
+        if progress:
+            progress[0].close()
+        return status, time.perf_counter() - started
 
 
 class fresh_server:

@@ -9,7 +9,7 @@ import sys
 import time
 
 import httpx
-from conftest import free_port
+from agentdash.testing import free_port
 
 from agentdash import __version__
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ServerProcess, free_port
+from agentdash.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ def shared(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         mp.setenv("no_proxy", "127.0.0.1,localhost")
-        server = ServerProcess(tmp_path_factory.mktemp("shared") / "data", free_port(), free_port()).start()
+        server = ServerProcess(tmp_path_factory.mktemp("shared") / "data").start()
         yield server
         server.stop()
 

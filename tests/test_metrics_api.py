@@ -36,13 +36,13 @@ def close(actual, expected, path="") -> None:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """One server holding both orgs' events, delivered shuffled, with a fifth of them sent twice."""
-    from conftest import ServerProcess, free_port
+    from agentdash.testing import ServerProcess
 
     events = generate(CONFIG) + generate(OTHER_ORG)
     rng = random.Random(3)
     delivery = events + rng.sample(events, len(events) // 5)
     rng.shuffle(delivery)
-    server = ServerProcess(tmp_path_factory.mktemp("metrics") / "data", free_port(), free_port()).start()
+    server = ServerProcess(tmp_path_factory.mktemp("metrics") / "data").start()
     try:
         stats = send(f"{server.ingest_url}/v1/events", delivery, batch_size=317)
         assert stats.rejected == 0

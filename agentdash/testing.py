@@ -1,0 +1,103 @@
+"""A real `agentdash serve` subprocess on free ports, for tests, benchmarks and smoke checks."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """An `agentdash serve` subprocess with its own data dir, and how to reach it."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    ingest_port: int = field(default_factory=free_port)
+    command: tuple[str, ...] = (sys.executable, "-m", "agentdash")
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str, timeout: float = 60) -> ServerProcess:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir.parent / f"server-{self.ingest_port}.log"
+        args = [*self.command, "serve", "--data-dir", str(self.data_dir),
+                "--port", str(self.port), "--ingest-port", str(self.ingest_port), *extra]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.ingest_url}/healthz", timeout=1, trust_env=False).status_code == 200 and \
+                        httpx.get(f"{self.url}/api/schema", timeout=1, trust_env=False).status_code < 500:  # fmt: skip
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signal the server and wait for its exit code; kill it if it hangs."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no chance to flush or clean up
+        self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def status(self) -> dict:
+        return httpx.get(f"{self.ingest_url}/status", timeout=10, trust_env=False).json()
+
+    def token(self, org: str, role: str = "org_admin", user: str = "tester", teams: str = "") -> str:
+        out = subprocess.run(
+            [*self.command, "token", "--org", org, "--role", role, "--user", user, "--teams", teams,
+             "--data-dir", str(self.data_dir)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+
+    def wait_projected(self, timeout: float = 60, on_progress: Callable[[dict], None] | None = None) -> dict:
+        """Wait until every logged event is folded; returns the last /status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if on_progress:
+                on_progress(status)
+            if status["lag_events"] == 0:
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"projection still {status['lag_events']} events behind after {timeout} s")
+            time.sleep(0.1)
