@@ -91,8 +91,10 @@ def get_breakdown(
 
 
 def create_read_api(storage, secret: str) -> Litestar:
+    from agentdash.export import CSV_ROUTES  # export builds on this module's identify/scoped_query/build_query
+
     return Litestar(
-        route_handlers=[get_metrics, get_breakdown],
+        route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES],
         state=State({"storage": storage, "secret": secret}),
         exception_handlers={Exception: error_body},
         openapi_config=OpenAPIConfig(title="agentdash read API", version="1", path="/api/schema"),

@@ -1,0 +1,100 @@
+"""CSV downloads of the read API's numbers: the same queries, scoping and figures, one row per day or key."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from datetime import date
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.params import Parameter, QueryParameter
+
+from agentdash.api import build_query, identify, scoped_query
+from agentdash.metrics import DIMENSIONS, BreakdownRow, DayMetrics, MetricSet, MetricsQuery, breakdown, org_metrics
+
+CSV_MEDIA_TYPE = "text/csv"  # Litestar appends "; charset=utf-8" to text types
+SCALARS = [f.name for f in msgspec.structs.fields(MetricSet) if f.name != "failures_by_category"]
+FAILURE_PREFIX = "failures_by_category."
+
+
+def metrics_csv(series: list[DayMetrics]) -> str:
+    """One row per day: the date, every scalar metric, then one column per failure category."""
+    return _table("date", [(day.date.isoformat(), day) for day in series])
+
+
+def breakdown_csv(rows: list[BreakdownRow]) -> str:
+    """One row per key (team, user, model or repo; empty for none): every scalar metric and failure category."""
+    return _table("key", [(row.key, row) for row in rows])
+
+
+def _table(first: str, rows: list[tuple[str | None, MetricSet]]) -> str:
+    categories = _categories(m for _, m in rows)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([first, *SCALARS, *(FAILURE_PREFIX + c for c in categories)])
+    for label, m in rows:
+        failed = {f.category: f.runs for f in m.failures_by_category}
+        # csv writes None as an empty cell and floats as repr: full precision, as in the JSON.
+        writer.writerow([label, *(getattr(m, name) for name in SCALARS), *(failed.get(c, 0) for c in categories)])
+    return out.getvalue()
+
+
+def _categories(metric_sets: Iterable[MetricSet]) -> list[str]:
+    """Every failure category present, most failed runs first (as the API orders them)."""
+    totals: dict[str, int] = {}
+    for m in metric_sets:
+        for f in m.failures_by_category:
+            totals[f.category] = totals.get(f.category, 0) + f.runs
+    return sorted(totals, key=lambda c: (-totals[c], c))
+
+
+def filename(query: MetricsQuery, what: str) -> str:
+    org = re.sub(r"[^A-Za-z0-9._-]", "_", query.org_id)  # the header must stay one quoted token
+    return f"agentdash-{org}-{what}-{query.date_from}-{query.date_to}.csv"
+
+
+def _csv_response(body: str, name: str) -> Response:
+    return Response(body, media_type=CSV_MEDIA_TYPE, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@get("/api/v1/orgs/{org_id:str}/metrics.csv", sync_to_thread=True, summary="The daily series of /metrics as CSV")
+def get_metrics_csv(
+    request: Request,
+    state: State,
+    org_id: str,
+    date_from: date | None = QueryParameter(name="from", default=None),
+    date_to: date | None = QueryParameter(name="to", default=None),
+    team_id: str | None = None,
+    user_id: str | None = None,
+) -> Response:
+    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
+    return _csv_response(metrics_csv(org_metrics(state.storage, query).series), filename(query, "metrics"))
+
+
+def _breakdown_csv_route(dimension: str):
+    # A path parameter must fill a whole segment, so each dimension gets its own literal path, which wins
+    # over /breakdown/{dimension}. (One handler on several paths trips Litestar's sync_to_thread wrapping.)
+    @get(f"/api/v1/orgs/{{org_id:str}}/breakdown/{dimension}.csv", sync_to_thread=True, name=f"breakdown-{dimension}-csv",
+         summary=f"/breakdown/{dimension} as CSV, one row per key")  # fmt: skip
+    def get_breakdown_csv(
+        request: Request,
+        state: State,
+        org_id: str,
+        date_from: date | None = QueryParameter(name="from", default=None),
+        date_to: date | None = QueryParameter(name="to", default=None),
+        team_id: str | None = None,
+        user_id: str | None = None,
+        limit: int | None = Parameter(default=None, ge=1, le=10_000),
+    ) -> Response:
+        query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
+        rows = breakdown(state.storage, query, dimension, limit)
+        return _csv_response(breakdown_csv(rows), filename(query, f"breakdown-{dimension}"))
+
+    return get_breakdown_csv
+
+
+CSV_ROUTES = [get_metrics_csv, *(_breakdown_csv_route(d) for d in DIMENSIONS)]

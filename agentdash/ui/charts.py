@@ -1,0 +1,260 @@
+"""ECharts option dicts for the dashboard (pass them to NiceGUI's `ui.echart`). Pure functions, no NiceGUI.
+
+Data values are the metrics' own (ratios 0–1, USD, seconds), so a plotted value equals the API's;
+text for people (ui/format.py) is precomputed here and only shown in tooltips and labels.
+Keys starting with ':' hold JavaScript, which NiceGUI evaluates in the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agentdash.metrics import BreakdownRow, DayMetrics, FailureCount, MetricSet, OrgMetrics, ratio
+from agentdash.ui import format as fmt
+
+
+@dataclass(frozen=True)
+class Unit:
+    axis_name: str
+    text: Callable[[float | None], str]
+    axis_label: str  # an ECharts label template, or JavaScript when it starts with "js:"
+
+
+UNITS = {
+    "runs": Unit("runs", fmt.count, "{value}"),
+    "users": Unit("users", fmt.count, "{value}"),
+    "sessions": Unit("sessions", fmt.count, "{value}"),
+    "tokens": Unit("tokens", fmt.count, "{value}"),
+    "$": Unit("USD ($)", fmt.money, "${value}"),
+    "s": Unit("seconds (s)", fmt.duration, "{value} s"),
+    "%": Unit("%", fmt.percent, "js:(v) => Math.round(v * 100) + '%'"),
+}
+
+METRICS: dict[str, tuple[str, str]] = {  # key: (label, unit)
+    "active_users": ("Active users", "users"),
+    "dau": ("Daily active users", "users"),
+    "wau": ("Weekly active users (7 days)", "users"),
+    "mau": ("30-day active users", "users"),
+    "runs_per_user": ("Runs per user", "runs"),
+    "sessions_per_user": ("Sessions per user", "sessions"),
+    "runs": ("Runs", "runs"),
+    "runs_finished": ("Finished runs", "runs"),
+    "runs_succeeded": ("Succeeded runs", "runs"),
+    "runs_failed": ("Failed runs", "runs"),
+    "runs_cancelled": ("Cancelled runs", "runs"),
+    "success_rate": ("Success rate", "%"),
+    "run_duration_avg_s": ("Avg run duration", "s"),
+    "run_duration_p95_s": ("P95 run duration", "s"),
+    "queue_wait_avg_s": ("Avg queue wait", "s"),
+    "queue_wait_p95_s": ("P95 queue wait", "s"),
+    "active_agent_time_per_session_s": ("Agent time per session", "s"),
+    "cost_usd": ("Cost", "$"),
+    "input_tokens": ("Input tokens", "tokens"),
+    "output_tokens": ("Output tokens", "tokens"),
+    "cost_per_run_usd": ("Cost per run", "$"),
+    "runs_handed_off": ("Handed-off runs", "runs"),
+    "handoff_rate": ("Handoff rate", "%"),
+    "post_handoff_iteration_rate": ("Iterated within 4 h of handoff", "%"),
+    "sessions": ("Sessions", "sessions"),
+    "runs_per_session": ("Runs per session", "runs"),
+    "session_lifespan_avg_s": ("Avg session lifespan", "s"),
+}
+
+SUMMED = ("runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled",
+          "input_tokens", "output_tokens", "runs_handed_off", "sessions")  # fmt: skip
+# Distinct counts over a week and averages/P95s need the raw runs: a week's value is not a function of its days'.
+NOT_WEEKLY = frozenset({"active_users", "runs_per_user", "sessions_per_user", "run_duration_avg_s", "run_duration_p95_s",
+                        "queue_wait_avg_s", "queue_wait_p95_s", "active_agent_time_per_session_s", "runs_per_session",
+                        "session_lifespan_avg_s"})  # fmt: skip
+EMPTY_TEXT = "No runs in this range"
+
+
+def followed_up_runs(m: MetricSet) -> int:
+    """Handed-off runs followed up within 4 h: the rate's numerator (rate × denominator is exact after rounding)."""
+    return round((m.post_handoff_iteration_rate or 0) * m.runs_handed_off)
+
+
+def weekly_totals(series: list[DayMetrics]) -> list[DayMetrics]:
+    """ISO weeks of a daily series, each dated by its first day in the series and totalled as the API totals
+    that span: counts and money summed, ratios recomputed from summed parts, DAU/WAU/MAU as of the last day.
+    Metrics in NOT_WEEKLY are None."""
+    weeks: dict[tuple[int, int], list[DayMetrics]] = {}
+    for day in series:
+        weeks.setdefault(day.date.isocalendar()[:2], []).append(day)
+    return [_week_total(days) for days in weeks.values()]
+
+
+def _week_total(days: list[DayMetrics]) -> DayMetrics:
+    w = DayMetrics(date=days[0].date, **{key: sum(getattr(d, key) or 0 for d in days) for key in SUMMED})
+    w.cost_usd = math.fsum(d.cost_usd for d in days)
+    w.dau, w.wau, w.mau = days[-1].dau, days[-1].wau, days[-1].mau
+    w.active_users = None
+    w.success_rate = ratio(w.runs_succeeded, w.runs_succeeded + w.runs_failed)
+    w.cost_per_run_usd = ratio(w.cost_usd, w.runs_finished)
+    w.handoff_rate = ratio(w.runs_handed_off, w.runs_finished)
+    w.post_handoff_iteration_rate = ratio(sum(followed_up_runs(d) for d in days), w.runs_handed_off)
+    failures = Counter()
+    for d in days:
+        failures.update({f.category: f.runs for f in d.failures_by_category})
+    w.failures_by_category = [FailureCount(c, n) for c, n in sorted(failures.items(), key=lambda cn: (-cn[1], cn[0]))]
+    return w
+
+
+def time_series(series: list[DayMetrics], metrics: list[str], *, weekly: bool = False, unit: str) -> dict:
+    """One line per metric over days (or ISO weeks); all metrics share `unit`."""
+    u = _unit(unit)
+    points = weekly_totals(series) if weekly else series
+    shown = [m for m in metrics if not (weekly and m in NOT_WEEKLY)]
+    left_out = [METRICS[m][0] for m in metrics if m not in shown]
+    note = f"{', '.join(left_out)}: daily view only (a week's value cannot be derived from its days)" if left_out else ""
+    values = [[getattr(p, m) for p in points] for m in shown]
+    names = [METRICS[m][0] for m in shown]
+    return {
+        **_frame(_x_axis(points, weekly), _value_axis(u), not _has_runs(points), note),
+        "legend": {"show": len(shown) > 1, "data": names, "top": 0},
+        "tooltip": _axis_tooltip(_x_headers(points, weekly), names, [[u.text(v) for v in vs] for vs in values], "line"),
+        "series": [{"name": n, "type": "line", "data": vs, "showSymbol": len(points) <= 31, "connectNulls": False}
+                   for n, vs in zip(names, values)],
+    }
+
+
+def failures_stacked(series: list[DayMetrics], weekly: bool = False) -> dict:
+    """Failed runs per day (or ISO week), stacked by failure category, largest category at the bottom."""
+    points = weekly_totals(series) if weekly else series
+    per_point = [{f.category: f.runs for f in p.failures_by_category} for p in points]
+    totals = Counter()
+    for counts in per_point:
+        totals.update(counts)
+    categories = sorted(totals, key=lambda c: (-totals[c], c))
+    values = [[counts.get(c, 0) for counts in per_point] for c in categories]
+    return {
+        **_frame(_x_axis(points, weekly), _value_axis(UNITS["runs"], "failed runs"), not categories, "",
+                 empty_text="No failed runs in this range"),
+        "legend": {"show": bool(categories), "data": categories, "top": 0},
+        "tooltip": _axis_tooltip(_x_headers(points, weekly), categories, [[fmt.count(v) for v in vs] for vs in values]),
+        "series": [{"name": c, "type": "bar", "stack": "failures", "data": vs} for c, vs in zip(categories, values)],
+    }
+
+
+def breakdown_bars(rows: list[BreakdownRow], metric: str, unit: str, top: int = 10) -> dict:
+    """Horizontal bars of one metric per key, largest first; the top `top` keys."""
+    u = _unit(unit)
+    ranked = sorted(rows, key=lambda r: (getattr(r, metric) is None, -(getattr(r, metric) or 0)))[:top]
+    keys = [_key_label(r.key) for r in ranked]
+    values = [getattr(r, metric) for r in ranked]
+    note = f"Top {len(ranked)} of {len(rows)}" if len(rows) > len(ranked) else ""
+    name = METRICS[metric][0]
+    return {
+        **_frame(_value_axis(u), {"type": "category", "data": keys, "inverse": True,
+                                  "axisLabel": {"width": 140, "overflow": "truncate"}}, not rows, note),
+        "tooltip": _axis_tooltip([html.escape(k) for k in keys], [name], [[u.text(v) for v in values]]),
+        "series": [{"name": name, "type": "bar", "data": values}],
+    }
+
+
+def sparkline(series: list[DayMetrics], metric: str) -> dict:
+    """A tiny line of one metric per day: no axes, no legend, a tooltip with the day's value."""
+    u = UNITS[METRICS[metric][1]]
+    values = [getattr(d, metric) for d in series]
+    return {
+        "animation": False,
+        "grid": {"left": 2, "right": 2, "top": 2, "bottom": 2},
+        "xAxis": {"type": "category", "show": False, "boundaryGap": False, "data": [d.date.isoformat() for d in series]},
+        "yAxis": {"type": "value", "show": False, "scale": True},
+        "tooltip": _axis_tooltip(_x_headers(series, False), [METRICS[metric][0]], [[u.text(v) for v in values]], "line"),
+        "series": [{"name": METRICS[metric][0], "type": "line", "data": values, "showSymbol": False,
+                    "lineStyle": {"width": 1.5}, "areaStyle": {"opacity": 0.15}}],
+    }
+
+
+def handoff_funnel(metrics: OrgMetrics) -> dict:
+    """Finished runs → handed off to a person → followed up by the user within 4 h, as bars with shares."""
+    stages = ["Finished runs", "Handed off", "Followed up within 4 h"]
+    values = [metrics.runs_finished, metrics.runs_handed_off, followed_up_runs(metrics)]
+    shares = ["", f"{fmt.percent(metrics.handoff_rate)} of finished", f"{fmt.percent(metrics.post_handoff_iteration_rate)} of handed off"]
+    texts = [f"{fmt.count(v)} runs" + (f" · {s}" if s else "") for v, s in zip(values, shares)]
+    label_js = f"(p) => {json.dumps(texts)}[p.dataIndex]"
+    return {
+        **_frame(_value_axis(UNITS["runs"]), {"type": "category", "data": stages, "inverse": True},
+                 not metrics.runs_finished, "", empty_text="No finished runs in this range"),
+        "grid": {"left": 8, "right": 160, "top": 40, "bottom": 48, "containLabel": True},
+        "tooltip": _axis_tooltip(stages, ["Runs"], [texts]),
+        "series": [{"name": "Runs", "type": "bar", "data": values,
+                    "label": {"show": True, "position": "right", ":formatter": label_js}}],
+    }
+
+
+# --- the shared parts ---
+
+
+def _unit(unit: str) -> Unit:
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}")
+    return UNITS[unit]
+
+
+def _has_runs(points: list[DayMetrics]) -> bool:
+    return any(p.runs or p.dau or p.sessions for p in points)
+
+
+def _frame(x_axis: dict, y_axis: dict, empty: bool, note: str, empty_text: str = EMPTY_TEXT) -> dict:
+    """Axes, grid and titles: the empty-state message centred over the axes, a note as a subtitle.
+
+    Horizontal bar charts pass the value axis as x and the category axis as y."""
+    titles = []
+    if empty:
+        titles.append({"text": empty_text, "left": "center", "top": "middle", "textStyle": {"color": "#888", "fontSize": 14}})
+    if note:
+        titles.append({"subtext": note, "left": "center", "bottom": 0, "subtextStyle": {"fontSize": 11}})
+    return {
+        "title": titles,
+        "grid": {"left": 8, "right": 24, "top": 40, "bottom": 48, "containLabel": True},
+        "xAxis": x_axis,
+        "yAxis": y_axis,
+        "aria": {"enabled": True},
+    }
+
+
+def _x_axis(points: list[DayMetrics], weekly: bool) -> dict:
+    labels = [_week_label(p) for p in points] if weekly else [p.date.isoformat() for p in points]
+    return {"type": "category", "name": "ISO week (UTC)" if weekly else "Date (UTC)", "nameLocation": "middle",
+            "nameGap": 28, "data": labels}  # fmt: skip
+
+
+def _value_axis(u: Unit, name: str | None = None) -> dict:
+    label = {":formatter": u.axis_label[3:]} if u.axis_label.startswith("js:") else {"formatter": u.axis_label}
+    axis = {"type": "value", "name": name or u.axis_name, "axisLabel": label}
+    return axis | ({"min": 0, "max": 1} if u.axis_name == "%" else {})
+
+
+def _week_label(p: DayMetrics) -> str:
+    year, week, _ = p.date.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _x_headers(points: list[DayMetrics], weekly: bool) -> list[str]:
+    if weekly:
+        return [f"Week {_week_label(p)}, from {p.date:%a %d %b %Y} (UTC)" for p in points]
+    return [f"{p.date:%a %d %b %Y} (UTC)" for p in points]
+
+
+def _key_label(key: str | None) -> str:
+    return "(none)" if key is None else key
+
+
+def _axis_tooltip(headers: list[str], names: list[str], texts: list[list[str]], pointer: str = "shadow") -> dict:
+    """An axis tooltip showing precomputed text: headers per point, texts per series and point.
+
+    Names and keys come from events (repos, teams), so they are HTML-escaped: the tooltip renders HTML.
+    """
+    names = [html.escape(n) for n in names]
+    js = (f"(ps) => {{ const h = {json.dumps(headers)}, n = {json.dumps(names)}, t = {json.dumps(texts)};"
+          " ps = [].concat(ps);"
+          " return h[ps[0].dataIndex] + ps.map((p) => '<br>' + p.marker + n[p.seriesIndex] + ': '"
+          " + t[p.seriesIndex][p.dataIndex]).join(''); }")  # fmt: skip
+    return {"trigger": "axis", "axisPointer": {"type": pointer}, ":formatter": js}
