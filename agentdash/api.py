@@ -9,7 +9,7 @@ from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from agentdash.auth import Identity, NotAuthorized, verify_token
 from agentdash.ingest import error_body
@@ -63,8 +63,8 @@ def get_metrics(
     request: Request,
     state: State,
     org_id: str,
-    date_from: date | None = Parameter(query="from", default=None),
-    date_to: date | None = Parameter(query="to", default=None),
+    date_from: date | None = QueryParameter(name="from", default=None),
+    date_to: date | None = QueryParameter(name="to", default=None),
     team_id: str | None = None,
     user_id: str | None = None,
 ) -> OrgMetrics:
@@ -78,8 +78,8 @@ def get_breakdown(
     state: State,
     org_id: str,
     dimension: str,
-    date_from: date | None = Parameter(query="from", default=None),
-    date_to: date | None = Parameter(query="to", default=None),
+    date_from: date | None = QueryParameter(name="from", default=None),
+    date_to: date | None = QueryParameter(name="to", default=None),
     team_id: str | None = None,
     user_id: str | None = None,
     limit: int | None = Parameter(default=None, ge=1, le=10_000),
