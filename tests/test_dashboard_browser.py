@@ -1,8 +1,9 @@
-"""The overview page in a real browser: it shows the read API's numbers for the signed-in org."""
+"""The dashboard in a real browser: the read API's numbers for the signed-in org, filters in the URL, dark mode."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -74,3 +75,150 @@ def test_overview_without_a_token_asks_to_sign_in(server):
         page.wait_for_selector("text=Sign in")
         assert page.locator("[data-metric]").count() == 0
         screenshot(page, "signed-out")
+
+
+def _run(org: str, n: int, days_ago: int, team: str, user: str, status: str, cost: float, seconds: int) -> list[dict]:
+    at = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
+    base = {"org_id": org, "user_id": user, "session_id": f"s{n}", "team_id": team}
+    finished = {**base, "id": f"f{n}", "type": "run.finished", "run_id": f"r{n}", "status": status, "cost_usd": cost,
+                "occurred_at": (at + timedelta(seconds=20 + seconds)).isoformat()}  # fmt: skip
+    if status == "failed":
+        finished["failure_category"] = "tool_error"
+    return [
+        {**base, "id": f"m{n}", "type": "message.sent", "occurred_at": at.isoformat()},
+        {**base, "id": f"q{n}", "type": "run.queued", "run_id": f"r{n}", "occurred_at": (at + timedelta(seconds=5)).isoformat()},
+        {**base, "id": f"s{n}", "type": "run.started", "run_id": f"r{n}", "occurred_at": (at + timedelta(seconds=20)).isoformat()},
+        finished,
+    ]
+
+
+def _two_periods(org: str) -> list[dict]:
+    """Runs this week and the week before, in two teams, so that changes and team filters show."""
+    plan = [(1, "web", "u0", "succeeded", 2.0, 200), (2, "web", "u1", "succeeded", 3.0, 300), (3, "ops", "u2", "failed", 1.0, 90),
+            (9, "web", "u0", "failed", 4.0, 400), (10, "ops", "u2", "succeeded", 5.0, 500), (40, "web", "u1", "succeeded", 1.5, 120)]
+    return [e for n, (ago, *rest) in enumerate(plan) for e in _run(org, n, ago, *rest)]  # fmt: skip
+
+
+def _api(server, token: str, days: int = 30, **params) -> dict:
+    to = datetime.now(timezone.utc).date()
+    params = {"from": str(to - timedelta(days=days - 1)), "to": str(to), **params}
+    return httpx.get(f"{server.url}/api/v1/orgs/acme/metrics", params=params, headers={"Authorization": f"Bearer {token}"}).json()
+
+
+def _previous(server, token: str, days: int, **params) -> dict:
+    to = datetime.now(timezone.utc).date() - timedelta(days=days)
+    return _api(server, token, days, **{"from": str(to - timedelta(days=days - 1)), "to": str(to), **params})
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("[data-metric='Runs'], [data-testid=empty], [data-testid=message]")
+
+
+def _params(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def _badge(current: float | None, previous: float | None, better: int) -> tuple[str, bool]:
+    """The change badge computed from two API answers, independently of the page's code."""
+    if current is None or not previous:
+        return "no previous data", False
+    value = (current - previous) / abs(previous)
+    arrow = "▲" if value > 0 else "▼" if value < 0 else "■"
+    return f"{arrow} {abs(value) * 100:.1f}%", (value > 0) - (value < 0) == better
+
+
+def test_filters_live_in_the_url_and_survive_page_changes(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    token = server.token("acme")
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={token}")
+        _open(page, f"{server.url}/?days=7")
+        week, before = _api(server, token, 7), _previous(server, token, 7)
+        assert _metric(page, "Runs") == fmt.count(week["runs"]) == "3"
+        assert _metric(page, "Per run") == fmt.money(week["cost_per_run_usd"])
+        for card, key, better in (("Reliability", "success_rate", 1), ("Cost", "cost_per_run_usd", -1), ("Speed", "run_duration_p95_s", -1)):
+            text, good = _badge(week[key], before[key], better)
+            badge = page.locator(f"[data-change='{card}']")
+            assert badge.inner_text() == text
+            assert _color_of(page, badge, "positive" if good else "negative")
+        assert "UTC" in page.locator("[data-testid=freshness]").inner_text()
+        screenshot(page, "overview-light")
+
+        page.locator("[data-testid=dark-toggle]").click()
+        page.wait_for_selector("body.body--dark")
+        screenshot(page, "overview-dark")
+        page.locator("[data-testid=dark-toggle]").click()
+        page.wait_for_selector("body:not(.body--dark)")
+
+        _open(page, f"{server.url}/?days=7&team_id=ops")
+        ops = _api(server, token, 7, team_id="ops")
+        assert _metric(page, "Runs") == fmt.count(ops["runs"]) == "1"
+        assert _metric(page, "Success rate") == fmt.percent(ops["success_rate"])
+
+        page.locator("[data-testid=range]").click()
+        page.get_by_role("option", name="Last 90 days").click()
+        page.wait_for_url("**days=90**")
+        page.wait_for_selector("[data-metric='Runs']")
+        assert _params(page) == {"days": "90", "team_id": "ops"}
+        assert _metric(page, "Runs") == fmt.count(_api(server, token, 90, team_id="ops")["runs"]) == "2"
+
+        # A copied link, opened in another browser window by someone signed in to the same org, shows the same view.
+        other = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+        other.add_cookies(page.context.cookies())
+        copy = other.new_page()
+        _open(copy, page.url)
+        for name in ("Runs", "Success rate", "Total", "P95 run", "Active users"):
+            assert _metric(copy, name) == _metric(page, name)
+        assert copy.locator("[data-testid=range]").inner_text() == page.locator("[data-testid=range]").inner_text()
+        other.close()
+
+        page.locator("[data-nav='Cost']").click()
+        page.wait_for_url("**/cost?**")
+        page.wait_for_selector("[data-metric='Per run']")
+        assert _params(page) == {"days": "90", "team_id": "ops"}
+        quarter = _api(server, token, 90, team_id="ops")
+        assert _metric(page, "Per run") == fmt.money(quarter["cost_per_run_usd"])
+        assert _metric(page, "Total") == fmt.money(quarter["cost_usd"])
+        screenshot(page, "question-cost")
+
+        _open(page, f"{server.url}/reliability?from=2020-01-01&to=2020-01-07")
+        assert page.get_by_text("No runs in this range").is_visible()
+        _open(page, f"{server.url}/?days=abc&from=nonsense")  # bad values fall back to the defaults, no error
+        assert _metric(page, "Runs") == fmt.count(_api(server, token, 30)["runs"])
+
+
+def _color_of(page, badge, name: str) -> bool:
+    probe = page.evaluate(f"""() => {{ const e = document.createElement('span'); e.className = 'text-{name}';
+        document.body.appendChild(e); const c = getComputedStyle(e).color; e.remove(); return c; }}""")
+    return badge.evaluate("e => getComputedStyle(e).color") == probe
+
+
+def test_managers_and_members_see_only_their_scope(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    admin = server.token("acme")
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={server.token('acme', role='manager', user='boss', teams='ops')}")
+        _open(page, f"{server.url}/?days=30")
+        assert _metric(page, "Runs") == fmt.count(_api(server, admin, 30, team_id="ops")["runs"])
+        _open(page, f"{server.url}/?days=30&team_id=web")
+        assert "not one of yours" in page.locator("[data-testid=message]").inner_text()
+
+        page.context.clear_cookies()
+        page.goto(f"{server.url}/login?token={server.token('acme', role='member', user='u1')}")
+        _open(page, f"{server.url}/?days=90")
+        assert _metric(page, "Runs") == fmt.count(_api(server, admin, 90, user_id="u1")["runs"]) == "2"
+
+
+def test_panels_refresh_when_new_events_are_folded(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={server.token('acme')}")
+        _open(page, f"{server.url}/?days=7")
+        assert _metric(page, "Runs") == "3"
+        more = _run("acme", 99, 0, "web", "u3", "succeeded", 1.0, 60)
+        assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": more}).json()["accepted"] == 4
+        page.wait_for_function("document.querySelector(\"[data-metric='Runs']\").innerText === '4'", timeout=15_000)

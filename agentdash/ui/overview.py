@@ -1,23 +1,91 @@
-"""The overview page: the headline numbers of the six questions for a chosen range."""
+"""The overview (one card per question of SPEC §3) and, from the same table, one page per question."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
-from agentdash.auth import NotAuthorized, verify_token
-from agentdash.metrics import MetricsQuery, OrgMetrics, org_metrics
+from agentdash.metrics import OrgMetrics, org_metrics
 from agentdash.ui import format as fmt
+from agentdash.ui.frame import COOKIE, NAV, Sources, View, dashboard_page
 
-COOKIE = "agentdash_token"
-RANGES = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days", 365: "Last 365 days"}
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # shown, and the `data-metric` attribute tests read
+    value: Callable[[OrgMetrics], str]
+
+
+@dataclass(frozen=True)
+class Question:
+    path: str
+    title: str
+    question: str
+    main: str  # the metric key behind the sparkline and the change badge
+    main_format: Callable[[float | None], str]
+    better: int  # +1: up is good, -1: down is good, 0: neither
+    axis: str  # the unit on a chart's value axis
+    figures: tuple[Figure, ...]
+
+
+def _failures(m: OrgMetrics) -> str:
+    return ", ".join(f"{f.category} {f.runs}" for f in m.failures_by_category[:3]) or "none"
+
+
+QUESTIONS = (
+    Question("/adoption", "Adoption", "Who uses agents?", "active_users", fmt.count, +1, "users", (
+        Figure("Active users", lambda m: fmt.count(m.active_users)),
+        Figure("DAU / WAU / 30d", lambda m: f"{m.dau} / {m.wau} / {m.mau}"),
+        Figure("Runs per user", lambda m: fmt.count(m.runs_per_user)),
+        Figure("Sessions per user", lambda m: fmt.count(m.sessions_per_user)))),
+    Question("/reliability", "Reliability", "Are they reliable?", "success_rate", fmt.percent, +1, "% of finished runs", (
+        Figure("Success rate", lambda m: fmt.percent(m.success_rate)),
+        Figure("Runs", lambda m: fmt.count(m.runs)),
+        Figure("Cancelled", lambda m: fmt.count(m.runs_cancelled)),
+        Figure("Top failures", _failures))),
+    Question("/speed", "Speed", "How long do tasks take?", "run_duration_p95_s", fmt.duration, -1, "seconds", (
+        Figure("P95 run", lambda m: fmt.duration(m.run_duration_p95_s)),
+        Figure("Avg run", lambda m: fmt.duration(m.run_duration_avg_s)),
+        Figure("Avg queue wait", lambda m: fmt.duration(m.queue_wait_avg_s)),
+        Figure("Agent time / session", lambda m: fmt.duration(m.active_agent_time_per_session_s)))),
+    Question("/cost", "Cost", "What does it cost?", "cost_per_run_usd", fmt.money, -1, "USD per run", (
+        Figure("Per run", lambda m: fmt.money(m.cost_per_run_usd)),
+        Figure("Total", lambda m: fmt.money(m.cost_usd)),
+        Figure("Input tokens", lambda m: fmt.count(m.input_tokens)),
+        Figure("Output tokens", lambda m: fmt.count(m.output_tokens)))),
+    Question("/human-intervention", "Human intervention", "Do results need human fixes?", "handoff_rate", fmt.percent, -1, "% of finished runs", (
+        Figure("Handoff rate", lambda m: fmt.percent(m.handoff_rate)),
+        Figure("Iterated within 4 h", lambda m: fmt.percent(m.post_handoff_iteration_rate)))),
+    # More runs per session can mean retries or richer work: the badge stays neutral.
+    Question("/iteration", "Iteration", "How much iteration?", "runs_per_session", fmt.count, 0, "runs per session", (
+        Figure("Runs per session", lambda m: fmt.count(m.runs_per_session)),
+        Figure("Session lifespan", lambda m: fmt.duration(m.session_lifespan_avg_s)))),
+)  # fmt: skip
+
+
+def change(current: float | None, previous: float | None) -> float | None:
+    """Relative change against the previous period; None when there is nothing to compare with."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return (current - previous) / abs(previous)
+
+
+def change_badge(value: float | None, better: int) -> tuple[str, str]:
+    """Text and colour of a change badge: green when the change is good, red when bad, grey otherwise."""
+    if value is None:
+        return "no previous data", "grey"
+    arrow = "▲" if value > 0 else "▼" if value < 0 else "■"
+    direction = (value > 0) - (value < 0)
+    colour = "grey" if direction == 0 or better == 0 else "positive" if direction == better else "negative"
+    return f"{arrow} {abs(value) * 100:.1f}%", colour
 
 
 def install(storage, projector, secret: str) -> None:
-    """Register the dashboard's routes and pages on NiceGUI's app."""
+    """Register the dashboard's sign-in route, the overview and the question pages on NiceGUI's app."""
+    sources = Sources(storage, projector, secret)
 
     @app.get("/login")
     def login(token: str) -> RedirectResponse:
@@ -26,56 +94,105 @@ def install(storage, projector, secret: str) -> None:
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=8 * 3600)
         return response
 
-    @ui.page("/", title="agentdash")
-    def overview(request: Request, days: int = 30) -> None:
-        try:
-            identity = verify_token(secret, request.cookies.get(COOKIE, ""))
-        except NotAuthorized as exc:
-            ui.label("Sign in to see your organisation's agent usage").classes("text-h5")
-            ui.label(f"{exc}. Open the sign-in link printed by `agentdash demo`, or run `agentdash token`.")
-            return
-        days = days if days in RANGES else 30
-        to = date.today()
-        query = MetricsQuery(identity.org_id, to - timedelta(days=days - 1), to,
-                             user_id=identity.sub if identity.role == "member" else None)  # fmt: skip
-        if identity.role == "manager":
-            query = MetricsQuery(query.org_id, query.date_from, to, team_id=(identity.teams or ("",))[0])
-        with ui.header().classes("items-center justify-between"):
-            ui.label(f"agentdash · {identity.org_id}").classes("text-h6")
-            ui.select(RANGES, value=days, on_change=lambda e: ui.navigate.to(f"/?days={e.value}")).props(
-                "dense dark outlined aria-label='date range'"
-            ).classes("w-48")
-        metrics = org_metrics(storage, query)
-        status = projector.status()
-        _cards(metrics)
-        ui.label(
-            f"Days are UTC · {query.date_from} – {query.date_to} · data as of the last fold, "
-            f"{status.lag_events} events ({status.lag_seconds:.1f} s) behind"
-        ).classes("text-caption text-grey q-ma-md")
+    dashboard_page("/", "Overview", sources)(_overview)
+    titles = {path: title for path, title, _ in NAV}
+    for question in QUESTIONS:
+        dashboard_page(question.path, titles[question.path], sources)(lambda view, q=question: _question_page(view, q))
 
 
-def _cards(m: OrgMetrics) -> None:
-    failures = ", ".join(f"{f.category} {f.runs}" for f in m.failures_by_category[:3]) or "none"
-    questions = [
-        ("Who uses agents?", [("Active users", fmt.count(m.active_users)), ("DAU / WAU / 30d", f"{m.dau} / {m.wau} / {m.mau}"),
-                              ("Runs per user", fmt.count(m.runs_per_user)), ("Sessions per user", fmt.count(m.sessions_per_user))]),
-        ("Are they reliable?", [("Success rate", fmt.percent(m.success_rate)), ("Runs", fmt.count(m.runs)),
-                                ("Cancelled", fmt.count(m.runs_cancelled)), ("Top failures", failures)]),
-        ("How long do tasks take?", [("Avg run", fmt.duration(m.run_duration_avg_s)), ("P95 run", fmt.duration(m.run_duration_p95_s)),
-                                     ("Avg queue wait", fmt.duration(m.queue_wait_avg_s)),
-                                     ("Agent time / session", fmt.duration(m.active_agent_time_per_session_s))]),
-        ("What does it cost?", [("Total", fmt.money(m.cost_usd)), ("Per run", fmt.money(m.cost_per_run_usd)),
-                                ("Input tokens", fmt.count(m.input_tokens)), ("Output tokens", fmt.count(m.output_tokens))]),
-        ("Do results need human fixes?", [("Handoff rate", fmt.percent(m.handoff_rate)),
-                                          ("Iterated within 4 h", fmt.percent(m.post_handoff_iteration_rate))]),
-        ("How much iteration?", [("Runs per session", fmt.count(m.runs_per_session)),
-                                 ("Session lifespan", fmt.duration(m.session_lifespan_avg_s))]),
-    ]  # fmt: skip
-    with ui.grid(columns=3).classes("w-full gap-4 q-pa-md"):
-        for title, figures in questions:
-            with ui.card().classes("w-full"):
-                ui.label(title).classes("text-subtitle1 text-weight-medium")
-                for name, value in figures:
-                    with ui.row().classes("w-full justify-between"):
-                        ui.label(name).classes("text-grey-8")
-                        ui.label(value).classes("text-weight-bold").props(f"data-metric='{name}'")
+def _metrics(view: View) -> tuple[OrgMetrics, OrgMetrics]:
+    storage = view.sources.storage
+    return org_metrics(storage, view.query), org_metrics(storage, view.previous)
+
+
+def _empty(m: OrgMetrics) -> bool:
+    return m.runs == 0 and not m.active_users and not m.sessions
+
+
+def _no_runs(view: View) -> None:
+    with ui.card().classes("w-full items-center q-pa-xl").props("data-testid=empty"):
+        ui.icon("event_busy", size="xl").classes("text-grey")
+        ui.label("No runs in this range").classes("text-h6")
+        ui.label(f"{view.filters.label}: pick a longer range or another team or user.").classes("text-grey")
+
+
+def _overview(view: View) -> None:
+    current, previous = _metrics(view)
+    if _empty(current):
+        _no_runs(view)
+        return
+    query = view.filters.to_query()
+    with ui.grid(columns=3).classes("w-full gap-4"):
+        for q in QUESTIONS:
+            with ui.card().classes("w-full gap-1").props(f"data-card='{q.title}'"):
+                ui.label(q.title).classes("text-overline text-grey-7 leading-none")
+                ui.link(q.question, f"{q.path}?{query}").classes("text-subtitle1 text-weight-medium")
+                _headline(q, current, previous)
+                _sparkline(current, q.main)
+                _figures(q.figures[1:], current)
+    ui.label(f"{view.filters.label}; changes compare with the {_days(view)} days before.").classes("text-caption text-grey")
+
+
+def _days(view: View) -> int:
+    return (view.filters.date_to - view.filters.date_from).days + 1
+
+
+def _headline(q: Question, current: OrgMetrics, previous: OrgMetrics) -> None:
+    main = q.figures[0]
+    text, colour = change_badge(change(getattr(current, q.main), getattr(previous, q.main)), q.better)
+    with ui.row().classes("w-full items-baseline justify-between no-wrap"):
+        with ui.column().classes("gap-0"):
+            ui.label(main.name).classes("text-caption text-grey-7")
+            ui.label(main.value(current)).classes("text-h5 text-weight-bold").props(f"data-metric='{main.name}'")
+        ui.badge(text, color=colour).props(f"outline data-change='{q.title}' aria-label='Change against the previous period: {text}'")
+
+
+def _series(m: OrgMetrics, key: str, scale: float = 1) -> tuple[list[str], list[float | None]]:
+    values = [getattr(d, key) for d in m.series]
+    return [d.date.isoformat() for d in m.series], [None if v is None else round(v * scale, 4) for v in values]
+
+
+def _sparkline(m: OrgMetrics, key: str) -> None:
+    days, values = _series(m, key)
+    ui.echart({
+        "animation": False,
+        "grid": {"left": 2, "right": 2, "top": 4, "bottom": 2},
+        "xAxis": {"type": "category", "data": days, "show": False, "boundaryGap": False},
+        "yAxis": {"type": "value", "show": False, "scale": True},
+        "tooltip": {"trigger": "axis"},
+        "series": [{"type": "line", "data": values, "showSymbol": False, "connectNulls": True,
+                    "lineStyle": {"width": 1.5}, "areaStyle": {"opacity": 0.15}}],
+    }).classes("w-full h-12").props(f"aria-label='Daily {key.replace('_', ' ')}, UTC days'")  # fmt: skip
+
+
+def _figures(figures: tuple[Figure, ...], m: OrgMetrics) -> None:
+    for figure in figures:
+        with ui.row().classes("w-full justify-between no-wrap"):
+            ui.label(figure.name).classes("text-grey-8")
+            ui.label(figure.value(m)).classes("text-weight-bold text-right").props(f"data-metric='{figure.name}'")
+
+
+def _question_page(view: View, q: Question) -> None:
+    """A question's own page; for now its headline numbers and the daily series of its main metric."""
+    current, previous = _metrics(view)
+    if _empty(current):
+        _no_runs(view)
+        return
+    with ui.row().classes("w-full gap-4 no-wrap items-stretch"):
+        with ui.card().classes("w-80 gap-1").props(f"data-card='{q.title}'"):
+            ui.label(q.question).classes("text-subtitle1 text-weight-medium")
+            _headline(q, current, previous)
+            _figures(q.figures[1:], current)
+        with ui.card().classes("col"):
+            ui.label(f"{q.figures[0].name} per day (UTC)").classes("text-subtitle2")
+            days, values = _series(current, q.main, 100 if q.axis.startswith("%") else 1)
+            ui.echart({
+                "animation": False,
+                "grid": {"left": 60, "right": 16, "top": 16, "bottom": 40},
+                "tooltip": {"trigger": "axis"},
+                "xAxis": {"type": "category", "data": days, "name": "day (UTC)", "nameLocation": "middle", "nameGap": 26},
+                "yAxis": {"type": "value", "name": q.axis, "nameLocation": "middle", "nameGap": 44},
+                # Days without runs have no ratio: join the days that have one, and mark each of them.
+                "series": [{"type": "line", "data": values, "connectNulls": True, "showAllSymbol": True, "symbolSize": 5}],
+            }).classes("w-full h-64")  # fmt: skip
+    ui.label(f"{view.filters.label}; the change compares with the {_days(view)} days before.").classes("text-caption text-grey")

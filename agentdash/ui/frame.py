@@ -1,0 +1,256 @@
+"""The frame every dashboard page shares: header, navigation, filter bar, freshness line and sign-in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+
+from fastapi import Request
+from litestar.exceptions import HTTPException
+from nicegui import ui
+
+from agentdash.api import scoped_query
+from agentdash.auth import Identity, NotAuthorized, verify_token
+from agentdash.metrics import MetricsQuery, breakdown
+from agentdash.ui.filters import PRESETS, Filters
+
+log = logging.getLogger(__name__)
+
+COOKIE = "agentdash_token"
+NAV = [
+    ("/", "Overview", "dashboard"), ("/adoption", "Adoption", "group"), ("/reliability", "Reliability", "verified"),
+    ("/speed", "Speed", "speed"), ("/cost", "Cost", "payments"),
+    ("/human-intervention", "Human intervention", "back_hand"), ("/iteration", "Iteration", "replay"),
+]  # fmt: skip
+REFRESH_SECONDS = 3.0
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What pages read from: the storage (through metrics.py), the projector's status, the token secret."""
+
+    storage: object
+    projector: object
+    secret: str
+
+
+@dataclass
+class View:
+    """One page's state: who looks, with which filters, and the queries they may run."""
+
+    identity: Identity
+    filters: Filters
+    sources: Sources
+    path: str
+    query: MetricsQuery | None = None
+    previous: MetricsQuery | None = None
+    on_new_data: list[Callable[[], None]] = field(default_factory=list)
+
+
+class ScopeError(Exception):
+    """The identity may not see what the filters ask for; the message says why."""
+
+
+def scope(identity: Identity, filters: Filters) -> MetricsQuery:
+    """The filters' query narrowed by the read API's own rule, so the screen never shows more than the API."""
+    try:
+        return scoped_query(identity, filters.metrics_query(identity.org_id))
+    except HTTPException as exc:
+        raise ScopeError(exc.detail) from None
+
+
+def with_default_team(identity: Identity, filters: Filters) -> Filters:
+    """Managers must look at one of their teams: start them on their first rather than on an error."""
+    if identity.role == "manager" and filters.team_id is None and identity.teams:
+        return replace(filters, team_id=identity.teams[0])
+    return filters
+
+
+def dashboard_page(path: str, title: str, sources: Sources) -> Callable[[Callable[[View], None]], None]:
+    """Register a signed-in page at `path`; `body(view)` draws its panels and is redrawn when new data arrives."""
+
+    def register(body: Callable[[View], None]) -> None:
+        @ui.page(path, title=f"{title} · agentdash")
+        def page(request: Request) -> None:
+            identity = _signed_in(request, sources.secret)
+            if identity is None:
+                return
+            filters = with_default_team(identity, Filters.from_params(request.query_params))
+            view = View(identity, filters, sources, path)
+            with frame(title, view):
+                try:
+                    view.query, view.previous = scope(identity, filters), scope(identity, filters.previous_period())
+                except ScopeError as exc:
+                    _message(str(exc), "lock")
+                    return
+                content = ui.refreshable(lambda: _draw(body, view))
+                content()
+                view.on_new_data.append(content.refresh)
+
+    return register
+
+
+@contextmanager
+def frame(title: str, view: View) -> Iterator[None]:
+    """Header, navigation and filter bar around a page's content, then the freshness line under it."""
+    dark = ui.dark_mode()
+    with ui.header().classes("items-center justify-between q-px-md q-py-sm"):
+        with ui.row().classes("items-center gap-3"):
+            ui.label("agentdash").classes("text-h6 text-weight-bold")
+            ui.label(f"{view.identity.org_id}").classes("text-subtitle1").props("data-testid=org")
+            ui.badge(f"{view.identity.role} · {view.identity.sub}", color="white", text_color="primary").props(
+                "data-testid=role"
+            )
+        ui.button(icon="dark_mode", on_click=dark.toggle).props(
+            "flat round color=white aria-label='Toggle dark mode' data-testid=dark-toggle"
+        ).tooltip("Light / dark")
+    with ui.left_drawer(value=True, fixed=True).props("width=210 bordered breakpoint=700").classes("q-pa-sm"):
+        _navigation(view)
+    with ui.column().classes("w-full q-px-md q-pt-md gap-3"):
+        ui.label(title).classes("text-h5")
+        _filter_bar(view)
+        yield
+        _freshness(view)
+
+
+def _navigation(view: View) -> None:
+    query = view.filters.to_query()
+    with ui.element("nav").props("aria-label='Pages'").classes("column gap-1 w-full"):
+        for path, label, icon in NAV:
+            current = path == view.path
+            with ui.link(target=f"{path}?{query}").classes(
+                "row items-center gap-2 q-px-sm q-py-xs rounded-borders no-underline "
+                + ("bg-primary text-white" if current else "text-primary")
+            ).props(f"data-nav='{label}'" + (" aria-current=page" if current else "")):
+                ui.icon(icon).props("aria-hidden=true")
+                ui.label(label)
+
+
+def _filter_bar(view: View) -> None:
+    f, identity = view.filters, view.identity
+
+    def go(**changes) -> None:
+        ui.navigate.to(f"{view.path}?{f.to_query(**changes)}")
+
+    def pick_range(value) -> None:
+        go(days=None) if value == CUSTOM else go(days=int(value))
+
+    def pick_dates() -> None:
+        try:
+            start, end = date.fromisoformat(date_from.value), date.fromisoformat(date_to.value)
+        except (TypeError, ValueError):
+            ui.notify("Enter dates as YYYY-MM-DD", type="warning")
+            return
+        if start > end:
+            ui.notify("The start date must not be after the end date", type="warning")
+        elif (start, end) != (f.date_from, f.date_to):
+            go(days=None, date_from=start, date_to=end)
+
+    with ui.row().classes("items-center gap-3 w-full").props("role=search aria-label='Filters'"):
+        ranges = {**PRESETS, CUSTOM: "Custom range"}
+        ui.select(ranges, value=f.days or CUSTOM, label="Date range (UTC)", on_change=lambda e: pick_range(e.value)).props(
+            "dense outlined options-dense aria-label='Date range' data-testid=range"
+        ).classes("w-44")
+        date_from = _date_input("From", f.date_from, pick_dates)
+        date_to = _date_input("To", f.date_to, pick_dates)
+        if identity.role != "member":
+            teams = _options(view, "team")
+            ui.select({"": "All teams", **teams} if identity.role == "org_admin" else teams, value=f.team_id or "",
+                      label="Team", on_change=lambda e: go(team_id=e.value or None, user_id=None)).props(
+                "dense outlined options-dense aria-label='Team' data-testid=team"
+            ).classes("w-40")  # fmt: skip
+            users = _options(view, "user")
+            ui.select({"": "All users", **users}, value=f.user_id or "", label="User",
+                      on_change=lambda e: go(user_id=e.value or None)).props(
+                "dense outlined options-dense aria-label='User' data-testid=user"
+            ).classes("w-40")  # fmt: skip
+        else:
+            ui.label("Showing your own runs").classes("text-caption text-grey")
+
+
+def _date_input(label: str, value: date, apply: Callable[[], None]) -> ui.input:
+    field_ = ui.input(label, value=value.isoformat()).props(
+        f"dense outlined type=date aria-label='{label} date (UTC)' data-testid=date-{label.lower()}"
+    ).classes("w-40")
+    # Apply on Enter or leaving the field, not per keystroke: a half-typed year is a valid date too.
+    field_.on("keydown.enter", apply)
+    field_.on("blur", apply)
+    return field_
+
+
+def _options(view: View, dimension: str) -> dict[str, str]:
+    """Teams or users the identity may pick, active in the range; the current pick always stays listed."""
+    f, identity = view.filters, view.identity
+    current = f.team_id if dimension == "team" else f.user_id
+    if dimension == "team" and identity.role == "manager":
+        keys = list(identity.teams)
+    else:
+        narrowed = replace(f, team_id=None, user_id=None) if dimension == "team" else replace(f, user_id=None)
+        try:
+            keys = [row.key for row in breakdown(view.sources.storage, scope(identity, narrowed), dimension) if row.key]
+        except ScopeError:
+            keys = []
+        except Exception:
+            log.exception("listing %s options failed", dimension)
+            keys = []
+    if current and current not in keys:
+        keys.append(current)
+    return {key: key for key in sorted(keys)}
+
+
+def _freshness(view: View) -> None:
+    """'Data as of …' with the projection lag; redraws the page's panels when the checkpoint moves."""
+    label = ui.label().classes("text-caption text-grey q-mt-sm").props("data-testid=freshness aria-live=polite")
+    seen: dict[str, int | None] = {"projected": None}
+
+    def tick() -> None:
+        try:
+            status = view.sources.projector.status()
+        except Exception:
+            log.exception("projector status failed")
+            label.text = "Data freshness unknown: the projector's status could not be read"
+            return
+        label.text = freshness_text(status.last_fold_at_us, status.lag_events)
+        if seen["projected"] is not None and status.events_projected != seen["projected"]:
+            for callback in view.on_new_data:
+                callback()
+        seen["projected"] = status.events_projected
+
+    tick()
+    ui.timer(REFRESH_SECONDS, tick)
+
+
+def freshness_text(last_fold_at_us: int | None, lag_events: int) -> str:
+    if last_fold_at_us is None:
+        return f"No data folded yet · {lag_events} events behind"
+    at = datetime.fromtimestamp(last_fold_at_us / 1e6, tz=timezone.utc)
+    return f"Data as of {at:%Y-%m-%d %H:%M:%S} UTC · {lag_events} events behind"
+
+
+def _draw(body: Callable[[View], None], view: View) -> None:
+    try:
+        body(view)
+    except Exception:
+        log.exception("drawing %s failed", view.path)
+        _message("This panel could not be loaded. Try again in a moment; the server log has the details.", "error")
+        ui.notify("Could not load the data", type="negative")
+
+
+def _message(text: str, icon: str) -> None:
+    with ui.card().classes("w-full items-center q-pa-lg"):
+        ui.icon(icon, size="lg").classes("text-grey")
+        ui.label(text).classes("text-subtitle1").props("data-testid=message")
+
+
+def _signed_in(request: Request, secret: str) -> Identity | None:
+    try:
+        return verify_token(secret, request.cookies.get(COOKIE, ""))
+    except NotAuthorized as exc:
+        with ui.column().classes("absolute-center items-center"):
+            ui.label("Sign in to see your organisation's agent usage").classes("text-h5")
+            ui.label(f"{exc}. Open the sign-in link printed by `agentdash demo`, or run `agentdash token`.")
+        return None

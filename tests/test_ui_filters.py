@@ -1,0 +1,98 @@
+"""Filters in the URL, the change badge and the freshness line: page logic without a browser."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from agentdash.auth import Identity
+from agentdash.metrics import MetricsQuery
+from agentdash.ui.filters import DEFAULT_DAYS, MAX_DAYS, Filters
+from agentdash.ui.frame import NAV, ScopeError, freshness_text, scope, with_default_team
+from agentdash.ui.overview import QUESTIONS, change, change_badge
+
+TODAY = date(2026, 3, 31)
+
+
+def parse(**params) -> Filters:
+    return Filters.from_params(params, today=TODAY)
+
+
+def test_a_preset_ends_today_and_round_trips():
+    f = parse(days="7", team_id="web")
+    assert (f.date_from, f.date_to, f.days, f.team_id, f.user_id) == (date(2026, 3, 25), TODAY, 7, "web", None)
+    assert f.to_query() == "days=7&team_id=web"
+    assert Filters.from_params(dict(p.split("=") for p in f.to_query().split("&")), today=TODAY) == f
+
+
+def test_a_custom_range_round_trips():
+    f = parse(**{"from": "2026-01-01", "to": "2026-01-31", "user_id": "u1"})
+    assert (f.date_from, f.date_to, f.days) == (date(2026, 1, 1), date(2026, 1, 31), None)
+    assert f.to_query() == "from=2026-01-01&to=2026-01-31&user_id=u1"
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"days": "abc"}, {"days": "8"}, {"days": "-7"}, {"from": "2026-02-01"}, {"from": "nope", "to": "2026-01-01"},
+    {"from": "2026-02-01", "to": "2026-01-01"}, {"from": "2020-01-01", "to": "2026-01-01"}, {"team_id": "  "},
+    {"team_id": "x" * 500}, {"user_id": "a\nb"},
+])  # fmt: skip
+def test_bad_values_fall_back_to_defaults(params):
+    f = parse(**params)
+    assert f.days in (DEFAULT_DAYS, 7 if params.get("days") == "7" else DEFAULT_DAYS)
+    assert (f.date_to - f.date_from).days < MAX_DAYS
+    assert f.team_id is None and f.user_id is None
+
+
+def test_to_query_applies_changes_without_touching_the_filters():
+    f = parse(days="30", team_id="web", user_id="u1")
+    assert f.to_query(days=90, user_id=None) == "days=90&team_id=web"
+    assert f.to_query(days=None) == "from=2026-03-02&to=2026-03-31&team_id=web&user_id=u1"
+    assert f.days == 30
+
+
+def test_metrics_query_and_previous_period():
+    f = parse(days="7", team_id="web")
+    assert f.metrics_query("acme") == MetricsQuery("acme", date(2026, 3, 25), TODAY, "web", None)
+    previous = f.previous_period()
+    assert (previous.date_from, previous.date_to, previous.days, previous.team_id) == (date(2026, 3, 18), date(2026, 3, 24), None, "web")
+    custom = parse(**{"from": "2026-03-01", "to": "2026-03-31"}).previous_period()
+    assert (custom.date_from, custom.date_to) == (date(2026, 1, 29), date(2026, 2, 28))
+
+
+def test_scope_uses_the_read_api_rule():
+    f = parse(days="30")
+    admin, member = Identity("a", "acme", "org_admin"), Identity("m", "acme", "member")
+    manager = Identity("boss", "acme", "manager", ("ops", "web"))
+    assert scope(admin, f).team_id is None
+    assert scope(member, f).user_id == "m"
+    with pytest.raises(ScopeError, match="own data"):
+        scope(member, parse(user_id="other"))
+    assert with_default_team(manager, f).team_id == "ops"
+    assert scope(manager, with_default_team(manager, f)).team_id == "ops"
+    with pytest.raises(ScopeError, match="not one of yours"):
+        scope(manager, parse(team_id="sales"))
+    assert scope(Identity("a", "other", "org_admin"), f).org_id == "other"  # the org always comes from the token
+    with pytest.raises(ScopeError, match="pick one of their teams"):
+        scope(Identity("boss", "acme", "manager", ()), with_default_team(Identity("boss", "acme", "manager", ()), f))
+
+
+def test_change_and_its_colour():
+    assert change(None, 1.0) is None and change(1.0, None) is None and change(1.0, 0) is None
+    assert change(0.9, 0.8) == pytest.approx(0.125)
+    assert change_badge(None, +1) == ("no previous data", "grey")
+    assert change_badge(0.125, +1) == ("▲ 12.5%", "positive")
+    assert change_badge(0.125, -1) == ("▲ 12.5%", "negative")
+    assert change_badge(-0.5, -1) == ("▼ 50.0%", "positive")
+    assert change_badge(0.2, 0)[1] == "grey"
+    assert change_badge(0.0, +1) == ("■ 0.0%", "grey")
+
+
+def test_every_question_has_a_page_in_the_navigation():
+    assert [q.path for q in QUESTIONS] == [path for path, _, _ in NAV[1:]]
+    assert len(QUESTIONS) == 6
+
+
+def test_freshness_text_is_utc():
+    assert freshness_text(None, 3) == "No data folded yet · 3 events behind"
+    assert freshness_text(1_767_225_600_000_000, 0) == "Data as of 2026-01-01 00:00:00 UTC · 0 events behind"
