@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from litestar import Litestar, Request, get
+from litestar.di import Provide
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.openapi import OpenAPIConfig
@@ -58,43 +59,42 @@ def build_query(org_id: str, date_from: date | None, date_to: date | None, team_
     return MetricsQuery(org_id, start, to, team_id or None, user_id or None)
 
 
-@get("/api/v1/orgs/{org_id:str}/metrics", sync_to_thread=True, summary="Every metric of SPEC §3 and the daily series")
-def get_metrics(
+def provide_query(
     request: Request,
-    state: State,
     org_id: str,
     date_from: date | None = QueryParameter(name="from", default=None),
     date_to: date | None = QueryParameter(name="to", default=None),
     team_id: str | None = None,
     user_id: str | None = None,
-) -> OrgMetrics:
-    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
-    return org_metrics(state.storage, query)
+) -> MetricsQuery:
+    """The request's metrics query, already narrowed to what its identity may see (a dependency)."""
+    return scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
+
+
+def checked_dimension(dimension: str) -> str:
+    if dimension not in DIMENSIONS:
+        raise HTTPException(status_code=400, detail=f"dimension must be one of {', '.join(DIMENSIONS)}")
+    return dimension
+
+
+@get("/api/v1/orgs/{org_id:str}/metrics", sync_to_thread=True, summary="Every metric of SPEC §3 and the daily series")
+def get_metrics(state: State, metrics_query: MetricsQuery) -> OrgMetrics:
+    return org_metrics(state.storage, metrics_query)
 
 
 @get("/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}", sync_to_thread=True, summary="Metrics per team, user, model or repo")
 def get_breakdown(
-    request: Request,
-    state: State,
-    org_id: str,
-    dimension: str,
-    date_from: date | None = QueryParameter(name="from", default=None),
-    date_to: date | None = QueryParameter(name="to", default=None),
-    team_id: str | None = None,
-    user_id: str | None = None,
-    limit: int | None = Parameter(default=None, ge=1, le=10_000),
+    state: State, metrics_query: MetricsQuery, dimension: str, limit: int | None = Parameter(default=None, ge=1, le=10_000)
 ) -> list[BreakdownRow]:
-    if dimension not in DIMENSIONS:
-        raise HTTPException(status_code=400, detail=f"dimension must be one of {', '.join(DIMENSIONS)}")
-    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
-    return breakdown(state.storage, query, dimension, limit)
+    return breakdown(state.storage, metrics_query, checked_dimension(dimension), limit)
 
 
 def create_read_api(storage, secret: str) -> Litestar:
-    from agentdash.export import CSV_ROUTES  # export builds on this module's identify/scoped_query/build_query
+    from agentdash.export import CSV_ROUTES  # the CSV twins of the routes above
 
     return Litestar(
         route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES],
+        dependencies={"metrics_query": Provide(provide_query, sync_to_thread=False)},
         state=State({"storage": storage, "secret": secret}),
         exception_handlers={Exception: error_body},
         openapi_config=OpenAPIConfig(title="agentdash read API", version="1", path="/api/schema"),

@@ -6,14 +6,12 @@ import csv
 import io
 import re
 from collections.abc import Iterable
-from datetime import date
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.datastructures import State
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 
-from agentdash.api import build_query, identify, scoped_query
 from agentdash.metrics import DIMENSIONS, BreakdownRow, DayMetrics, MetricSet, MetricsQuery, breakdown, org_metrics
 
 CSV_MEDIA_TYPE = "text/csv"  # Litestar appends "; charset=utf-8" to text types
@@ -62,17 +60,8 @@ def _csv_response(body: str, name: str) -> Response:
 
 
 @get("/api/v1/orgs/{org_id:str}/metrics.csv", sync_to_thread=True, summary="The daily series of /metrics as CSV")
-def get_metrics_csv(
-    request: Request,
-    state: State,
-    org_id: str,
-    date_from: date | None = QueryParameter(name="from", default=None),
-    date_to: date | None = QueryParameter(name="to", default=None),
-    team_id: str | None = None,
-    user_id: str | None = None,
-) -> Response:
-    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
-    return _csv_response(metrics_csv(org_metrics(state.storage, query).series), filename(query, "metrics"))
+def get_metrics_csv(state: State, metrics_query: MetricsQuery) -> Response:
+    return _csv_response(metrics_csv(org_metrics(state.storage, metrics_query).series), filename(metrics_query, "metrics"))
 
 
 def _breakdown_csv_route(dimension: str):
@@ -81,18 +70,10 @@ def _breakdown_csv_route(dimension: str):
     @get(f"/api/v1/orgs/{{org_id:str}}/breakdown/{dimension}.csv", sync_to_thread=True, name=f"breakdown-{dimension}-csv",
          summary=f"/breakdown/{dimension} as CSV, one row per key")  # fmt: skip
     def get_breakdown_csv(
-        request: Request,
-        state: State,
-        org_id: str,
-        date_from: date | None = QueryParameter(name="from", default=None),
-        date_to: date | None = QueryParameter(name="to", default=None),
-        team_id: str | None = None,
-        user_id: str | None = None,
-        limit: int | None = Parameter(default=None, ge=1, le=10_000),
+        state: State, metrics_query: MetricsQuery, limit: int | None = Parameter(default=None, ge=1, le=10_000)
     ) -> Response:
-        query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id))
-        rows = breakdown(state.storage, query, dimension, limit)
-        return _csv_response(breakdown_csv(rows), filename(query, f"breakdown-{dimension}"))
+        rows = breakdown(state.storage, metrics_query, dimension, limit)
+        return _csv_response(breakdown_csv(rows), filename(metrics_query, f"breakdown-{dimension}"))
 
     return get_breakdown_csv
 
