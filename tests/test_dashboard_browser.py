@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
@@ -10,6 +11,8 @@ import pytest
 from browser import browser_page, chromium_path, screenshot
 
 from agentdash.ui import format as fmt
+from agentdash.ui.overview import QUESTIONS
+from agentdash.ui.questions import PAGES
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)")
 
@@ -222,3 +225,96 @@ def test_panels_refresh_when_new_events_are_folded(server):
         more = _run("acme", 99, 0, "web", "u3", "succeeded", 1.0, 60)
         assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": more}).json()["accepted"] == 4
         page.wait_for_function("document.querySelector(\"[data-metric='Runs']\").innerText === '4'", timeout=15_000)
+
+
+def _slug(path: str) -> str:
+    return path.strip("/")
+
+
+def _open_question(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("[data-testid=breakdown-team], [data-testid=empty], [data-testid=message]")
+
+
+def test_every_question_page_draws_its_charts_without_errors(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={server.token('acme')}")
+        for q in QUESTIONS:
+            _open_question(page, f"{server.url}{q.path}?days=30")
+            assert page.locator("[data-testid=message]").count() == 0
+            assert page.locator("[data-testid=breakdown-team]").is_visible()
+            assert page.locator(".nicegui-echart").count() == PAGES[q.path].charts
+            page.wait_for_function("[...document.querySelectorAll('.nicegui-echart')].every(e => e.querySelector('canvas'))")
+            screenshot(page, f"question-{_slug(q.path)}")
+
+
+def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={server.token('acme')}")
+        _open_question(page, f"{server.url}/reliability?days=90&team_id=web")
+        page.locator("[data-testid=granularity]").get_by_text("Weekly").click()
+        page.wait_for_url("**weekly=1**")
+        _open_question(page, page.url)
+        assert _params(page) == {"days": "90", "team_id": "web", "weekly": "1"}
+        page.locator("[data-nav='Cost']").click()
+        page.wait_for_url("**/cost?**")
+        page.wait_for_selector("[data-testid=breakdown-team]")
+        assert _params(page) == {"days": "90", "team_id": "web", "weekly": "1"}
+        pressed = page.locator("[data-testid=granularity] button[aria-pressed=true]")
+        assert pressed.inner_text().strip().lower() == "weekly"
+        page.locator("[data-testid=granularity]").get_by_text("Daily").click()
+        page.wait_for_url(lambda url: "weekly" not in url and "/cost?" in url)
+        # The team and user lists are filled after the page shows, off the event loop.
+        page.wait_for_selector("[data-testid=breakdown-team]")
+        page.locator("[data-testid=team]").click()
+        page.get_by_role("option", name="ops").click()
+        page.wait_for_url("**team_id=ops**")
+
+
+def test_a_question_page_arrives_with_a_loading_state_then_fills_in(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    first = httpx.get(f"{server.url}/speed?days=30", cookies={"agentdash_token": server.token("acme")}).text
+    assert "Loading…" in first and "breakdown-team" not in first  # the queries run after the page is sent
+
+
+def test_breakdown_tables_and_csv_links_match_the_read_api(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    server.wait_projected()
+    token = server.token("acme")
+    to = datetime.now(timezone.utc).date()
+    params = {"from": str(to - timedelta(days=29)), "to": str(to)}
+    headers = {"Authorization": f"Bearer {token}"}
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={token}")
+        _open_question(page, f"{server.url}/cost?days=30")
+
+        api = httpx.get(f"{server.url}/api/v1/orgs/acme/breakdown/team", params=params, headers=headers).json()
+        first = page.locator("[data-testid=breakdown-team] tbody tr").first.locator("td").all_inner_texts()
+        assert first[:4] == [api[0]["key"], fmt.count(api[0]["runs"]), fmt.money(api[0]["cost_usd"]),
+                             fmt.money(api[0]["cost_per_run_usd"])]  # fmt: skip
+
+        page.locator("[data-testid=tab-user]").click()
+        users = httpx.get(f"{server.url}/api/v1/orgs/acme/breakdown/user", params=params, headers=headers).json()
+        row = page.locator("[data-testid=breakdown-user] tbody tr").first.locator("td").all_inner_texts()
+        assert row[:3] == [users[0]["key"], fmt.count(users[0]["runs"]), fmt.money(users[0]["cost_usd"])]
+        with page.expect_download() as download:
+            page.locator("[data-testid=csv-user]").click()
+        by_user = list(csv.DictReader(download.value.path().read_text().splitlines()))
+        assert [(r["key"], int(r["runs"]), float(r["cost_usd"])) for r in by_user] == [
+            (u["key"], u["runs"], u["cost_usd"]) for u in users
+        ]
+
+        series = httpx.get(f"{server.url}/api/v1/orgs/acme/metrics", params=params, headers=headers).json()["series"]
+        with page.expect_download() as download:
+            page.locator("[data-testid=csv-series]").click()
+        assert download.value.suggested_filename.endswith(".csv")
+        rows = list(csv.DictReader(download.value.path().read_text().splitlines()))
+        assert [(r["date"], int(r["runs"]), float(r["cost_usd"])) for r in rows] == [
+            (d["date"], d["runs"], d["cost_usd"]) for d in series
+        ]
+        assert sum(int(r["runs"]) for r in rows) == 5

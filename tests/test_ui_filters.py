@@ -96,3 +96,34 @@ def test_every_question_has_a_page_in_the_navigation():
 def test_freshness_text_is_utc():
     assert freshness_text(None, 3) == "No data folded yet · 3 events behind"
     assert freshness_text(1_767_225_600_000_000, 0) == "Data as of 2026-01-01 00:00:00 UTC · 0 events behind"
+
+
+def test_the_weekly_toggle_round_trips_and_is_carried_by_changes():
+    f = parse(days="30", weekly="1")
+    assert f.weekly and f.to_query() == "days=30&weekly=1"
+    assert f.to_query(team_id="web") == "days=30&team_id=web&weekly=1"
+    assert f.to_query(weekly=False) == "days=30"
+    assert not parse(days="30", weekly="yes").weekly
+    custom = parse(**{"from": "2026-01-01", "to": "2026-01-31", "weekly": "1"})
+    assert custom.weekly and custom.previous_period().weekly
+
+
+def test_every_question_has_a_page_and_csv_links_carry_the_scoped_filters():
+    from types import SimpleNamespace
+
+    from agentdash.ui.questions import PAGES, csv_url
+
+    assert {q.path for q in QUESTIONS} == set(PAGES)
+    assert all(page.charts >= 2 and page.columns for page in PAGES.values())
+    view = SimpleNamespace(query=MetricsQuery("ac me", date(2026, 3, 1), date(2026, 3, 31), "web", None))
+    assert csv_url(view, "metrics") == "/api/v1/orgs/ac%20me/metrics.csv?from=2026-03-01&to=2026-03-31&team_id=web"
+    assert csv_url(view, "breakdown/user").startswith("/api/v1/orgs/ac%20me/breakdown/user.csv?")
+
+
+def test_breakdown_table_rows_sort_by_raw_values_and_show_text_for_people():
+    from agentdash.metrics import BreakdownRow
+    from agentdash.ui.questions import table_rows
+
+    rows = table_rows([BreakdownRow(key=None, runs=1200, cost_usd=3.4, success_rate=None)], ("runs", "cost_usd", "success_rate"))
+    assert rows == [{"id": 0, "key": "(none)", "runs": 1200, "runs__text": "1.2k", "cost_usd": 3.4, "cost_usd__text": "$3.40",
+                     "success_rate": None, "success_rate__text": "—"}]  # fmt: skip

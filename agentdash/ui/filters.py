@@ -28,16 +28,18 @@ class Filters:
     days: int | None = DEFAULT_DAYS  # None for a custom range
     team_id: str | None = None
     user_id: str | None = None
+    weekly: bool = False  # charts by ISO week instead of by day
 
     @classmethod
-    def preset(cls, days: int = DEFAULT_DAYS, today: date | None = None, **ids: str | None) -> Filters:
+    def preset(cls, days: int = DEFAULT_DAYS, today: date | None = None, **ids) -> Filters:
         to = today or utc_today()
         return cls(to - timedelta(days=days - 1), to, days, **ids)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], today: date | None = None) -> Filters:
-        """Parse `?days=30` or `?from=..&to=..`, plus `team_id` and `user_id`; bad values fall back to defaults."""
+        """Parse `?days=30` or `?from=..&to=..`, plus `team_id`, `user_id` and `weekly=1`; bad values fall back."""
         ids = {key: _identifier(params.get(key)) for key in ("team_id", "user_id")}
+        ids["weekly"] = params.get("weekly") == "1"
         if "from" in params or "to" in params:
             custom = _custom_range(params.get("from"), params.get("to"))
             if custom:
@@ -50,6 +52,8 @@ class Filters:
         f = replace(self, **changes) if changes else self
         params = {"days": f.days} if f.days else {"from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
         params.update({key: value for key, value in (("team_id", f.team_id), ("user_id", f.user_id)) if value})
+        if f.weekly:
+            params["weekly"] = 1
         return urlencode(params)
 
     def metrics_query(self, org_id: str) -> MetricsQuery:

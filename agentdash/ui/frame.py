@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
+from typing import Any
 
 from fastapi import Request
 from litestar.exceptions import HTTPException
-from nicegui import ui
+from nicegui import run, ui
 
 from agentdash.api import scoped_query
 from agentdash.auth import Identity, NotAuthorized, verify_token
@@ -48,7 +50,8 @@ class View:
     path: str
     query: MetricsQuery | None = None
     previous: MetricsQuery | None = None
-    on_new_data: list[Callable[[], None]] = field(default_factory=list)
+    on_new_data: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    pickers: dict[str, ui.select] = field(default_factory=dict)  # the filter bar's team and user lists
 
 
 class ScopeError(Exception):
@@ -70,28 +73,77 @@ def with_default_team(identity: Identity, filters: Filters) -> Filters:
     return filters
 
 
-def dashboard_page(path: str, title: str, sources: Sources) -> Callable[[Callable[[View], None]], None]:
-    """Register a signed-in page at `path`; `body(view)` draws its panels and is redrawn when new data arrives."""
+def dashboard_page(path: str, title: str, sources: Sources, load: Callable[[View], Any],
+                   draw: Callable[[View, Any], None]) -> None:
+    """Register a signed-in page at `path`: `load(view)` runs the queries in a worker thread (never on the event
+    loop) while a spinner shows, then `draw(view, data)` draws the panels; both run again when new data arrives."""
 
-    def register(body: Callable[[View], None]) -> None:
-        @ui.page(path, title=f"{title} · agentdash")
-        def page(request: Request) -> None:
-            identity = _signed_in(request, sources.secret)
-            if identity is None:
+    @ui.page(path, title=f"{title} · agentdash")
+    async def page(request: Request) -> None:
+        identity = _signed_in(request, sources.secret)
+        if identity is None:
+            return
+        filters = with_default_team(identity, Filters.from_params(request.query_params))
+        view = View(identity, filters, sources, path)
+        show = None
+        with frame(title, view):
+            try:
+                view.query, view.previous = scope(identity, filters), scope(identity, filters.previous_period())
+            except ScopeError as exc:
+                _message(str(exc), "lock")
+            else:
+                content = ui.column().classes("w-full gap-3")
+                with content:
+                    _loading()
+                show = _loader(view, content, load, draw)
+                view.on_new_data.append(show)
+        try:
+            await ui.context.client.connected(timeout=10)
+        except Exception:  # the browser left before connecting: nothing to draw
+            return
+        await asyncio.gather(*([show()] if show else []), _fill_quietly(view))
+
+
+async def _fill_quietly(view: View) -> None:
+    try:
+        await fill_options(view)
+    except Exception:
+        log.exception("filling the filter lists failed")
+
+
+def _loader(view: View, content: ui.column, load: Callable[[View], Any], draw: Callable[[View, Any], None]):
+    busy = {"now": False}
+
+    async def show() -> None:
+        if busy["now"]:  # a refresh is already under way; it will show the newest data
+            return
+        busy["now"] = True
+        try:
+            try:
+                data = await run.io_bound(load, view)
+            except Exception:
+                log.exception("loading %s failed", view.path)
+                _replace(content, lambda: _message(LOAD_ERROR, "error"))
                 return
-            filters = with_default_team(identity, Filters.from_params(request.query_params))
-            view = View(identity, filters, sources, path)
-            with frame(title, view):
-                try:
-                    view.query, view.previous = scope(identity, filters), scope(identity, filters.previous_period())
-                except ScopeError as exc:
-                    _message(str(exc), "lock")
-                    return
-                content = ui.refreshable(lambda: _draw(body, view))
-                content()
-                view.on_new_data.append(content.refresh)
+            _replace(content, lambda: _draw(draw, view, data, content))
+        finally:
+            busy["now"] = False
 
-    return register
+    return show
+
+
+def _replace(content: ui.column, fill: Callable[[], None]) -> None:
+    if content.is_deleted:
+        return
+    content.clear()
+    with content:
+        fill()
+
+
+def _loading() -> None:
+    with ui.row().classes("w-full justify-center items-center q-pa-xl gap-3").props("data-testid=loading aria-live=polite"):
+        ui.spinner(size="lg")
+        ui.label("Loading…").classes("text-grey")
 
 
 @contextmanager
@@ -158,14 +210,13 @@ def _filter_bar(view: View) -> None:
         date_from = _date_input("From", f.date_from, pick_dates)
         date_to = _date_input("To", f.date_to, pick_dates)
         if identity.role != "member":
-            teams = _options(view, "team")
-            ui.select({"": "All teams", **teams} if identity.role == "org_admin" else teams, value=f.team_id or "",
+            # The pick lists start with the current choice only; fill_options() lists the rest off the event loop.
+            view.pickers["team"] = ui.select(_labelled(view, "team", _known(view, "team")), value=f.team_id or "",
                       label="Team", on_change=lambda e: go(team_id=e.value or None, user_id=None)).props(
                 "dense outlined options-dense aria-label='Team' data-testid=team"
             ).classes("w-40")  # fmt: skip
-            users = _options(view, "user")
-            ui.select({"": "All users", **users}, value=f.user_id or "", label="User",
-                      on_change=lambda e: go(user_id=e.value or None)).props(
+            view.pickers["user"] = ui.select(_labelled(view, "user", _known(view, "user")), value=f.user_id or "",
+                      label="User", on_change=lambda e: go(user_id=e.value or None)).props(
                 "dense outlined options-dense aria-label='User' data-testid=user"
             ).classes("w-40")  # fmt: skip
         else:
@@ -180,6 +231,31 @@ def _date_input(label: str, value: date, apply: Callable[[], None]) -> ui.input:
     field_.on("keydown.enter", apply)
     field_.on("blur", apply)
     return field_
+
+
+def _labelled(view: View, dimension: str, options: dict[str, str]) -> dict[str, str]:
+    if dimension == "user":
+        return {"": "All users", **options}
+    return {"": "All teams", **options} if view.identity.role == "org_admin" else options
+
+
+def _known(view: View, dimension: str) -> dict[str, str]:
+    """The options known without a query: a manager's teams, and the current pick."""
+    current = view.filters.team_id if dimension == "team" else view.filters.user_id
+    keys = list(view.identity.teams) if dimension == "team" and view.identity.role == "manager" else []
+    if current and current not in keys:
+        keys.append(current)
+    return {key: key for key in sorted(keys)}
+
+
+async def fill_options(view: View) -> None:
+    """List the teams and users to pick from in a worker thread, then put them in the filter bar."""
+    if not view.pickers:
+        return
+    found = await run.io_bound(lambda: {dimension: _options(view, dimension) for dimension in view.pickers})
+    for dimension, picker in view.pickers.items():
+        if not picker.is_deleted:
+            picker.set_options(_labelled(view, dimension, found[dimension]))
 
 
 def _options(view: View, dimension: str) -> dict[str, str]:
@@ -207,20 +283,25 @@ def _freshness(view: View) -> None:
     label = ui.label().classes("text-caption text-grey q-mt-sm").props("data-testid=freshness aria-live=polite")
     seen: dict[str, int | None] = {"projected": None}
 
-    def tick() -> None:
+    def read() -> bool:
+        """Update the line; True when events were folded since the last look."""
         try:
             status = view.sources.projector.status()
         except Exception:
             log.exception("projector status failed")
             label.text = "Data freshness unknown: the projector's status could not be read"
-            return
+            return False
         label.text = freshness_text(status.last_fold_at_us, status.lag_events)
-        if seen["projected"] is not None and status.events_projected != seen["projected"]:
-            for callback in view.on_new_data:
-                callback()
+        moved = seen["projected"] is not None and status.events_projected != seen["projected"]
         seen["projected"] = status.events_projected
+        return moved
 
-    tick()
+    async def tick() -> None:
+        if read():
+            for callback in list(view.on_new_data):
+                await callback()
+
+    read()
     ui.timer(REFRESH_SECONDS, tick)
 
 
@@ -231,13 +312,17 @@ def freshness_text(last_fold_at_us: int | None, lag_events: int) -> str:
     return f"Data as of {at:%Y-%m-%d %H:%M:%S} UTC · {lag_events} events behind"
 
 
-def _draw(body: Callable[[View], None], view: View) -> None:
+LOAD_ERROR = "This panel could not be loaded. Try again in a moment; the server log has the details."
+
+
+def _draw(draw: Callable[[View, Any], None], view: View, data: Any, content: ui.column) -> None:
     try:
-        body(view)
+        draw(view, data)
     except Exception:
         log.exception("drawing %s failed", view.path)
-        _message("This panel could not be loaded. Try again in a moment; the server log has the details.", "error")
-        ui.notify("Could not load the data", type="negative")
+        content.clear()
+        with content:
+            _message(LOAD_ERROR, "error")
 
 
 def _message(text: str, icon: str) -> None:

@@ -94,10 +94,13 @@ def install(storage, projector, secret: str) -> None:
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=8 * 3600)
         return response
 
-    dashboard_page("/", "Overview", sources)(_overview)
+    from agentdash.ui import questions  # it draws with this module's cards
+
+    dashboard_page("/", "Overview", sources, _metrics, _overview)
     titles = {path: title for path, title, _ in NAV}
     for question in QUESTIONS:
-        dashboard_page(question.path, titles[question.path], sources)(lambda view, q=question: _question_page(view, q))
+        dashboard_page(question.path, titles[question.path], sources, questions.load,
+                       lambda view, data, q=question: _question_page(view, data, q))  # fmt: skip
 
 
 def _metrics(view: View) -> tuple[OrgMetrics, OrgMetrics]:
@@ -116,8 +119,8 @@ def _no_runs(view: View) -> None:
         ui.label(f"{view.filters.label}: pick a longer range or another team or user.").classes("text-grey")
 
 
-def _overview(view: View) -> None:
-    current, previous = _metrics(view)
+def _overview(view: View, data: tuple[OrgMetrics, OrgMetrics]) -> None:
+    current, previous = data
     if _empty(current):
         _no_runs(view)
         return
@@ -172,27 +175,22 @@ def _figures(figures: tuple[Figure, ...], m: OrgMetrics) -> None:
             ui.label(figure.value(m)).classes("text-weight-bold text-right").props(f"data-metric='{figure.name}'")
 
 
-def _question_page(view: View, q: Question) -> None:
-    """A question's own page; for now its headline numbers and the daily series of its main metric."""
-    current, previous = _metrics(view)
+def _question_page(view: View, data, q: Question) -> None:
+    """A question's own page: its headline card, then the charts and breakdowns of questions.PAGES."""
+    from agentdash.ui import questions
+
+    current, previous = data.current, data.previous
     if _empty(current):
         _no_runs(view)
         return
-    with ui.row().classes("w-full gap-4 no-wrap items-stretch"):
-        with ui.card().classes("w-80 gap-1").props(f"data-card='{q.title}'"):
+
+    def headline() -> None:
+        with ui.card().classes("w-full gap-1").props(f"data-card='{q.title}'"):
             ui.label(q.question).classes("text-subtitle1 text-weight-medium")
             _headline(q, current, previous)
             _figures(q.figures[1:], current)
-        with ui.card().classes("col"):
-            ui.label(f"{q.figures[0].name} per day (UTC)").classes("text-subtitle2")
-            days, values = _series(current, q.main, 100 if q.axis.startswith("%") else 1)
-            ui.echart({
-                "animation": False,
-                "grid": {"left": 60, "right": 16, "top": 16, "bottom": 40},
-                "tooltip": {"trigger": "axis"},
-                "xAxis": {"type": "category", "data": days, "name": "day (UTC)", "nameLocation": "middle", "nameGap": 26},
-                "yAxis": {"type": "value", "name": q.axis, "nameLocation": "middle", "nameGap": 44},
-                # Days without runs have no ratio: join the days that have one, and mark each of them.
-                "series": [{"type": "line", "data": values, "connectNulls": True, "showAllSymbol": True, "symbolSize": 5}],
-            }).classes("w-full h-64")  # fmt: skip
-    ui.label(f"{view.filters.label}; the change compares with the {_days(view)} days before.").classes("text-caption text-grey")
+            ui.label(f"{view.filters.label}; the change compares with the {_days(view)} days before.").classes(
+                "text-caption text-grey q-mt-sm"
+            )
+
+    questions.draw(view, data, questions.PAGES[q.path], headline)
