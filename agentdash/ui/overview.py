@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from agentdash.metrics import OrgMetrics, org_metrics
+from agentdash.ui import charts
 from agentdash.ui import format as fmt
 from agentdash.ui.frame import COOKIE, NAV, Sources, View, dashboard_page
 
@@ -25,9 +26,7 @@ class Question:
     title: str
     question: str
     main: str  # the metric key behind the sparkline and the change badge
-    main_format: Callable[[float | None], str]
     better: int  # +1: up is good, -1: down is good, 0: neither
-    axis: str  # the unit on a chart's value axis
     figures: tuple[Figure, ...]
 
 
@@ -36,31 +35,31 @@ def _failures(m: OrgMetrics) -> str:
 
 
 QUESTIONS = (
-    Question("/adoption", "Adoption", "Who uses agents?", "active_users", fmt.count, +1, "users", (
+    Question("/adoption", "Adoption", "Who uses agents?", "active_users", +1, (
         Figure("Active users", lambda m: fmt.count(m.active_users)),
         Figure("DAU / WAU / 30d", lambda m: f"{m.dau} / {m.wau} / {m.mau}"),
         Figure("Runs per user", lambda m: fmt.count(m.runs_per_user)),
         Figure("Sessions per user", lambda m: fmt.count(m.sessions_per_user)))),
-    Question("/reliability", "Reliability", "Are they reliable?", "success_rate", fmt.percent, +1, "% of finished runs", (
+    Question("/reliability", "Reliability", "Are they reliable?", "success_rate", +1, (
         Figure("Success rate", lambda m: fmt.percent(m.success_rate)),
         Figure("Runs", lambda m: fmt.count(m.runs)),
         Figure("Cancelled", lambda m: fmt.count(m.runs_cancelled)),
         Figure("Top failures", _failures))),
-    Question("/speed", "Speed", "How long do tasks take?", "run_duration_p95_s", fmt.duration, -1, "seconds", (
+    Question("/speed", "Speed", "How long do tasks take?", "run_duration_p95_s", -1, (
         Figure("P95 run", lambda m: fmt.duration(m.run_duration_p95_s)),
         Figure("Avg run", lambda m: fmt.duration(m.run_duration_avg_s)),
         Figure("Avg queue wait", lambda m: fmt.duration(m.queue_wait_avg_s)),
         Figure("Agent time / session", lambda m: fmt.duration(m.active_agent_time_per_session_s)))),
-    Question("/cost", "Cost", "What does it cost?", "cost_per_run_usd", fmt.money, -1, "USD per run", (
+    Question("/cost", "Cost", "What does it cost?", "cost_per_run_usd", -1, (
         Figure("Per run", lambda m: fmt.money(m.cost_per_run_usd)),
         Figure("Total", lambda m: fmt.money(m.cost_usd)),
         Figure("Input tokens", lambda m: fmt.count(m.input_tokens)),
         Figure("Output tokens", lambda m: fmt.count(m.output_tokens)))),
-    Question("/human-intervention", "Human intervention", "Do results need human fixes?", "handoff_rate", fmt.percent, -1, "% of finished runs", (
+    Question("/human-intervention", "Human intervention", "Do results need human fixes?", "handoff_rate", -1, (
         Figure("Handoff rate", lambda m: fmt.percent(m.handoff_rate)),
         Figure("Iterated within 4 h", lambda m: fmt.percent(m.post_handoff_iteration_rate)))),
     # More runs per session can mean retries or richer work: the badge stays neutral.
-    Question("/iteration", "Iteration", "How much iteration?", "runs_per_session", fmt.count, 0, "runs per session", (
+    Question("/iteration", "Iteration", "How much iteration?", "runs_per_session", 0, (
         Figure("Runs per session", lambda m: fmt.count(m.runs_per_session)),
         Figure("Session lifespan", lambda m: fmt.duration(m.session_lifespan_avg_s)))),
 )  # fmt: skip
@@ -150,22 +149,10 @@ def _headline(q: Question, current: OrgMetrics, previous: OrgMetrics) -> None:
         ui.badge(text, color=colour).props(f"outline data-change='{q.title}' aria-label='Change against the previous period: {text}'")
 
 
-def _series(m: OrgMetrics, key: str, scale: float = 1) -> tuple[list[str], list[float | None]]:
-    values = [getattr(d, key) for d in m.series]
-    return [d.date.isoformat() for d in m.series], [None if v is None else round(v * scale, 4) for v in values]
-
-
 def _sparkline(m: OrgMetrics, key: str) -> None:
-    days, values = _series(m, key)
-    ui.echart({
-        "animation": False,
-        "grid": {"left": 2, "right": 2, "top": 4, "bottom": 2},
-        "xAxis": {"type": "category", "data": days, "show": False, "boundaryGap": False},
-        "yAxis": {"type": "value", "show": False, "scale": True},
-        "tooltip": {"trigger": "axis"},
-        "series": [{"type": "line", "data": values, "showSymbol": False, "connectNulls": True,
-                    "lineStyle": {"width": 1.5}, "areaStyle": {"opacity": 0.15}}],
-    }).classes("w-full h-12").props(f"aria-label='Daily {key.replace('_', ' ')}, UTC days'")  # fmt: skip
+    ui.echart(charts.sparkline(m.series, key)).classes("w-full h-12").props(
+        f"aria-label='Daily {key.replace('_', ' ')}, UTC days'"
+    )
 
 
 def _figures(figures: tuple[Figure, ...], m: OrgMetrics) -> None:

@@ -244,5 +244,3 @@ running AS (
 SELECT d AS day, CAST(dau AS BIGINT) AS dau, CAST(wau AS BIGINT) AS wau, CAST(mau AS BIGINT) AS mau
 FROM running WHERE d >= $from
 
--- name: org_exists
-SELECT 1 FROM activity WHERE org_id = $org LIMIT 1
