@@ -45,7 +45,7 @@ def serve(**options) -> None:
     """Run ingest, projector, dashboard and read API in one process."""
     from agentdash.server import serve as run
 
-    run(_settings(options))
+    _unless_in_use(run, _settings(options))
 
 
 @main.command()
@@ -59,7 +59,7 @@ def demo(days: int, seed: int, reset: bool, **options) -> None:
 
     if options.get("data_dir") is None and not _env_set("data_dir"):
         options["data_dir"] = ".agentdash/demo"
-    run_demo(_settings(options), days=days, seed=seed, reset=reset)
+    _unless_in_use(run_demo, _settings(options), days=days, seed=seed, reset=reset)
 
 
 @main.command()
@@ -85,13 +85,13 @@ def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: f
 def rebuild(**options) -> None:
     """Drop the read models and fold the whole event log again (stop the server first)."""
     from agentdash.projector import Projector
-    from agentdash.storage import open_storage
+    from agentdash.storage import StorageInUse, open_storage
 
     settings = _settings(options)
     try:
         storage = open_storage(settings)
-    except Exception as exc:  # DuckDB allows one writing process: a running server holds the file
-        raise click.ClickException(f"cannot open the data dir {settings.data_dir} ({exc}); is a server running on it?")
+    except StorageInUse as exc:
+        raise click.ClickException(f"{exc}: is a server running on it? Stop it first.") from None
     try:
         storage.reset_read_models()
         projector = Projector(storage, settings.fold_chunk)
@@ -117,6 +117,16 @@ def token(org: str, role: str, teams: str, user: str, ttl: int, **options) -> No
     settings = _settings(options)
     team_list = tuple(t for t in teams.split(",") if t)
     click.echo(issue_token(dev_secret(settings.secret_path), org, role, user, team_list, ttl))
+
+
+def _unless_in_use(run, *args, **kwargs) -> None:
+    """Run a server; a data dir already served by another process is a clear error, not a traceback."""
+    from agentdash.storage import StorageInUse
+
+    try:
+        run(*args, **kwargs)
+    except StorageInUse as exc:
+        raise click.ClickException(f"{exc}; stop it first or pick another --data-dir") from None
 
 
 def _env_set(name: str) -> bool:

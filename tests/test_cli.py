@@ -86,3 +86,11 @@ def before_logged(server) -> int:
 def test_token_rejects_an_unknown_role(tmp_path):
     result = agentdash("token", "--org", "o", "--role", "owner", "--data-dir", str(tmp_path))
     assert result.returncode != 0 and "owner" in result.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_is_a_clear_error(server):
+    second = agentdash("serve", "--data-dir", str(server.data_dir), "--port", str(free_port()),
+                       "--ingest-port", str(free_port()))  # fmt: skip
+    assert second.returncode != 0
+    assert "in use by another agentdash process" in second.stderr and "Traceback" not in second.stderr
+    assert httpx.get(f"{server.ingest_url}/healthz").status_code == 200  # the first one is unharmed

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from agentdash.config import Settings
-from agentdash.storage.base import Overloaded, Storage
+from agentdash.storage.base import Overloaded, Storage, StorageInUse
 
-__all__ = ["Overloaded", "Storage", "open_storage"]
+__all__ = ["Overloaded", "Storage", "StorageInUse", "open_storage"]
 
 
 def open_storage(settings: Settings) -> Storage:

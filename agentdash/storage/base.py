@@ -18,6 +18,10 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 
+class StorageInUse(RuntimeError):
+    """Another process holds the data (DuckDB allows one writing process per file)."""
+
+
 class Overloaded(RuntimeError):
     """The log cannot take more right now; the producer should retry (HTTP 503)."""
 

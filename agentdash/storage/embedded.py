@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+
+import duckdb
 from typing import Any
 
 from agentdash.config import Settings
 from agentdash.events import Event
-from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage
+from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage, StorageInUse
 from agentdash.storage.duckdb_models import DuckdbReadModels
 from agentdash.storage.sqlite_log import SqliteEventLog
 
@@ -15,8 +17,14 @@ from agentdash.storage.sqlite_log import SqliteEventLog
 class EmbeddedStorage(Storage):
     def __init__(self, settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Read models first: their file lock is what tells us another process already serves this dir.
+        try:
+            self._models = DuckdbReadModels(settings.read_models_path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise StorageInUse(f"{settings.data_dir} is in use by another agentdash process") from None
         self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit)
-        self._models = DuckdbReadModels(settings.read_models_path)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
         return self._log.submit(events)
