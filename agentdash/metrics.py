@@ -12,6 +12,7 @@ import msgspec
 from agentdash.storage import Storage
 
 DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "repo"}
+DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the duration_histogram query
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,14 @@ class BreakdownRow(MetricSet, kw_only=True):
     key: str | None
 
 
+class DurationBucket(msgspec.Struct):
+    """Runs whose duration d falls in low_s <= d < high_s (no upper bound when high_s is None)."""
+
+    low_s: float | None  # None: everything below high_s, negative durations included
+    high_s: float | None
+    runs: int
+
+
 def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -124,6 +133,14 @@ def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int 
         rows.append(BreakdownRow(key=key, **msgspec.structs.asdict(metrics)))
     rows.sort(key=lambda r: (-r.runs, -(r.active_users or 0), r.key or ""))
     return rows[:limit] if limit else rows
+
+
+def duration_histogram(storage: Storage, query: MetricsQuery) -> list[DurationBucket]:
+    """Runs in range with a duration, counted per bucket of DURATION_EDGES_S (every bucket, zeros too)."""
+    counts = {row.bucket: row.runs for row in storage.query("duration_histogram", query.params())}
+    lows = (None, *DURATION_EDGES_S)
+    highs = (*DURATION_EDGES_S, None)
+    return [DurationBucket(low, high, counts.get(i, 0)) for i, (low, high) in enumerate(zip(lows, highs))]
 
 
 _TOTAL = object()

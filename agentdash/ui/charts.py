@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agentdash.metrics import BreakdownRow, DayMetrics, FailureCount, MetricSet, OrgMetrics, ratio
+from agentdash.metrics import BreakdownRow, DayMetrics, DurationBucket, FailureCount, MetricSet, OrgMetrics, ratio
 from agentdash.ui import format as fmt
 
 
@@ -155,6 +155,39 @@ def breakdown_bars(rows: list[BreakdownRow], metric: str, unit: str, top: int = 
         "tooltip": _axis_tooltip([html.escape(k) for k in keys], [name], [[u.text(v) for v in values]]),
         "series": [{"name": name, "type": "bar", "data": values}],
     }
+
+
+def duration_histogram(buckets: list[DurationBucket], avg_s: float | None, p95_s: float | None) -> dict:
+    """Runs per duration bucket, with the buckets holding the average and the P95 marked."""
+    labels = [_bucket_label(b) for b in buckets]
+    counts = [b.runs for b in buckets]
+    # Labels at different heights: the two marks often stand in neighbouring buckets.
+    marks = [{"name": name, "xAxis": labels[_bucket_of(buckets, value)],
+              "label": {"formatter": f"{name} {fmt.duration(value)}", "position": position}}
+             for name, value, position in (("avg", avg_s, "insideMiddleTop"), ("P95", p95_s, "end"))
+             if value is not None]  # fmt: skip
+    x_axis = {"type": "category", "data": labels, "name": "run duration", "nameLocation": "middle", "nameGap": 28}
+    return {
+        **_frame(x_axis, _value_axis(UNITS["runs"]), not any(counts), ""),
+        "tooltip": _axis_tooltip(labels, ["Runs"], [[fmt.count(c) for c in counts]]),
+        "series": [{"name": "Runs", "type": "bar", "data": counts,
+                    "markLine": {"symbol": "none", "lineStyle": {"type": "dashed"}, "data": marks}}],
+    }  # fmt: skip
+
+
+def _bucket_label(b: DurationBucket) -> str:
+    if b.low_s is None:
+        return f"< {fmt.duration(b.high_s)}"
+    if b.high_s is None:
+        return f"≥ {fmt.duration(b.low_s)}"
+    return f"{fmt.duration(b.low_s)}–{fmt.duration(b.high_s)}"
+
+
+def _bucket_of(buckets: list[DurationBucket], seconds: float) -> int:
+    for i, b in enumerate(buckets):
+        if b.high_s is None or seconds < b.high_s:
+            return i
+    return len(buckets) - 1
 
 
 def sparkline(series: list[DayMetrics], metric: str) -> dict:

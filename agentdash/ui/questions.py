@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 
 from nicegui import ui
 
-from agentdash.metrics import DIMENSIONS, BreakdownRow, OrgMetrics, breakdown, org_metrics
+from agentdash.metrics import DIMENSIONS, BreakdownRow, DurationBucket, OrgMetrics, breakdown, duration_histogram, org_metrics
 from agentdash.ui import charts
 from agentdash.ui.frame import View
 
@@ -25,6 +25,7 @@ class PageData:
     current: OrgMetrics
     previous: OrgMetrics
     breakdowns: dict[str, list[BreakdownRow]]  # dimension -> rows, busiest first
+    durations: list[DurationBucket]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ PAGES: dict[str, Page] = {
     "/speed": Page(
         (Series("Run duration", ("run_duration_avg_s", "run_duration_p95_s"), "s"),
          Series("Queue wait", ("queue_wait_avg_s", "queue_wait_p95_s"), "s")),
-        ("runs", "run_duration_avg_s", "run_duration_p95_s", "queue_wait_avg_s", "queue_wait_p95_s")),
+        ("runs", "run_duration_avg_s", "run_duration_p95_s", "queue_wait_avg_s", "queue_wait_p95_s"),
+        (Extra("Run durations", lambda d, _: charts.duration_histogram(
+            d.durations, d.current.run_duration_avg_s, d.current.run_duration_p95_s)),)),
     "/cost": Page(
         (Series("Cost", ("cost_usd",), "$"),
          Series("Cost per finished run", ("cost_per_run_usd",), "$"),
@@ -86,6 +89,7 @@ def load(view: View) -> PageData:
     return PageData(
         org_metrics(storage, view.query), org_metrics(storage, view.previous),
         {dimension: breakdown(storage, view.query, dimension) for dimension in DIMENSIONS},
+        duration_histogram(storage, view.query),
     )  # fmt: skip
 
 

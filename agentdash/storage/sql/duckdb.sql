@@ -244,3 +244,12 @@ running AS (
 SELECT d AS day, CAST(dau AS BIGINT) AS dau, CAST(wau AS BIGINT) AS wau, CAST(mau AS BIGINT) AS mau
 FROM running WHERE d >= $from
 
+-- name: duration_histogram
+-- Runs in range with a duration, per bucket; metrics.DURATION_EDGES_S holds the same edges.
+SELECT CASE WHEN d < 30 THEN 0 WHEN d < 60 THEN 1 WHEN d < 120 THEN 2 WHEN d < 300 THEN 3 WHEN d < 600 THEN 4
+            WHEN d < 1200 THEN 5 WHEN d < 1800 THEN 6 WHEN d < 3600 THEN 7 ELSE 8 END AS bucket,
+       count(*) AS runs
+FROM (SELECT (finished_us - started_us) / 1e6 AS d FROM runs
+      WHERE org_id = $org AND day BETWEEN $from AND $to AND finished_us IS NOT NULL AND started_us IS NOT NULL
+        AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user))
+GROUP BY bucket
