@@ -16,9 +16,13 @@ def settings_options(command):
     """One option per Settings field (--data-dir, --port, ...); unset options fall back to AGENTDASH_* or defaults."""
     for f in reversed(dataclasses.fields(Settings)):
         flag = "--" + f.name.replace("_", "-")
-        kind = {bool: bool, int: int, float: float}.get(type(f.default), str)
         help_text = f"{f.metadata.get('help', '')} [env {ENV_PREFIX}{f.name.upper()}; default {f.default}]"
-        command = click.option(flag, f.name, type=kind, default=None, help=help_text)(command)
+        if isinstance(f.default, bool):
+            option = click.option(flag, f.name, is_flag=True, default=None, help=help_text)
+        else:
+            kind = {int: int, float: float}.get(type(f.default), str)
+            option = click.option(flag, f.name, type=kind, default=None, help=help_text)
+        command = option(command)
     return command
 
 

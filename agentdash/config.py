@@ -23,6 +23,13 @@ class Settings:
     fold_chunk: int = field(default=250_000, metadata={"help": "most log entries folded in one transaction"})
     ingest_queue_limit: int = field(default=64, metadata={"help": "batches waiting for the log writer before ingest answers 503"})
     log_level: str = field(default="info", metadata={"help": "logging level"})
+    dev: bool = field(default=False, metadata={"help": "development mode: a sign-in page that issues tokens for any org and role, "
+                                                       "signed with the data dir's dev secret (refused unless bound to localhost)"})
+    jwt_secret: str = field(default="", metadata={"help": "HS256 shared secret of your identity provider (prefer the env variable)"})
+    jwks_url: str = field(default="", metadata={"help": "OIDC JWKS URL of your identity provider (RS256/ES256 keys)"})
+    jwt_issuer: str = field(default="", metadata={"help": "required `iss` claim of dashboard tokens"})
+    jwt_audience: str = field(default="", metadata={"help": "required `aud` claim of dashboard tokens"})
+    insecure_ingest: bool = field(default=False, metadata={"help": "accept events without an ingest key (local experiments only)"})
 
     @property
     def log_path(self) -> Path:
@@ -54,8 +61,15 @@ def load_settings(**flags: object) -> Settings:
     return Settings(**values)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def _coerce(f: dataclasses.Field, value: object) -> object:
     kind = type(f.default)
+    if kind is bool and isinstance(value, str):
+        if value.strip().lower() not in _TRUE | _FALSE:
+            raise ValueError(f"setting {f.name} (env {ENV_PREFIX}{f.name.upper()}) must be true or false, got {value!r}")
+        return value.strip().lower() in _TRUE
     try:
         return kind(value)  # type: ignore[call-arg]
     except (TypeError, ValueError):

@@ -18,3 +18,15 @@ def test_a_bad_value_names_the_setting(monkeypatch):
     monkeypatch.setenv("AGENTDASH_PROJECTOR_INTERVAL", "soon")
     with pytest.raises(ValueError, match="projector_interval.*AGENTDASH_PROJECTOR_INTERVAL"):
         load_settings()
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1", True), ("true", True), ("YES", True), ("0", False), ("off", False)])
+def test_boolean_settings_read_words_from_the_environment(monkeypatch, text, expected):
+    monkeypatch.setenv("AGENTDASH_INSECURE_INGEST", text)
+    assert load_settings().insecure_ingest is expected
+
+
+def test_a_boolean_setting_refuses_other_words(monkeypatch):
+    monkeypatch.setenv("AGENTDASH_DEV", "maybe")
+    with pytest.raises(ValueError, match="dev.*true or false"):
+        load_settings()
