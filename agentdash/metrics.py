@@ -17,14 +17,21 @@ DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the durati
 
 @dataclass(frozen=True)
 class MetricsQuery:
+    """An org, a day range and the filters; `teams` limits everything to those teams (a manager's scope)."""
+
     org_id: str
     date_from: date
     date_to: date
     team_id: str | None = None
     user_id: str | None = None
+    model: str | None = None
+    repo: str | None = None
+    teams: tuple[str, ...] | None = None
 
     def params(self) -> dict[str, Any]:
-        return {"org": self.org_id, "from": self.date_from, "to": self.date_to, "team": self.team_id, "user": self.user_id}
+        return {"org": self.org_id, "from": self.date_from, "to": self.date_to, "team": self.team_id,
+                "user": self.user_id, "model": self.model, "repo": self.repo,
+                "teams": list(self.teams) if self.teams is not None else None}  # fmt: skip
 
     def days(self) -> list[date]:
         return [self.date_from + timedelta(days=i) for i in range((self.date_to - self.date_from).days + 1)]
@@ -78,6 +85,8 @@ class OrgMetrics(MetricSet, kw_only=True):
     to: date
     team_id: str | None
     user_id: str | None
+    model: str | None = None
+    repo: str | None = None
     series: list[DayMetrics]
 
 
@@ -115,7 +124,7 @@ def org_metrics(storage: Storage, query: MetricsQuery) -> OrgMetrics:
     _per_user(total)
     return OrgMetrics(
         org_id=query.org_id, from_=query.date_from, to=query.date_to, team_id=query.team_id,
-        user_id=query.user_id, series=series, **msgspec.structs.asdict(total),
+        user_id=query.user_id, model=query.model, repo=query.repo, series=series, **msgspec.structs.asdict(total),
     )  # fmt: skip
 
 
@@ -133,6 +142,13 @@ def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int 
         rows.append(BreakdownRow(key=key, **msgspec.structs.asdict(metrics)))
     rows.sort(key=lambda r: (-r.runs, -(r.active_users or 0), r.key or ""))
     return rows[:limit] if limit else rows
+
+
+def filter_values(storage: Storage, query: MetricsQuery, dimension: str) -> list[str]:
+    """The teams or users active in range, or the models or repos of its runs, that the query's filters allow."""
+    group = DIMENSIONS[dimension]
+    name = "run_keys" if group in ("model", "repo") else "activity_keys"
+    return sorted(row.key for row in storage.query(name, {**query.params(), "group": group}))
 
 
 def duration_histogram(storage: Storage, query: MetricsQuery) -> list[DurationBucket]:

@@ -114,6 +114,8 @@ class Run:
     started_us: int | None = None
     finished: Ev | None = None
     first_handoff_us: int | None = None
+    model: str | None = None  # from the run's earliest event that names one
+    repo: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -166,6 +168,11 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
             run.finished = e  # events come earliest first, so the last assignment is the latest
         elif e.type == "handoff" and run.first_handoff_us is None:
             run.first_handoff_us = e.at_us
+        attributes = e.raw.get("attributes") or {}
+        if run.model is None and attributes.get("model") is not None:
+            run.model = str(attributes["model"])
+        if run.repo is None and attributes.get("repo") is not None:
+            run.repo = str(attributes["repo"])
     return runs
 
 
@@ -236,33 +243,59 @@ def load(events: list[dict], org_id: str) -> OrgData:
     return OrgData(events=distinct, runs=build_runs(distinct), sessions=build_sessions(distinct))
 
 
-def matches(team: str | None, user: str | None, team_id: str | None, user_id: str | None) -> bool:
+@dataclass(frozen=True)
+class Filters:
+    """The read API's filters; `teams` is a manager's scope (None = every team)."""
+
+    team_id: str | None = None
+    user_id: str | None = None
+    model: str | None = None
+    repo: str | None = None
+    teams: tuple[str, ...] | None = None
+
+    @property
+    def filters_runs(self) -> bool:
+        return self.model is not None or self.repo is not None
+
+
+def matches(team: str | None, user: str | None, f: Filters) -> bool:
     """Does an event/run/session with this team and user pass the filters?"""
-    if team_id is not None and team != team_id:
+    if f.team_id is not None and team != f.team_id:
         return False
-    if user_id is not None and user != user_id:
+    if f.teams is not None and team not in f.teams:
+        return False
+    if f.user_id is not None and user != f.user_id:
         return False
     return True
 
 
-def active_users(data: OrgData, first: date, last: date, team_id: str | None, user_id: str | None) -> int:
+def run_matches(r: Run, f: Filters) -> bool:
+    if f.model is not None and r.model != f.model:
+        return False
+    if f.repo is not None and r.repo != f.repo:
+        return False
+    return matches(r.team_id, r.user_id, f)
+
+
+def active_users(data: OrgData, first: date, last: date, f: Filters) -> int:
+    """Users active on a day in [first, last]; with runs filtered by model or repo, users of matching runs."""
+    if f.filters_runs:
+        return len({r.user_id for r in data.runs.values() if first <= r.day <= last and run_matches(r, f)})
     users = set()
     for e in data.events:
-        if first <= e.day <= last and matches(e.team_id, e.user_id, team_id, user_id):
+        if first <= e.day <= last and matches(e.team_id, e.user_id, f):
             users.add(e.user_id)
     return len(users)
 
 
-def metrics_for_range(data: OrgData, date_from: date, date_to: date,
-                      team_id: str | None, user_id: str | None) -> dict:
+def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters) -> dict:
     """Every metric of SPEC §3 for days [date_from, date_to]."""
-    active = active_users(data, date_from, date_to, team_id, user_id)
-    dau = active_users(data, date_to, date_to, team_id, user_id)
-    wau = active_users(data, date_to - timedelta(days=6), date_to, team_id, user_id)
-    mau = active_users(data, date_to - timedelta(days=29), date_to, team_id, user_id)
+    active = active_users(data, date_from, date_to, f)
+    dau = active_users(data, date_to, date_to, f)
+    wau = active_users(data, date_to - timedelta(days=6), date_to, f)
+    mau = active_users(data, date_to - timedelta(days=29), date_to, f)
 
-    runs = [r for r in data.runs.values()
-            if date_from <= r.day <= date_to and matches(r.team_id, r.user_id, team_id, user_id)]
+    runs = [r for r in data.runs.values() if date_from <= r.day <= date_to and run_matches(r, f)]
     finished = [r for r in runs if r.finished is not None]
     succeeded = [r for r in finished if r.status == "succeeded"]
     failed = [r for r in finished if r.status == "failed"]
@@ -290,7 +323,10 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date,
     iterated = [r for r in handed_off if followed_up(r, data.events)]
 
     sessions = [s for s in data.sessions.values()
-                if date_from <= s.day <= date_to and matches(s.team_id, s.user_id, team_id, user_id)]
+                if date_from <= s.day <= date_to and matches(s.team_id, s.user_id, f)]
+    if f.filters_runs:  # the sessions that hold a matching run (of any day)
+        holding = {r.session_id for r in data.runs.values() if run_matches(r, f)}
+        sessions = [s for s in sessions if s.session_id in holding]
     lifespans = [s.lifespan_s for s in sessions if s.lifespan_s is not None]
 
     return {
@@ -326,7 +362,8 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date,
 
 
 def reference_metrics(events: list[dict], org_id: str, date_from: date, date_to: date,
-                      team_id: str | None = None, user_id: str | None = None) -> dict:
+                      team_id: str | None = None, user_id: str | None = None, *, model: str | None = None,
+                      repo: str | None = None, teams: tuple[str, ...] | None = None) -> dict:
     """The read API's answer for an org over [date_from, date_to], computed from raw wire events."""
     if date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -337,10 +374,13 @@ def reference_metrics(events: list[dict], org_id: str, date_from: date, date_to:
         "to": date_to.isoformat(),
         "team_id": team_id,
         "user_id": user_id,
+        "model": model,
+        "repo": repo,
     }
-    answer.update(metrics_for_range(data, date_from, date_to, team_id, user_id))
+    f = Filters(team_id, user_id, model, repo, teams)
+    answer.update(metrics_for_range(data, date_from, date_to, f))
     answer["series"] = [
-        {"date": day.isoformat(), **metrics_for_range(data, day, day, team_id, user_id)}
+        {"date": day.isoformat(), **metrics_for_range(data, day, day, f)}
         for day in days_between(date_from, date_to)
     ]
     return answer

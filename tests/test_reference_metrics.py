@@ -81,7 +81,7 @@ def test_shape_of_the_answer():
     events = run_events("r1", "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", "2026-03-02T10:02:00Z",
                         cost_usd=1.25, input_tokens=5)
     m = reference_metrics(events, ORG, D1, D3, team_id=None, user_id="u1")
-    assert list(m) == ["org_id", "from", "to", "team_id", "user_id", *METRIC_KEYS, "series"]
+    assert list(m) == ["org_id", "from", "to", "team_id", "user_id", "model", "repo", *METRIC_KEYS, "series"]
     assert (m["org_id"], m["from"], m["to"], m["team_id"], m["user_id"]) == (ORG, "2026-03-01", "2026-03-03", None, "u1")
     assert [day["date"] for day in m["series"]] == ["2026-03-01", "2026-03-02", "2026-03-03"]
     for day in m["series"]:
@@ -594,3 +594,33 @@ def test_shuffled_handworked_case_is_stable():
     for _ in range(5):
         rnd.shuffle(events)
         assert reference_metrics(events, ORG, D1, date(2026, 3, 31)) == expected
+
+
+# ---------------------------------------------------------------- model, repo and team-scope filters
+
+
+def test_a_model_filter_keeps_matching_runs_their_users_and_the_sessions_that_hold_them():
+    fast = {"attributes": {"model": "fast", "repo": "web"}}
+    slow = {"attributes": {"model": "slow", "repo": "web"}}
+    events = [
+        ev("session.started", "2026-03-02T09:00:00Z", user="u1", session="s1"),
+        ev("run.queued", "2026-03-02T09:01:00Z", user="u1", session="s1", run="r1", **fast),
+        ev("run.finished", "2026-03-02T09:05:00Z", user="u1", session="s1", run="r1", status="succeeded"),
+        ev("run.queued", "2026-03-02T10:00:00Z", user="u2", session="s2", run="r2", **slow),
+        ev("run.finished", "2026-03-02T10:05:00Z", user="u2", session="s2", run="r2", status="succeeded"),
+        ev("message.sent", "2026-03-02T11:00:00Z", user="u3", session="s3"),  # active, but ran nothing
+    ]
+    everyone = metrics(events)
+    assert (everyone["runs"], everyone["active_users"], everyone["sessions"]) == (2, 3, 3)
+    only_fast = metrics(events, model="fast")
+    assert (only_fast["runs"], only_fast["active_users"], only_fast["dau"], only_fast["sessions"]) == (1, 1, 1, 1)
+    assert metrics(events, repo="web")["runs"] == 2
+    assert metrics(events, model="fast", repo="api")["runs"] == 0
+
+
+def test_a_team_scope_keeps_only_those_teams_and_drops_events_without_a_team():
+    events = [*run_events("r1", "2026-03-02T09:00:00Z", team="a"), *run_events("r2", "2026-03-02T09:00:00Z", team="b"),
+              *run_events("r3", "2026-03-02T09:00:00Z", team="c"), *run_events("r4", "2026-03-02T09:00:00Z")]
+    assert metrics(events, teams=("a", "b"))["runs"] == 2
+    assert metrics(events, teams=())["runs"] == 0
+    assert metrics(events, teams=("a", "b"), team_id="b")["runs"] == 1

@@ -62,16 +62,24 @@ class DuckdbReadModels:
         self._db.execute(self._sql["save_version"], {"version": VERSION})
 
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
-        sql = self._sql[name]
+        sql = self._render(name, params)
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        cursor = self._cursor().execute(sql, used)
+        row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
+        return [row_type(*row) for row in cursor.fetchall()]
+
+    def _render(self, name: str, params: dict[str, Any]) -> str:
+        """The named query with its grouping column, filter fragments and activity source filled in."""
+        sql = self._sql[name].replace("{run_filter}", self._sql["run_filter"]).replace("{who_filter}", self._sql["who_filter"])
         if "{group}" in sql:
             group = params.pop("group", "day")
             if group not in GROUPS:
                 raise ValueError(f"cannot group by {group!r}")
             sql = sql.replace("{group}", group)
-        used = {k: v for k, v in params.items() if f"${k}" in sql}
-        cursor = self._cursor().execute(sql, used)
-        row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
-        return [row_type(*row) for row in cursor.fetchall()]
+        runs_filtered = params.get("model") is not None or params.get("repo") is not None
+        for table in ("activity", "sessions"):  # neither has a model or repo: see *_of_matching_runs
+            sql = sql.replace(f"{{{table}}}", self._sql[f"{table}_of_matching_runs"] if runs_filtered else table)
+        return sql
 
     def close(self) -> None:
         self._db.close()

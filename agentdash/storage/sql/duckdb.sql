@@ -163,15 +163,34 @@ INSERT INTO read_model_version VALUES ($version);
 -- name: load_checkpoint
 SELECT seq, folded_at_us FROM checkpoint;
 
--- Metric queries. Parameters: $org, $from, $to (DATE), $team, $user (NULL = no filter).
--- {group} is a whitelisted grouping column chosen in metrics.py (day, team_id, user_id, model, repo).
+-- Metric queries. Parameters: $org, $from, $to (DATE), $team, $user, $model, $repo (NULL = no filter),
+-- $teams (a list: the teams a manager may see; NULL = no limit).
+-- {group} is a whitelisted grouping column chosen in metrics.py (day, team_id, user_id, model, repo);
+-- {who_filter} and {run_filter} are the fragments below, pasted in by storage/duckdb_models.py.
+
+-- Sessions and activity have no model or repo. With runs filtered by one, these stand in for them
+-- (storage/duckdb_models.py picks; a filter that is never used would still cost a scan of runs):
+-- name: activity_of_matching_runs
+-- a user is active on the anchor days of their matching runs;
+(SELECT org_id, day, user_id, team_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo))
+
+-- name: sessions_of_matching_runs
+-- the sessions that hold a matching run (of any day).
+(SELECT * FROM sessions WHERE (org_id, session_id) IN (
+    SELECT org_id, session_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo)))
+
+-- name: who_filter
+($team IS NULL OR team_id = $team) AND ($teams IS NULL OR list_contains($teams, team_id))
+AND ($user IS NULL OR user_id = $user)
+
+-- name: run_filter
+{who_filter} AND ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo)
 
 -- name: run_metrics
 WITH r AS (
     SELECT *, finished_us - started_us AS duration_us, started_us - queued_us AS queue_wait_us
     FROM runs
-    WHERE org_id = $org AND day BETWEEN $from AND $to
-      AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
+    WHERE org_id = $org AND day BETWEEN $from AND $to AND {run_filter}
 )
 SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) AS runs,
@@ -199,33 +218,29 @@ GROUP BY GROUPING SETS ((grp), ())
 -- name: failure_metrics
 SELECT {group} AS grp, grouping(grp) AS is_total, failure_category AS category, count(*) AS runs
 FROM runs
-WHERE org_id = $org AND day BETWEEN $from AND $to AND status = 'failed'
-  AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
+WHERE org_id = $org AND day BETWEEN $from AND $to AND status = 'failed' AND {run_filter}
 GROUP BY GROUPING SETS ((grp, category), (category))
 
 -- name: session_metrics
 SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) AS sessions,
        sum(last_message_us - first_message_us) / count(first_message_us) / 1e6 AS session_lifespan_avg_s
-FROM sessions
-WHERE org_id = $org AND day BETWEEN $from AND $to
-  AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
+FROM {sessions}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: active_users
 SELECT {group} AS grp, grouping(grp) AS is_total, count(DISTINCT user_id) AS active_users
-FROM activity
-WHERE org_id = $org AND day BETWEEN $from AND $to
-  AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
+FROM {activity}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: rolling_active_users
 -- DAU, WAU (7 days) and 30-day active users as of each day in range, by a sweep: each user-day opens
 -- a coverage of 1 / 7 / 30 days that the user's next active day cuts short, so every user counts once.
 WITH a AS (
-    SELECT DISTINCT user_id, day FROM activity
-    WHERE org_id = $org AND day BETWEEN CAST($from AS DATE) - 29 AND $to
-      AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user)
+    SELECT DISTINCT user_id, day FROM {activity}
+    WHERE org_id = $org AND day BETWEEN CAST($from AS DATE) - 29 AND $to AND {who_filter}
 ),
 p AS (SELECT day, coalesce(lead(day) OVER (PARTITION BY user_id ORDER BY day), day + 30) AS next_day FROM a),
 deltas AS (
@@ -251,5 +266,14 @@ SELECT CASE WHEN d < 30 THEN 0 WHEN d < 60 THEN 1 WHEN d < 120 THEN 2 WHEN d < 3
        count(*) AS runs
 FROM (SELECT (finished_us - started_us) / 1e6 AS d FROM runs
       WHERE org_id = $org AND day BETWEEN $from AND $to AND finished_us IS NOT NULL AND started_us IS NOT NULL
-        AND ($team IS NULL OR team_id = $team) AND ($user IS NULL OR user_id = $user))
+        AND {run_filter})
 GROUP BY bucket
+
+-- The values to offer in a filter list: teams and users active in range, models and repos of runs in range.
+-- name: activity_keys
+SELECT DISTINCT {group} AS key FROM {activity}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter} AND {group} IS NOT NULL
+
+-- name: run_keys
+SELECT DISTINCT {group} AS key FROM runs
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {run_filter} AND {group} IS NOT NULL
