@@ -1,4 +1,8 @@
-"""The ingest API (internal port): POST /v1/events into the event log, plus /healthz and /status."""
+"""The ingest API (internal port): POST /v1/events into the event log, plus /healthz and /status.
+
+Writing needs an ingest key (`Authorization: Bearer adk_...`, see ingest_auth.py); each event must be for
+one of the key's orgs. /healthz and /status stay open: they are operational and show no org's data.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ from datetime import datetime, timezone
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.openapi import OpenAPIConfig
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS, HTTP_500_INTERNAL_SERVER_ERROR
 
-from agentdash.events import MAX_BODY_BYTES, InvalidEvent, decode_batch, parse_event
+from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, decode_batch, parse_event
+from agentdash.ingest_auth import IngestAuth, Throttled, Unauthenticated
 from agentdash.projector import Projector
-from agentdash.storage import Overloaded, Storage
+from agentdash.storage import ActiveKey, Overloaded, Storage
 
 
 class Rejection(msgspec.Struct):
@@ -47,9 +54,31 @@ def _event_id(raw: bytes) -> str | None:
     return event_id if isinstance(event_id, str) else None
 
 
-@post("/v1/events", status_code=200, summary="Append a batch of events to the log")
-async def post_events(request: Request, state: State) -> IngestResult:
-    """Validate each event on its own, store the valid ones, answer once they are committed."""
+async def provide_writer(request: Request, state: State) -> ActiveKey | None:
+    """The ingest key the request writes with (None in insecure mode); 401 or 429 before the body is read."""
+    auth: IngestAuth = state.ingest_auth
+    client = request.client.host if request.client else "unknown"
+    try:
+        return auth.writer(request.headers.get("authorization"), client)
+    except Throttled as exc:
+        raise HTTPException(status_code=HTTP_429_TOO_MANY_REQUESTS, detail=str(exc),
+                            headers={"Retry-After": str(exc.retry_after)}) from None  # fmt: skip
+    except Unauthenticated as exc:
+        raise NotAuthorizedException(detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def outside_scope(event: Event, writer: ActiveKey | None) -> str | None:
+    """Why the writer may not store this event, or None when it may."""
+    if writer is None or event.org_id in writer.orgs:
+        return None
+    return (f"org_id {event.org_id!r} is outside the scope of ingest key {writer.id} "
+            f"(it may write: {', '.join(sorted(writer.orgs))})")  # fmt: skip
+
+
+@post("/v1/events", status_code=200, summary="Append a batch of events to the log",
+      dependencies={"writer": Provide(provide_writer)}, security=[{"ingestKey": []}])  # fmt: skip
+async def post_events(request: Request, state: State, writer: ActiveKey | None) -> IngestResult:
+    """Validate each event on its own, store the valid ones of the key's orgs, answer once they are committed."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise HTTPException(status_code=413, detail=f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes per request")
@@ -62,12 +91,17 @@ async def post_events(request: Request, state: State) -> IngestResult:
     valid, rejected = [], []
     for index, raw in enumerate(raws):
         try:
-            valid.append(parse_event(raw, now_us))
+            event = parse_event(raw, now_us)
         except InvalidEvent as exc:
             status = 413 if "per event" in str(exc) else None
             if status:
                 raise HTTPException(status_code=413, detail=f"event {index}: {exc}") from None
             rejected.append(Rejection(index=index, id=_event_id(raw), error=str(exc)))
+            continue
+        if refusal := outside_scope(event, writer):
+            rejected.append(Rejection(index=index, id=event.id, error=refusal))
+        else:
+            valid.append(event)
     stored: list[bool] = []
     if valid:
         storage: Storage = state.storage
@@ -106,11 +140,14 @@ def _describe(exc: HTTPException) -> str:
     return f"{exc.detail} ({'; '.join(named)})" if named else exc.detail
 
 
-def create_ingest_app(storage: Storage, projector: Projector) -> Litestar:
+def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) -> Litestar:
+    key_scheme = SecurityScheme(type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG")
     return Litestar(
         route_handlers=[post_events, healthz, status],
-        state=State({"storage": storage, "projector": projector}),
+        state=State({"storage": storage, "projector": projector, "ingest_auth": auth}),
         exception_handlers={Exception: error_body},
-        openapi_config=OpenAPIConfig(title="agentdash ingest", version="1", path="/schema"),
+        openapi_config=OpenAPIConfig(title="agentdash ingest", version="1", path="/schema",
+                                     components=Components(security_schemes={"ingestKey": key_scheme})),
         request_max_body_size=MAX_BODY_BYTES + 1,
+        on_shutdown=[auth.close],
     )

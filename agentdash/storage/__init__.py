@@ -1,11 +1,13 @@
-"""Storage backends behind one interface; `open_storage` picks one from the settings."""
+"""Storage backends behind one interface; `open_storage` and `open_ingest_keys` pick one from the settings."""
 
 from __future__ import annotations
 
 from agentdash.config import Settings
 from agentdash.storage.base import Overloaded, Storage, StorageInUse
+from agentdash.storage.ingest_keys import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 
-__all__ = ["Overloaded", "Storage", "StorageInUse", "open_storage"]
+__all__ = ["ActiveKey", "IngestKey", "IngestKeyError", "IngestKeyStore", "Overloaded", "Storage", "StorageInUse",
+           "open_ingest_keys", "open_storage"]
 
 
 def open_storage(settings: Settings) -> Storage:
@@ -13,3 +15,10 @@ def open_storage(settings: Settings) -> Storage:
     from agentdash.storage.embedded import EmbeddedStorage
 
     return EmbeddedStorage(settings)
+
+
+def open_ingest_keys(settings: Settings) -> IngestKeyStore:
+    """The ingest key store of the data dir; it takes no lock, so it opens while a server runs."""
+    from agentdash.storage.sqlite_keys import SqliteIngestKeyStore
+
+    return SqliteIngestKeyStore(settings.ingest_keys_path)
