@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -63,6 +64,7 @@ def demo(days: int, seed: int, reset: bool, **options) -> None:
 
     if options.get("data_dir") is None and not _env_set("data_dir"):
         options["data_dir"] = ".agentdash/demo"
+    options["dev"] = True  # the demo signs its visitor in with a dev-secret token
     _unless_in_use(run_demo, _settings(options), days=days, seed=seed, reset=reset)
 
 
@@ -73,15 +75,26 @@ def demo(days: int, seed: int, reset: bool, **options) -> None:
 @click.option("--url", default="http://127.0.0.1:3001/v1/events", show_default=True, help="the ingest endpoint")
 @click.option("--batch-size", default=500, show_default=True)
 @click.option("--scale", default=1.0, show_default=True, help="multiplies the amount of activity")
-def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: float) -> None:
+@click.option("--key", envvar="AGENTDASH_INGEST_KEY", default=None,
+              help="ingest key for --org (agentdash ingest-key create --org ORG) [env AGENTDASH_INGEST_KEY]")
+def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: float, key: str | None) -> None:
     """Send synthetic history to a running ingest API."""
+    if not key:
+        raise click.UsageError(f"no ingest key: pass --key or set AGENTDASH_INGEST_KEY "
+                               f"(create one with: agentdash ingest-key create --org {org})")  # fmt: skip
     from agentdash.demo import send_with_progress
     from agentdash.generator import GeneratorConfig, generate_days
+    from agentdash.sender import SendError
 
     config = GeneratorConfig(days=days, org_id=org, seed=seed, scale=scale)
-    stats = send_with_progress(url, (e for day in generate_days(config) for e in day), batch_size=batch_size)
+    try:
+        stats = send_with_progress(url, (e for day in generate_days(config) for e in day), batch_size=batch_size, token=key)
+    except SendError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"sent {stats.events:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
                f"{stats.rejected:,} rejected")  # fmt: skip
+    if stats.rejections:
+        click.echo(f"first rejection: {stats.rejections[0]['error']}", err=True)
 
 
 @main.command()
@@ -115,22 +128,88 @@ def rebuild(**options) -> None:
 @click.option("--ttl", default=8 * 3600, show_default=True, help="seconds until it expires")
 @settings_options
 def token(org: str, role: str, teams: str, user: str, ttl: int, **options) -> None:
-    """Print a dashboard JWT signed with the local development secret."""
-    from agentdash.auth import dev_secret, issue_token
+    """Print a dashboard JWT signed with --jwt-secret when set, else with the data dir's development secret."""
+    from agentdash.auth import IdentityConfigError, issue_local_token
 
     settings = _settings(options)
     team_list = tuple(t for t in teams.split(",") if t)
-    click.echo(issue_token(dev_secret(settings.secret_path), org, role, user, team_list, ttl))
+    try:
+        click.echo(issue_local_token(settings, org, role, user, team_list, ttl))
+    except IdentityConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group("ingest-key")
+def ingest_key() -> None:
+    """Create, list and revoke the keys that upstream systems send events with (works while a server runs)."""
+
+
+@ingest_key.command("create")
+@click.option("--org", "orgs", multiple=True, required=True, help="an org the key may write events for (repeat for more)")
+@click.option("--name", default="", help="what the key is for, shown by `list`")
+@settings_options
+def ingest_key_create(orgs: tuple[str, ...], name: str, **options) -> None:
+    """Print a new ingest key, once: the data dir keeps only its hash."""
+    from agentdash.ingest_keys import issue_key
+
+    with _ingest_key_store(options) as store:
+        try:
+            issued = issue_key(store, orgs, name)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    click.echo(issued.key)  # alone on stdout, so scripts can capture it
+    click.echo(f"created ingest key {issued.record.id} for {', '.join(issued.record.orgs)}; "
+               "it is shown only this once, so store it now", err=True)  # fmt: skip
+
+
+@ingest_key.command("list")
+@settings_options
+def ingest_key_list(**options) -> None:
+    """Show every key: id, name, orgs, created (UTC), revoked or not. Never the key itself."""
+    from agentdash.ingest_keys import key_table
+
+    with _ingest_key_store(options) as store:
+        keys = store.list_keys()
+    click.echo(key_table(keys) if keys else "no ingest keys yet (agentdash ingest-key create --org ORG)")
+
+
+@ingest_key.command("revoke")
+@click.argument("key_id")
+@settings_options
+def ingest_key_revoke(key_id: str, **options) -> None:
+    """Revoke a key by its id; a running server refuses it within about a second."""
+    from agentdash.storage import IngestKeyError
+
+    with _ingest_key_store(options) as store:
+        try:
+            key = store.revoke(key_id)
+        except IngestKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked ingest key {key.id} ({', '.join(key.orgs)})")
+
+
+@contextmanager
+def _ingest_key_store(options: dict):
+    from agentdash.storage import open_ingest_keys
+
+    store = open_ingest_keys(_settings(options))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _unless_in_use(run, *args, **kwargs) -> None:
-    """Run a server; a data dir already served by another process is a clear error, not a traceback."""
+    """Run a server; a data dir served by another process or a sign-in setup that cannot work is a clear error."""
+    from agentdash.auth import IdentityConfigError
     from agentdash.storage import StorageInUse
 
     try:
         run(*args, **kwargs)
     except StorageInUse as exc:
         raise click.ClickException(f"{exc}; stop it first or pick another --data-dir") from None
+    except IdentityConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _env_set(name: str) -> bool:

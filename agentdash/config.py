@@ -25,7 +25,7 @@ class Settings:
     log_level: str = field(default="info", metadata={"help": "logging level"})
     dev: bool = field(default=False, metadata={"help": "development mode: a sign-in page that issues tokens for any org and role, "
                                                        "signed with the data dir's dev secret (refused unless bound to localhost)"})
-    jwt_secret: str = field(default="", metadata={"help": "HS256 shared secret of your identity provider (prefer the env variable)"})
+    jwt_secret: str = field(default="", repr=False, metadata={"help": "HS256 shared secret of your identity provider (prefer the env variable)"})
     jwks_url: str = field(default="", metadata={"help": "OIDC JWKS URL of your identity provider (RS256/ES256 keys)"})
     jwt_issuer: str = field(default="", metadata={"help": "required `iss` claim of dashboard tokens"})
     jwt_audience: str = field(default="", metadata={"help": "required `aud` claim of dashboard tokens"})
@@ -42,6 +42,11 @@ class Settings:
     @property
     def secret_path(self) -> Path:
         return self.data_dir / "dev-secret"
+
+    @property
+    def ingest_keys_path(self) -> Path:
+        # Its own file, not the event log's: the CLI must manage keys while a server holds the log.
+        return self.data_dir / "ingest-keys.sqlite"
 
 
 def setting_names() -> list[str]:

@@ -13,8 +13,10 @@ import click
 from agentdash.auth import issue_token
 from agentdash.config import Settings
 from agentdash.generator import GeneratorConfig, generate_days
+from agentdash.ingest_keys import issue_key
 from agentdash.sender import SendStats, send
 from agentdash.server import Running, serve
+from agentdash.storage import IngestKeyStore, open_ingest_keys
 
 DEMO_ORG = "demo"
 
@@ -42,10 +44,10 @@ class EventCounter:
         sys.stderr.flush()
 
 
-def send_with_progress(url: str, events: Iterable[dict], *, batch_size: int = 500) -> SendStats:
+def send_with_progress(url: str, events: Iterable[dict], *, batch_size: int = 500, token: str | None = None) -> SendStats:
     counter = EventCounter("sending events to ingest")
     try:
-        return send(url, events, batch_size=batch_size, progress=counter.update)
+        return send(url, events, batch_size=batch_size, token=token, progress=counter.update)
     finally:
         counter.close()
 
@@ -61,6 +63,14 @@ def wait_for_projection(running: Running, stop: threading.Event) -> None:
             if projected >= logged:
                 return
             time.sleep(0.2)
+
+
+def demo_key(store: IngestKeyStore) -> str:
+    """A fresh ingest key for the demo org; the demo's keys from earlier runs are revoked first."""
+    for key in store.list_keys():
+        if key.active and key.name == DEMO_ORG:
+            store.revoke(key.id)
+    return issue_key(store, [DEMO_ORG], name=DEMO_ORG).key
 
 
 def run_demo(settings: Settings, days: int, seed: int, reset: bool) -> None:
@@ -81,7 +91,12 @@ def _fill(running: Running, days: int, seed: int, started: float) -> None:
         config = GeneratorConfig(days=days, org_id=DEMO_ORG, seed=seed)
         # Stream day by day: generation overlaps sending and the year is never all in memory.
         events = (event for day in generate_days(config) for event in day)
-        stats = send_with_progress(f"{running.ingest_url}/v1/events", events)
+        store = open_ingest_keys(running.settings)  # created once we serve the data dir, not before
+        try:
+            key = demo_key(store)
+        finally:
+            store.close()
+        stats = send_with_progress(f"{running.ingest_url}/v1/events", events, token=key)
         click.echo(f"ingested {stats.accepted:,} events ({stats.duplicates:,} duplicates) in {stats.seconds:.1f} s", err=True)
     else:
         click.echo(f"reusing the {running.storage.log_position().last_seq:,} events already in {running.settings.data_dir}"

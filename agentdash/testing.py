@@ -13,6 +13,9 @@ from pathlib import Path
 
 import httpx
 
+# The orgs the tests and benchmarks write by default; a test writing others declares them (ingest_orgs).
+DEFAULT_INGEST_ORGS = ("demo", "acme", "globex")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,6 +33,9 @@ class ServerProcess:
     command: tuple[str, ...] = (sys.executable, "-m", "agentdash")
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    dev: bool = True  # sign in with `agentdash token`'s dev-secret tokens; False to test real identity providers
+    ingest_orgs: tuple[str, ...] = DEFAULT_INGEST_ORGS  # what `ingest_key` may write
+    ingest_key: str = ""  # created through the real CLI once the server is up
 
     @property
     def ingest_url(self) -> str:
@@ -42,8 +48,8 @@ class ServerProcess:
     def start(self, *extra: str, timeout: float = 60) -> ServerProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"server-{self.ingest_port}.log"
-        args = [*self.command, "serve", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--ingest-port", str(self.ingest_port), *extra]  # fmt: skip
+        args = [*self.command, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+                "--ingest-port", str(self.ingest_port), *(["--dev"] if self.dev else []), *extra]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -52,6 +58,7 @@ class ServerProcess:
             try:
                 if httpx.get(f"{self.ingest_url}/healthz", timeout=1, trust_env=False).status_code == 200 and \
                         httpx.get(f"{self.url}/api/schema", timeout=1, trust_env=False).status_code < 500:  # fmt: skip
+                    self.ingest_key = self.create_ingest_key(*self.ingest_orgs, name="tests")
                     return self
             except httpx.HTTPError:
                 pass
@@ -88,6 +95,21 @@ class ServerProcess:
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         return out.stdout.strip()
+
+    @property
+    def ingest_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.ingest_key}"}
+
+    def create_ingest_key(self, *orgs: str, name: str = "tests") -> str:
+        """A new ingest key for `orgs`, made by `agentdash ingest-key create` on this data dir."""
+        return self.cli("ingest-key", "create", *(arg for org in orgs for arg in ("--org", org)), "--name", name)
+
+    def cli(self, *args: str) -> str:
+        """Run an `agentdash` command on this data dir; its stdout, stripped. A failure shows its stderr."""
+        done = subprocess.run([*self.command, *args, "--data-dir", str(self.data_dir)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"agentdash {' '.join(args)} exited with {done.returncode}:\n{done.stderr}")
+        return done.stdout.strip()
 
     def wait_projected(self, timeout: float = 60, on_progress: Callable[[dict], None] | None = None) -> dict:
         """Wait until every logged event is folded; returns the last /status."""

@@ -13,7 +13,8 @@ from agentdash.testing import free_port
 executable = sys.argv[1]
 with tempfile.TemporaryDirectory() as data_dir:
     port, ingest_port = free_port(), free_port()
-    server = subprocess.Popen([executable, "serve", "--data-dir", data_dir, "--port", str(port), "--ingest-port", str(ingest_port)])
+    server = subprocess.Popen([executable, "serve", "--dev", "--data-dir", data_dir, "--port", str(port),
+                               "--ingest-port", str(ingest_port)])  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -26,7 +27,12 @@ with tempfile.TemporaryDirectory() as data_dir:
                 time.sleep(0.2)
         event = {"id": "smoke-1", "type": "session.started", "org_id": "smoke", "user_id": "u", "session_id": "s",
                  "occurred_at": "2026-01-01T12:00:00Z"}  # fmt: skip
-        assert httpx.post(f"http://127.0.0.1:{ingest_port}/v1/events", json={"events": [event]}).json()["accepted"] == 1
+        events_url = f"http://127.0.0.1:{ingest_port}/v1/events"
+        assert httpx.post(events_url, json={"events": [event]}).status_code == 401  # ingest needs a key by default
+        key = subprocess.run([executable, "ingest-key", "create", "--org", "smoke", "--data-dir", data_dir],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        answer = httpx.post(events_url, json={"events": [event]}, headers={"Authorization": f"Bearer {key}"})
+        assert answer.json()["accepted"] == 1, answer.text
         token = subprocess.run([executable, "token", "--org", "smoke", "--role", "org_admin", "--data-dir", data_dir],
                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
         while httpx.get(f"http://127.0.0.1:{ingest_port}/status").json()["lag_events"]:
@@ -34,7 +40,10 @@ with tempfile.TemporaryDirectory() as data_dir:
         metrics = httpx.get(f"http://127.0.0.1:{port}/api/v1/orgs/smoke/metrics?from=2026-01-01&to=2026-01-01",
                             headers={"Authorization": f"Bearer {token}"}).json()  # fmt: skip
         assert metrics["sessions"] == 1, metrics
-        assert "agentdash" in httpx.get(f"http://127.0.0.1:{port}/").text
+        # Signed out, the dashboard sends people to sign in; the page itself comes from the bundled NiceGUI.
+        assert "Sign in" in httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True).text
+        dashboard = httpx.get(f"http://127.0.0.1:{port}/", cookies={"agentdash_token": token})
+        assert dashboard.status_code == 200 and "agentdash" in dashboard.text
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)

@@ -181,7 +181,7 @@ class fresh_server:
 
     def __enter__(self) -> Server:
         self.tmp = tempfile.TemporaryDirectory(prefix="agentdash-bench-")
-        self.server = Server(Path(self.tmp.name) / "data")
+        self.server = Server(Path(self.tmp.name) / "data", ingest_orgs=("demo", "fresh"))  # the orgs sent here
         started = time.perf_counter()
         self.server.start(*self.extra)
         note(f"server pid {self.server.process.pid} up in {time.perf_counter() - started:.1f} s "
@@ -238,7 +238,8 @@ def parsed_rows(events: list[dict], first_seq: int = 1) -> list[tuple]:
 # --- 1. ingest throughput -----------------------------------------------------------------------
 
 
-def post_all(url: str, bodies: list[bytes], counts: list[int], threads: int, progress: Progress) -> tuple[float, list[tuple[float, int]], int]:
+def post_all(url: str, bodies: list[bytes], counts: list[int], threads: int, progress: Progress,
+             auth: dict[str, str]) -> tuple[float, list[tuple[float, int]], int]:  # fmt: skip
     """POST every body from `threads` keep-alive clients; returns wall seconds, (t, events) acks, retries."""
     lock = threading.Lock()
     next_index = [0]
@@ -247,7 +248,7 @@ def post_all(url: str, bodies: list[bytes], counts: list[int], threads: int, pro
     errors: list[BaseException] = []
 
     def worker() -> None:
-        with httpx.Client(timeout=60, trust_env=False, headers={"content-type": "application/json"}) as client:
+        with httpx.Client(timeout=60, trust_env=False, headers={"content-type": "application/json", **auth}) as client:
             while True:
                 with lock:
                     i = next_index[0]
@@ -306,7 +307,7 @@ def bench_ingest(sizes: Sizes) -> None:
     with fresh_server() as server:
         progress = Progress("ingest events acknowledged", len(events))
         server_cpu, client_cpu = proc_cpu_s(server.process.pid), time.process_time()
-        seconds, acks, retries = post_all(f"{server.ingest_url}/v1/events", bodies, counts, 2, progress)
+        seconds, acks, retries = post_all(f"{server.ingest_url}/v1/events", bodies, counts, 2, progress, server.ingest_headers)
         server_cpu, client_cpu = proc_cpu_s(server.process.pid) - server_cpu, time.process_time() - client_cpu
         progress.close()
         logged = server.status()["events_logged"]
@@ -421,7 +422,8 @@ def bench_latency(sizes: Sizes) -> None:
     events = pool(sizes.latency_prefill, sizes.pool_days)
     with fresh_server() as server:
         progress = Progress("prefill events sent", len(events))
-        stats = send(f"{server.ingest_url}/v1/events", events, batch_size=500, concurrency=2, progress=progress.add)
+        stats = send(f"{server.ingest_url}/v1/events", events, batch_size=500, concurrency=2, progress=progress.add,
+                     token=server.ingest_key)  # fmt: skip
         progress.close()
         note(f"prefill: {stats.accepted:,} accepted at {stats.events_per_second:,.0f}/s")
         status, _ = server.wait_projected(label="prefill projected")
@@ -439,12 +441,12 @@ def bench_latency(sizes: Sizes) -> None:
                 client.get(health)
             warm = client.post(post, content=msgspec.json.encode({"events": [{
                 "id": str(uuid.uuid4()), "type": "session.started", "org_id": "demo", "user_id": "bench-latency",
-                "session_id": "ses-bench-warm", "occurred_at": now}]}), headers={"content-type": "application/json"})  # fmt: skip
+                "session_id": "ses-bench-warm", "occurred_at": now}]}), headers={"content-type": "application/json", **server.ingest_headers})  # fmt: skip
             warm.raise_for_status()
             base, base_rate = paced(client, lambda i: client.build_request("GET", health), 200, sizes.latency_seconds,
                                     "GET /healthz (baseline)")
             lat, lat_rate = paced(client, lambda i: client.build_request(
-                "POST", post, content=bodies[i], headers={"content-type": "application/json"}),
+                "POST", post, content=bodies[i], headers={"content-type": "application/json", **server.ingest_headers}),
                 200, sizes.latency_seconds, "POST /v1/events, 1 event")  # fmt: skip
         end = server.status()
     say(f"  log size during the test {status['events_logged']:,} -> {end['events_logged']:,} events")
@@ -607,7 +609,7 @@ def bench_freshness(sizes: Sizes) -> None:
         poll_thread.start()
         progress = Progress("events sent", batches_n * batch)
         behind = 0
-        with httpx.Client(timeout=30, trust_env=False, headers={"content-type": "application/json"}) as client:
+        with httpx.Client(timeout=30, trust_env=False, headers={"content-type": "application/json", **server.ingest_headers}) as client:
             t0 = time.perf_counter()
             for b, body in enumerate(bodies):
                 due = t0 + b * batch / rate
@@ -665,7 +667,8 @@ def bench_metrics(sizes: Sizes) -> None:
     teams = sorted({e["team_id"] for e in events[:50_000]})
     with fresh_server() as server:
         progress = Progress("demo history sent", len(events))
-        stats = send(f"{server.ingest_url}/v1/events", events, batch_size=500, concurrency=2, progress=progress.add)
+        stats = send(f"{server.ingest_url}/v1/events", events, batch_size=500, concurrency=2, progress=progress.add,
+                     token=server.ingest_key)  # fmt: skip
         progress.close()
         del events
         note(f"sent {stats.accepted:,} events at {stats.events_per_second:,.0f}/s")

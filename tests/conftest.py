@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentdash.testing import ServerProcess, free_port
+from agentdash.testing import DEFAULT_INGEST_ORGS, ServerProcess, free_port
 
 __all__ = ["ServerProcess", "free_port"]
 
@@ -16,12 +16,18 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import reference
 
 
 @pytest.fixture
-def server_factory(tmp_path):
+def ingest_orgs() -> tuple[str, ...]:
+    """The orgs each server's `ingest_key` may write; a test module that writes others overrides this fixture."""
+    return DEFAULT_INGEST_ORGS
+
+
+@pytest.fixture
+def server_factory(tmp_path, ingest_orgs):
     """Make servers on demand (a test may restart one on the same data dir); all are stopped at the end."""
     started: list[ServerProcess] = []
 
     def make(data_dir: Path | None = None, *extra: str) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data")
+        server = ServerProcess(data_dir or tmp_path / "data", ingest_orgs=ingest_orgs)
         started.append(server.start(*extra))
         return server
 

@@ -57,7 +57,8 @@ def test_rebuild_gives_the_same_numbers_as_the_incremental_path(server_factory, 
     import datetime as dt
 
     server = server_factory()
-    send(f"{server.ingest_url}/v1/events", generate(GeneratorConfig(days=10, scale=0.2, end=dt.date(2026, 5, 10))))
+    send(f"{server.ingest_url}/v1/events", generate(GeneratorConfig(days=10, scale=0.2, end=dt.date(2026, 5, 10))),
+         token=server.ingest_key)  # fmt: skip
     server.wait_projected()
     token = server.token("demo")
     url = f"{server.url}/api/v1/orgs/demo/metrics?from=2026-05-01&to=2026-05-10"
@@ -89,7 +90,7 @@ def test_token_rejects_an_unknown_role(tmp_path):
 
 
 def test_a_second_server_on_the_same_data_dir_is_a_clear_error(server):
-    second = agentdash("serve", "--data-dir", str(server.data_dir), "--port", str(free_port()),
+    second = agentdash("serve", "--dev", "--data-dir", str(server.data_dir), "--port", str(free_port()),
                        "--ingest-port", str(free_port()))  # fmt: skip
     assert second.returncode != 0
     assert "in use by another agentdash process" in second.stderr and "Traceback" not in second.stderr

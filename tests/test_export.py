@@ -25,7 +25,7 @@ def loaded(tmp_path_factory):
     events = generate(CONFIG) + generate(OTHER_ORG)
     server = ServerProcess(tmp_path_factory.mktemp("export") / "data", free_port(), free_port()).start()
     try:
-        assert send(f"{server.ingest_url}/v1/events", events, batch_size=500).rejected == 0
+        assert send(f"{server.ingest_url}/v1/events", events, batch_size=500, token=server.ingest_key).rejected == 0
         server.wait_projected()
         yield server, events
     finally:
@@ -128,7 +128,7 @@ def test_csv_is_guarded_like_the_json(loaded):
     assert get(server, "/api/v1/orgs/acme/metrics.csv", member, user_id="someone-else", **params).status_code == 403
     assert get(server, "/api/v1/orgs/acme/breakdown/repo.csv", member, user_id="someone-else", **params).status_code == 403
     manager = server.token("acme", role="manager", teams=some(events, "team_id", 0))
-    assert get(server, "/api/v1/orgs/acme/metrics.csv", manager, **params).status_code == 403
+    assert get(server, "/api/v1/orgs/acme/metrics.csv", manager, team_id=some(events, "team_id", 1), **params).status_code == 403
     assert get(server, "/api/v1/orgs/acme/breakdown/colour.csv", server.token("acme"), **params).status_code == 400
     assert get(server, "/api/v1/orgs/acme/metrics.csv", server.token("acme"), **{"from": "yesterday"}).status_code == 400
 

@@ -27,8 +27,18 @@ MiB = 1024 * 1024
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def new_org(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+# Every org the tests here write (one per test); each server's ingest key covers exactly these.
+ORGS = ("partial", "huge", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy")
+
+
+@pytest.fixture
+def ingest_orgs() -> tuple[str, ...]:
+    return ORGS
+
+
+def new_org(name: str) -> str:
+    assert name in ORGS, f"add {name!r} to ORGS: the servers' ingest key covers only those"
+    return name
 
 
 def ev(org: str, type_: str, at: datetime, session: str = "s1", run: str | None = None, user: str = "u1",
@@ -66,7 +76,7 @@ def post(server: ServerProcess, body, client: httpx.Client | None = None, timeou
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     send = client.post if client else httpx.post
     return send(f"{server.ingest_url}/v1/events", content=content,
-                headers={"content-type": "application/json"}, timeout=timeout)  # fmt: skip
+                headers={"content-type": "application/json", **server.ingest_headers}, timeout=timeout)  # fmt: skip
 
 
 def ingest(server: ServerProcess, events: list, client: httpx.Client | None = None) -> dict:
@@ -140,7 +150,7 @@ def shared(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         mp.setenv("no_proxy", "127.0.0.1,localhost")
-        server = ServerProcess(tmp_path_factory.mktemp("shared") / "data").start()
+        server = ServerProcess(tmp_path_factory.mktemp("shared") / "data", ingest_orgs=ORGS).start()
         yield server
         server.stop()
 

@@ -44,7 +44,7 @@ def loaded(tmp_path_factory):
     rng.shuffle(delivery)
     server = ServerProcess(tmp_path_factory.mktemp("metrics") / "data").start()
     try:
-        stats = send(f"{server.ingest_url}/v1/events", delivery, batch_size=317)
+        stats = send(f"{server.ingest_url}/v1/events", delivery, batch_size=317, token=server.ingest_key)
         assert stats.rejected == 0
         assert stats.accepted == len({(e["org_id"], e["id"]) for e in events})
         server.wait_projected()
@@ -59,30 +59,37 @@ def get(server, path: str, token: str | None, **params) -> httpx.Response:
 
 
 @pytest.mark.parametrize(
-    "date_from, date_to, team, user",
+    "date_from, date_to, filters",
     [
-        (END - dt.timedelta(days=44), END, None, None),
-        (END - dt.timedelta(days=6), END, None, None),
-        (END - dt.timedelta(days=29), END - dt.timedelta(days=10), "t-2", None),
-        (END - dt.timedelta(days=44), END, None, "u-0003"),
-        (END, END, None, None),
-        (dt.date(2020, 1, 1), dt.date(2020, 1, 31), None, None),  # nothing in range: zeros and nulls
+        (END - dt.timedelta(days=44), END, {}),
+        (END - dt.timedelta(days=6), END, {}),
+        (END - dt.timedelta(days=29), END - dt.timedelta(days=10), {"team_id": "t-2"}),
+        (END - dt.timedelta(days=44), END, {"user_id": "u-0003"}),
+        (END - dt.timedelta(days=44), END, {"model": "m-0"}),
+        (END - dt.timedelta(days=20), END, {"repo": "r-1", "team_id": "t-1"}),
+        (END - dt.timedelta(days=44), END, {"model": "m-1", "repo": "r-0"}),
+        (END, END, {}),
+        (dt.date(2020, 1, 1), dt.date(2020, 1, 31), {}),  # nothing in range: zeros and nulls
     ],
 )
-def test_metrics_equal_the_oracle(loaded, date_from, date_to, team, user):
+def test_metrics_equal_the_oracle(loaded, date_from, date_to, filters):
     server, events = loaded
-    team = team and _existing(events, "team_id", team)
-    user = user and _existing(events, "user_id", user)
-    params = {"from": str(date_from), "to": str(date_to)} | ({"team_id": team} if team else {}) | ({"user_id": user} if user else {})
+    filters = {key: _existing(events, key, position) for key, position in filters.items()}
+    params = {"from": str(date_from), "to": str(date_to), **filters}
     answer = get(server, "/api/v1/orgs/acme/metrics", server.token("acme"), **params)
     assert answer.status_code == 200, answer.text
-    expected = reference_metrics(events, "acme", date_from, date_to, team, user)
+    expected = reference_metrics(events, "acme", date_from, date_to, **filters)
+    if "model" in filters:
+        assert 0 < expected["runs"] < reference_metrics(events, "acme", date_from, date_to)["runs"]
     close(answer.json(), expected)
 
 
 def _existing(events, field: str, wanted: str) -> str:
-    """The generator's own id for a team or user (the test names only a position)."""
-    values = sorted({e[field] for e in events if e["org_id"] == "acme" and e.get(field)})
+    """The generator's own id for a team, user, model or repo (the test names only a position)."""
+    if field in ("model", "repo"):
+        values = sorted({e["attributes"][field] for e in events if e["org_id"] == "acme" and field in e.get("attributes", {})})
+    else:
+        values = sorted({e[field] for e in events if e["org_id"] == "acme" and e.get(field)})
     index = int(wanted.split("-")[1]) % len(values)
     return values[index]
 
@@ -146,7 +153,27 @@ def test_members_see_only_themselves_and_managers_only_their_teams(loaded):
     manager = server.token("acme", role="manager", teams=team)
     assert get(server, "/api/v1/orgs/acme/metrics", manager, team_id=team, **params).status_code == 200
     assert get(server, "/api/v1/orgs/acme/metrics", manager, team_id=other_team, **params).status_code == 403
-    assert get(server, "/api/v1/orgs/acme/metrics", manager, **params).status_code == 403
+
+
+def test_a_manager_of_several_teams_sees_exactly_those_teams_together(loaded):
+    server, events = loaded
+    first, third, other = (_existing(events, "team_id", t) for t in ("t-0", "t-2", "t-1"))
+    manager = server.token("acme", role="manager", teams=f"{first},{third}")
+    date_from = END - dt.timedelta(days=44)
+    params = {"from": str(date_from), "to": str(END)}
+    both = get(server, "/api/v1/orgs/acme/metrics", manager, **params).json()
+    expected = reference_metrics(events, "acme", date_from, END, teams=(first, third))
+    close(both, expected | {"model": None, "repo": None})
+    assert both["runs"] < reference_metrics(events, "acme", date_from, END)["runs"]
+    rows = get(server, "/api/v1/orgs/acme/breakdown/team", manager, **params).json()
+    assert {r["key"] for r in rows} == {first, third}
+    insiders = {e["user_id"] for e in events if e["org_id"] == "acme" and e.get("team_id") in (first, third)}
+    strangers = {e["user_id"] for e in events if e["org_id"] == "acme" and e.get("team_id") == other} - insiders
+    users = {r["key"] for r in get(server, "/api/v1/orgs/acme/breakdown/user", manager, **params).json()}
+    assert users and users <= insiders
+    # Asking for someone outside their teams shows none of their figures.
+    assert strangers
+    assert get(server, "/api/v1/orgs/acme/metrics", manager, user_id=min(strangers), **params).json()["runs"] == 0
 
 
 def test_bad_dates_are_clear_errors(loaded):

@@ -87,8 +87,8 @@ def test_send_gives_up_when_the_server_is_unreachable():
 def test_send_to_a_real_server_then_resend_is_all_duplicates(server):
     events = generate(GeneratorConfig(days=5, scale=0.3, end=dt.date(2026, 3, 6)))
     url = f"{server.ingest_url}/v1/events"
-    first = send(url, events, batch_size=250)
+    first = send(url, events, batch_size=250, token=server.ingest_key)
     assert first.accepted == len(events) and first.duplicates == 0 and first.rejected == 0
-    again = send(url, events[:1000], batch_size=500)
+    again = send(url, events[:1000], batch_size=500, token=server.ingest_key)
     assert again.accepted == 0 and again.duplicates == 1000
     assert httpx.get(f"{server.ingest_url}/status").json()["events_logged"] == len(events)
