@@ -14,10 +14,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from agentdash.api import create_read_api
-from agentdash.auth import dev_secret
+from agentdash.auth import TokenVerifier, dev_secret, verifier_for
+from agentdash.body_limit import BodyLimit
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
+from agentdash.ingest_auth import open_ingest_auth
 from agentdash.projector import Projector, ProjectorJob
+from agentdash.ratelimit import FailureLimiter
+from agentdash.security_headers import SecurityHeaders
 from agentdash.storage import Storage, open_storage
 
 log = logging.getLogger("agentdash")
@@ -36,13 +40,14 @@ class ClientPortApp:
             await self.dashboard(scope, receive, send)
 
 
-def create_dashboard(storage: Storage, projector: Projector, secret: str) -> FastAPI:
+def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None) -> FastAPI:
     from nicegui import ui
 
-    from agentdash.ui import overview
+    from agentdash.ui import overview, signin
 
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    overview.install(storage, projector, secret)
+    signin.install(signin.SignIn(verifier, dev_secret, FailureLimiter()))
+    overview.install(storage, projector, verifier)
     ui.run_with(dashboard, title="agentdash", show_welcome_message=False, reconnect_timeout=10)
     return dashboard
 
@@ -54,7 +59,7 @@ class Running:
     settings: Settings
     storage: Storage
     projector: Projector
-    secret: str
+    secret: str | None  # the dev secret, for the demo's sign-in link; None outside dev mode
     stop: threading.Event
 
     @property
@@ -74,13 +79,15 @@ def _server(app, host: str, port: int) -> uvicorn.Server:
 @contextmanager
 def running(settings: Settings):
     """Start everything; on exit stop the servers, fold one last time and close the storage."""
+    verifier = verifier_for(settings)  # first: a sign-in setup that cannot work stops us before anything opens
     storage = open_storage(settings)
     projector = Projector(storage, settings.fold_chunk)
     job = ProjectorJob(projector, settings.projector_interval)
-    secret = dev_secret(settings.secret_path)
-    ingest = _server(create_ingest_app(storage, projector), settings.ingest_host, settings.ingest_port)
+    secret = dev_secret(settings.secret_path) if settings.dev else None
+    ingest = _server(create_ingest_app(storage, projector, open_ingest_auth(settings)), settings.ingest_host, settings.ingest_port)
     client = _server(
-        ClientPortApp(create_read_api(storage, secret), create_dashboard(storage, projector, secret)),
+        SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
+                                                create_dashboard(storage, projector, verifier, secret)))),
         settings.host, settings.port,
     )  # fmt: skip
     # Servers run off the main thread so that the signal handlers below stay ours.

@@ -1,0 +1,154 @@
+"""Signing in and out: the session cookie, the sign-in page, and the development issuer (dev mode only)."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import jwt
+from fastapi import Form, Request
+from fastapi.responses import RedirectResponse
+from nicegui import app, ui
+
+from agentdash.auth import ROLES, NotAuthorized, TokenVerifier, issue_token
+from agentdash.ratelimit import FailureLimiter
+
+COOKIE = "agentdash_token"
+DEV_TOKEN_TTL_S = 3600  # the development issuer's tokens are short-lived, like a real provider's
+REASONS = {
+    "expired": "Your session expired. Sign in again.",
+    "signed-out": "You are signed out.",
+    "invalid": "That token was not accepted. Check it, or ask for a new one.",
+    "required": "Sign in to see your organisation's agent usage.",
+    "throttled": "Too many failed sign-ins from this address. Wait a minute, then try again.",
+    "unavailable": "The identity provider cannot be reached right now. Try again in a moment.",
+}
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Who can sign people in: the configured verifier, and the dev secret when the development issuer is on."""
+
+    verifier: TokenVerifier
+    dev_secret: str | None
+    failures: FailureLimiter
+
+
+def signin_url(reason: str, next_path: str = "/") -> str:
+    return f"/signin?{urlencode({'reason': reason, 'next': safe_next(next_path)})}"
+
+
+def safe_next(path: str | None) -> str:
+    """Only a path on this site: never `//evil.example` or `https://…` (no open redirect)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def install(signin: SignIn) -> None:
+    """Register /login (token → cookie), /logout, /signin and, in dev mode, /signin/dev."""
+
+    @app.get("/login")
+    def login_link(request: Request, token: str = "", next: str = "/") -> RedirectResponse:
+        # The one-click link from `agentdash demo`: the token leaves the address bar for an HttpOnly cookie.
+        return _start_session(signin, request, token, next)
+
+    @app.post("/login")
+    def login_form(request: Request, token: str = Form(""), next: str = Form("/")) -> RedirectResponse:
+        return _start_session(signin, request, token, next)
+
+    @app.get("/logout")
+    def logout() -> RedirectResponse:
+        response = RedirectResponse(signin_url("signed-out"), status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.get("/signin/dev")
+    def dev_signin(request: Request, org: str, role: str, user: str, teams: str = "", next: str = "/") -> RedirectResponse:
+        if signin.dev_secret is None or not is_loopback(request.client.host if request.client else None):
+            return RedirectResponse(signin_url("required", next), status_code=303)
+        role = role if role in ROLES else "member"
+        team_list = tuple(t.strip() for t in teams.split(",") if t.strip())
+        token = issue_token(signin.dev_secret, org.strip() or "demo", role, user.strip() or "dev", team_list, DEV_TOKEN_TTL_S)
+        return _start_session(signin, request, token, next)
+
+    @ui.page("/signin", title="Sign in · agentdash")
+    def signin_page(request: Request, reason: str = "required", next: str = "/") -> None:
+        dev = signin.dev_secret is not None and is_loopback(request.client.host if request.client else None)
+        _signin_page(REASONS.get(reason, REASONS["required"]), safe_next(next), dev)
+
+
+def _start_session(signin: SignIn, request: Request, token: str, next_path: str) -> RedirectResponse:
+    """Check the token, then keep it in an HttpOnly cookie that expires with it; throttle repeated failures."""
+    client = request.client.host if request.client else ""
+    if signin.failures.retry_after(client):
+        return RedirectResponse(signin_url("throttled", next_path), status_code=303)
+    try:
+        signin.verifier.verify(token.strip())
+    except NotAuthorized as exc:
+        signin.failures.failed(client)
+        reason = "expired" if "expired" in str(exc) else "invalid"
+        return RedirectResponse(signin_url(reason, next_path), status_code=303)
+    expires_at = jwt.decode(token.strip(), options={"verify_signature": False}).get("exp", 0)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
+    # Lax, not Strict: a dashboard link shared in chat must open signed in; Lax still keeps the cookie off
+    # cross-site POSTs and sub-requests.
+    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="lax", path="/",
+                        secure=request.url.scheme == "https", max_age=max(0, int(expires_at - time.time())))  # fmt: skip
+    return response
+
+
+def _signin_page(message: str, next_path: str, dev: bool) -> None:
+    with ui.column().classes("absolute-center items-stretch gap-4").style("width: min(440px, 92vw)"):
+        ui.label("agentdash").classes("text-h5 text-weight-bold")
+        ui.label(message).classes("text-subtitle1").props("data-testid=signin-message role=status")
+        if dev:
+            _dev_issuer(next_path)
+        _token_form(next_path)
+
+
+def _dev_issuer(next_path: str) -> None:
+    """The development issuer: pick who to be. Only on a --dev server, only from this machine."""
+    with ui.card().classes("w-full gap-2").props("data-testid=dev-issuer"):
+        ui.label("Development sign-in").classes("text-subtitle1 text-weight-medium")
+        ui.label("This server runs in dev mode: pick any org, role, teams and user.").classes("text-caption text-grey")
+        org = ui.input("Org", value="demo").props("dense outlined data-testid=dev-org").classes("w-full")
+        role = ui.select({r: r for r in ROLES}, value="org_admin", label="Role").props(
+            "dense outlined data-testid=dev-role").classes("w-full")  # fmt: skip
+        teams = ui.input("Teams (comma-separated, for managers)").props("dense outlined data-testid=dev-teams").classes("w-full")
+        user = ui.input("User", value="dev").props("dense outlined data-testid=dev-user").classes("w-full")
+
+        def go() -> None:
+            query = {"org": org.value, "role": role.value, "user": user.value, "teams": teams.value, "next": next_path}
+            ui.navigate.to(f"/signin/dev?{urlencode(query)}")
+
+        ui.button("Sign in", on_click=go).props("data-testid=dev-signin")
+
+
+def _token_form(next_path: str) -> None:
+    """Paste a token from your identity provider (or `agentdash token`); posted, so it never sits in a URL."""
+    with ui.card().classes("w-full gap-2"):
+        ui.label("Sign in with a token").classes("text-subtitle1 text-weight-medium")
+        ui.html(
+            '<form method="post" action="/login" style="display:flex;flex-direction:column;gap:8px">'
+            '<label for="token-field" class="text-caption">Token from your identity provider</label>'
+            '<textarea id="token-field" name="token" rows="3" required autocomplete="off" data-testid="token-field" '
+            'style="font-family:monospace;padding:6px;border:1px solid #bbb;border-radius:4px;background:transparent;color:inherit"></textarea>'
+            f'<input type="hidden" name="next" value="{_attr(next_path)}">'
+            '<button type="submit" class="q-btn q-btn--standard bg-primary text-white q-pa-sm" data-testid="token-signin" '
+            'style="border:0;border-radius:4px;cursor:pointer">Sign in with token</button></form>',
+            sanitize=False,
+        )
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")

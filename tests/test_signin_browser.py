@@ -1,0 +1,137 @@
+"""Signing in and out in a real browser: the development issuer, the session cookie, expiry, logout, headers."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from browser import browser_page, chromium_path, screenshot
+
+pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+
+
+def _query(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def _message(page) -> str:
+    return page.locator("[data-testid=signin-message]").inner_text()
+
+
+def test_the_development_issuer_signs_in_and_returns_to_the_page_asked_for(server):
+    with browser_page() as page:
+        page.goto(f"{server.url}/cost?days=7")
+        page.wait_for_selector("[data-testid=dev-issuer]")
+        assert urlparse(page.url).path == "/signin"
+        assert _query(page) == {"reason": "required", "next": "/cost?days=7"}
+        assert "Sign in" in _message(page)
+        screenshot(page, "signin-dev")
+        page.locator("[data-testid=dev-org]").fill("acme")
+        page.locator("[data-testid=dev-role]").click()
+        page.get_by_role("option", name="manager").click()
+        page.locator("[data-testid=dev-teams]").fill("ops, web")
+        page.locator("[data-testid=dev-user]").fill("boss")
+        page.locator("[data-testid=dev-signin]").click()
+        page.wait_for_url("**/cost?days=7")
+        page.wait_for_selector("[data-testid=role]")
+        assert page.locator("[data-testid=role]").inner_text() == "manager · boss"
+        assert page.locator("[data-testid=org]").inner_text() == "acme"
+
+        cookie = next(c for c in page.context.cookies() if c["name"] == "agentdash_token")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        assert 3000 < cookie["expires"] - _now(page) <= 3600  # the dev issuer's tokens are short-lived
+        assert page.evaluate("document.cookie").find("agentdash_token") == -1  # scripts cannot read it
+
+        page.locator("[data-testid=logout]").click()
+        page.wait_for_url("**/signin?**")
+        assert _query(page)["reason"] == "signed-out" and "signed out" in _message(page)
+        assert not [c for c in page.context.cookies() if c["name"] == "agentdash_token"]
+        page.goto(f"{server.url}/")
+        page.wait_for_url("**/signin?**")
+
+
+def _now(page) -> float:
+    return page.evaluate("Date.now() / 1000")
+
+
+def test_an_expired_session_sends_the_person_to_sign_in_again_with_a_clear_message(server):
+    expired = server.cli("token", "--org", "acme", "--role", "org_admin", "--ttl", "-120")
+    with browser_page() as page:
+        page.context.add_cookies([{"name": "agentdash_token", "value": expired, "url": server.url}])
+        page.goto(f"{server.url}/reliability?days=30")
+        page.wait_for_selector("[data-testid=signin-message]")
+        assert _query(page) == {"reason": "expired", "next": "/reliability?days=30"}
+        assert "expired" in _message(page)
+        # A link carrying an expired token is refused the same way, and sets no cookie.
+        page.goto(f"{server.url}/login?token={expired}")
+        page.wait_for_selector("[data-testid=signin-message]")
+        assert "expired" in _message(page)
+        assert not [c for c in page.context.cookies() if c["name"] == "agentdash_token"]
+
+
+def test_bad_tokens_set_no_cookie_and_repeated_failures_are_throttled(server):
+    with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
+        forged = server.token("acme")[:-3] + "AAA"
+        answer = client.post("/login", data={"token": forged, "next": "/"})
+        assert answer.status_code == 303 and "reason=invalid" in answer.headers["location"]
+        assert "agentdash_token" not in answer.headers.get("set-cookie", "")
+        # Only paths on this site are followed after sign-in.
+        good = client.post("/login", data={"token": server.token("acme"), "next": "//evil.example/x"})
+        assert good.status_code == 303 and good.headers["location"] == "/"
+        for _ in range(12):
+            answer = client.post("/login", data={"token": "nonsense"})
+        assert "reason=throttled" in answer.headers["location"]
+        # Even a good token waits out the throttle: the limiter cannot be used to test guesses.
+        assert "reason=throttled" in client.get("/login", params={"token": server.token("acme")}).headers["location"]
+
+
+def test_without_dev_mode_there_is_no_issuer_only_the_providers_tokens(server_factory, tmp_path):
+    from agentdash.testing import ServerProcess
+
+    secret = secrets.token_urlsafe(40)
+    server = ServerProcess(tmp_path / "idp-data", dev=False).start("--jwt-secret", secret)
+    try:
+        with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
+            issued = client.get("/signin/dev", params={"org": "acme", "role": "org_admin", "user": "me"})
+            assert issued.status_code == 303 and "agentdash_token" not in issued.headers.get("set-cookie", "")
+        token = server.cli("token", "--org", "acme", "--role", "org_admin", "--user", "pat", "--jwt-secret", secret)
+        with browser_page() as page:
+            page.goto(f"{server.url}/signin")
+            page.wait_for_selector("[data-testid=token-field]")
+            assert page.locator("[data-testid=dev-issuer]").count() == 0
+            page.locator("[data-testid=token-field]").fill(token)
+            page.locator("[data-testid=token-signin]").click()
+            page.wait_for_selector("[data-testid=role]")
+            assert page.locator("[data-testid=role]").inner_text() == "org_admin · pat"
+            assert token not in page.url
+    finally:
+        server.stop()
+
+
+def test_the_client_port_sends_security_headers(server):
+    for path in ("/signin", "/api/v1/orgs/acme/metrics"):
+        headers = httpx.get(f"{server.url}{path}", trust_env=False).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["cache-control"] == "no-store"
+
+
+def test_the_client_port_refuses_big_bodies_declared_or_streamed(server):
+    big = b"token=" + b"x" * 70_000
+    declared = httpx.post(f"{server.url}/login", content=big, trust_env=False,
+                          headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert declared.status_code == 413 and "request body over" in declared.json()["error"]
+
+    def chunks():
+        for _ in range(70):
+            yield b"x" * 1024
+
+    streamed = httpx.post(f"{server.url}/login", content=chunks(), trust_env=False,
+                          headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert streamed.status_code == 413
+    small = httpx.post(f"{server.url}/login", data={"token": "x"}, trust_env=False, follow_redirects=False)
+    assert small.status_code == 303  # an ordinary sign-in form still goes through
