@@ -17,6 +17,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -27,7 +30,7 @@ from agentdash.generator import GeneratorConfig, generate_days  # noqa: E402
 from agentdash.sender import send  # noqa: E402
 from agentdash.testing import ServerProcess  # noqa: E402
 
-PAGES = ["/", "/adoption", "/reliability", "/speed", "/cost", "/human-intervention", "/iteration"]
+PAGES = ["/", "/adoption", "/reliability", "/speed", "/cost", "/human-intervention", "/iteration", "/people", "/teams"]
 DRAWN = """() => {
     const charts = [...document.querySelectorAll('.nicegui-echart')];
     const drawn = charts.every(c => c.querySelector('canvas, svg'));
@@ -38,9 +41,19 @@ DRAWN = """() => {
 
 def fill(server: ServerProcess, days: int) -> None:
     config = GeneratorConfig(days=days)
-    stats = send(f"{server.ingest_url}/v1/events", (e for day in generate_days(config) for e in day))
+    stats = send(f"{server.ingest_url}/v1/events", (e for day in generate_days(config) for e in day), token=server.ingest_key)
     print(f"sent {stats.accepted:,} events for {days} days", file=sys.stderr)
     server.wait_projected(timeout=600)
+
+
+def own_pages(server: ServerProcess, token: str) -> list[str]:
+    """The busiest person's and team's own pages: the demo's ids are known only from its data."""
+    pages = []
+    for dimension, path in (("user", "/people"), ("team", "/teams")):
+        answer = httpx.get(f"{server.url}/api/v1/orgs/demo/breakdown/{dimension}", headers={"Authorization": f"Bearer {token}"})
+        answer.raise_for_status()
+        pages.append(f"{path}/{quote(answer.json()[0]['key'], safe='')}")
+    return pages
 
 
 def time_page(page, url: str) -> float:
@@ -70,7 +83,7 @@ def main() -> None:
                 baseline = [time_page(page, f"{server.url}/") for _ in range(args.rounds + 1)][1:]
                 page.goto(f"{server.url}/login?token={token}")
                 results = {}
-                for path in PAGES:
+                for path in PAGES + own_pages(server, token):
                     url = f"{server.url}{path}{range_query}"
                     print(f"timing {path}", file=sys.stderr)
                     results[path] = [time_page(page, url) for _ in range(args.rounds + 1)][1:]

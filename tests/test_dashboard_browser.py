@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from browser import browser_page, chromium_path, screenshot
+from dashboard_events import run_events
 
 from agentdash.ui import format as fmt
 from agentdash.ui.overview import QUESTIONS
@@ -42,7 +43,7 @@ def _metric(page, name: str) -> str:
 
 
 def test_overview_shows_the_read_api_numbers(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _events("acme")}).json()["accepted"] == 16
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events("acme")}).json()["accepted"] == 16
     server.wait_projected()
     token = server.token("acme")
     to = date.today()
@@ -80,26 +81,11 @@ def test_overview_without_a_token_asks_to_sign_in(server):
         screenshot(page, "signed-out")
 
 
-def _run(org: str, n: int, days_ago: int, team: str, user: str, status: str, cost: float, seconds: int) -> list[dict]:
-    at = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
-    base = {"org_id": org, "user_id": user, "session_id": f"s{n}", "team_id": team}
-    finished = {**base, "id": f"f{n}", "type": "run.finished", "run_id": f"r{n}", "status": status, "cost_usd": cost,
-                "occurred_at": (at + timedelta(seconds=20 + seconds)).isoformat()}  # fmt: skip
-    if status == "failed":
-        finished["failure_category"] = "tool_error"
-    return [
-        {**base, "id": f"m{n}", "type": "message.sent", "occurred_at": at.isoformat()},
-        {**base, "id": f"q{n}", "type": "run.queued", "run_id": f"r{n}", "occurred_at": (at + timedelta(seconds=5)).isoformat()},
-        {**base, "id": f"s{n}", "type": "run.started", "run_id": f"r{n}", "occurred_at": (at + timedelta(seconds=20)).isoformat()},
-        finished,
-    ]
-
-
 def _two_periods(org: str) -> list[dict]:
     """Runs this week and the week before, in two teams, so that changes and team filters show."""
     plan = [(1, "web", "u0", "succeeded", 2.0, 200), (2, "web", "u1", "succeeded", 3.0, 300), (3, "ops", "u2", "failed", 1.0, 90),
             (9, "web", "u0", "failed", 4.0, 400), (10, "ops", "u2", "succeeded", 5.0, 500), (40, "web", "u1", "succeeded", 1.5, 120)]
-    return [e for n, (ago, *rest) in enumerate(plan) for e in _run(org, n, ago, *rest)]  # fmt: skip
+    return [e for n, (ago, *rest) in enumerate(plan) for e in run_events(org, n, ago, *rest)]  # fmt: skip
 
 
 def _api(server, token: str, days: int = 30, **params) -> dict:
@@ -132,7 +118,7 @@ def _badge(current: float | None, previous: float | None, better: int) -> tuple[
 
 
 def test_filters_live_in_the_url_and_survive_page_changes(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     token = server.token("acme")
     with browser_page() as page:
@@ -199,7 +185,7 @@ def _color_of(page, badge, name: str) -> bool:
 
 
 def test_managers_and_members_see_only_their_scope(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     admin = server.token("acme")
     with browser_page() as page:
@@ -216,14 +202,14 @@ def test_managers_and_members_see_only_their_scope(server):
 
 
 def test_panels_refresh_when_new_events_are_folded(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
         _open(page, f"{server.url}/?days=7")
         assert _metric(page, "Runs") == "3"
-        more = _run("acme", 99, 0, "web", "u3", "succeeded", 1.0, 60)
-        assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": more}).json()["accepted"] == 4
+        more = run_events("acme", 99, 0, "web", "u3", "succeeded", 1.0, 60)
+        assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": more}).json()["accepted"] == 4
         page.wait_for_function("document.querySelector(\"[data-metric='Runs']\").innerText === '4'", timeout=15_000)
 
 
@@ -237,7 +223,7 @@ def _open_question(page, url: str) -> None:
 
 
 def test_every_question_page_draws_its_charts_without_errors(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
@@ -251,7 +237,7 @@ def test_every_question_page_draws_its_charts_without_errors(server):
 
 
 def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
@@ -276,14 +262,14 @@ def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
 
 
 def test_a_question_page_arrives_with_a_loading_state_then_fills_in(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     first = httpx.get(f"{server.url}/speed?days=30", cookies={"agentdash_token": server.token("acme")}).text
     assert "Loading…" in first and "breakdown-team" not in first  # the queries run after the page is sent
 
 
 def test_breakdown_tables_and_csv_links_match_the_read_api(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
     server.wait_projected()
     token = server.token("acme")
     to = datetime.now(timezone.utc).date()
@@ -318,3 +304,45 @@ def test_breakdown_tables_and_csv_links_match_the_read_api(server):
             (d["date"], d["runs"], d["cost_usd"]) for d in series
         ]
         assert sum(int(r["runs"]) for r in rows) == 5
+
+
+def _with_models(events: list[dict]) -> list[dict]:
+    """The two periods' runs, the even ones on model "fast" in repo "web-app", the odd ones on "slow" in "api"."""
+    out = []
+    for e in events:
+        if e["type"] == "run.queued":
+            n = int(e["run_id"][1:])
+            e = {**e, "attributes": {"model": "fast", "repo": "web-app"} if n % 2 == 0 else {"model": "slow", "repo": "api"}}
+        out.append(e)
+    return out
+
+
+def test_model_and_repo_filters_narrow_every_panel_and_live_in_the_url(server):
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _with_models(_two_periods("acme"))}).json()["accepted"] == 24
+    server.wait_projected()
+    token = server.token("acme")
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={token}")
+        _open(page, f"{server.url}/?days=90")
+        # The model list is filled after the page shows, from the runs in range.
+        page.locator("[data-testid=model]").click()
+        page.get_by_role("option", name="slow").click()
+        page.wait_for_url("**model=slow**")
+        page.wait_for_selector("[data-metric='Runs']")
+        slow = _api(server, token, 90, model="slow")
+        assert 0 < slow["runs"] < _api(server, token, 90)["runs"]
+        assert _metric(page, "Runs") == fmt.count(slow["runs"])
+        assert _metric(page, "Total") == fmt.money(slow["cost_usd"])
+        assert _metric(page, "Active users") == fmt.count(slow["active_users"])
+
+        page.locator("[data-nav='Reliability']").click()
+        page.wait_for_url("**/reliability?**")
+        page.wait_for_selector("[data-testid=breakdown-team]")
+        assert _params(page) == {"days": "90", "model": "slow"}
+
+        _open(page, f"{server.url}/?days=90&repo=web-app&team_id=web")
+        both = _api(server, token, 90, repo="web-app", team_id="web")
+        assert _metric(page, "Runs") == fmt.count(both["runs"])
+        assert _metric(page, "Success rate") == fmt.percent(both["success_rate"])
+        nav_href = page.locator("[data-nav='Cost']").get_attribute("href")
+        assert "repo=web-app" in nav_href and "team_id=web" in nav_href

@@ -9,7 +9,7 @@ import pytest
 from agentdash.auth import Identity
 from agentdash.metrics import MetricsQuery
 from agentdash.ui.filters import DEFAULT_DAYS, MAX_DAYS, Filters
-from agentdash.ui.frame import NAV, ScopeError, freshness_text, scope, with_default_team
+from agentdash.ui.frame import NAV, ScopeError, freshness_text, scope
 from agentdash.ui.overview import QUESTIONS, change, change_badge
 
 TODAY = date(2026, 3, 31)
@@ -68,13 +68,24 @@ def test_scope_uses_the_read_api_rule():
     assert scope(member, f).user_id == "m"
     with pytest.raises(ScopeError, match="own data"):
         scope(member, parse(user_id="other"))
-    assert with_default_team(manager, f).team_id == "ops"
-    assert scope(manager, with_default_team(manager, f)).team_id == "ops"
+    assert scope(admin, f).teams is None
+    assert (scope(manager, f).team_id, scope(manager, f).teams) == (None, ("ops", "web"))  # all their teams at once
+    assert (scope(manager, parse(team_id="web")).team_id, scope(manager, parse(team_id="web")).teams) == ("web", ("ops", "web"))
     with pytest.raises(ScopeError, match="not one of yours"):
         scope(manager, parse(team_id="sales"))
     assert scope(Identity("a", "other", "org_admin"), f).org_id == "other"  # the org always comes from the token
-    with pytest.raises(ScopeError, match="pick one of their teams"):
-        scope(Identity("boss", "acme", "manager", ()), with_default_team(Identity("boss", "acme", "manager", ()), f))
+    assert scope(Identity("boss", "acme", "manager", ()), f).teams == ()  # a manager of no team sees nothing
+
+
+def test_model_and_repo_live_in_the_url_and_reach_the_query():
+    f = parse(days="7", model="opus", repo="web-app", team_id="ops")
+    assert f.to_query() == "days=7&team_id=ops&model=opus&repo=web-app"
+    assert Filters.from_params(dict(p.split("=") for p in f.to_query().split("&")), today=TODAY) == f
+    query = f.metrics_query("acme")
+    assert (query.model, query.repo, query.team_id) == ("opus", "web-app", "ops")
+    assert (f.previous_period().model, f.previous_period().repo) == ("opus", "web-app")
+    member = scope(Identity("m", "acme", "member"), parse(model="opus"))
+    assert (member.user_id, member.model) == ("m", "opus")
 
 
 def test_change_and_its_colour():
@@ -89,7 +100,8 @@ def test_change_and_its_colour():
 
 
 def test_every_question_has_a_page_in_the_navigation():
-    assert [q.path for q in QUESTIONS] == [path for path, _, _ in NAV[1:]]
+    # The overview, the six questions in SPEC order, then the people and team lists.
+    assert [path for path, _, _ in NAV] == ["/", *(q.path for q in QUESTIONS), "/people", "/teams"]
     assert len(QUESTIONS) == 6
 
 
@@ -127,3 +139,15 @@ def test_breakdown_table_rows_sort_by_raw_values_and_show_text_for_people():
     rows = table_rows([BreakdownRow(key=None, runs=1200, cost_usd=3.4, success_rate=None)], ("runs", "cost_usd", "success_rate"))
     assert rows == [{"id": 0, "key": "(none)", "runs": 1200, "runs__text": "1.2k", "cost_usd": 3.4, "cost_usd__text": "$3.40",
                      "success_rate": None, "success_rate__text": "—"}]  # fmt: skip
+
+
+def test_a_page_address_keeps_what_its_path_pins():
+    from agentdash.ui.frame import View
+
+    person = View(Identity("a", "acme", "org_admin"), parse(days="30", user_id="u 1", team_id="ops"), None, "/people/{user_id}")
+    assert person.path == "/people/u%201"
+    assert person.url(weekly=True) == "/people/u%201?days=30&team_id=ops&weekly=1"  # the person stays in the path
+    assert person.url(user_id="u2") == "/people/u2?days=30&team_id=ops"  # another person: their page
+    assert person.url(user_id=None) == "/people?days=30&team_id=ops"  # nobody: back to the list
+    cost = View(Identity("a", "acme", "org_admin"), parse(days="7"), None, "/cost")
+    assert (cost.path, cost.url(model="opus")) == ("/cost", "/cost?days=7&model=opus")

@@ -13,6 +13,7 @@ PRESETS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days", 365: "Last 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3 * 366  # the read API's limit: a wider custom range would be refused there too
 MAX_ID_LENGTH = 200
+FILTER_KEYS = ("team_id", "user_id", "model", "repo")  # URL names, and Filters' field names
 
 
 def utc_today() -> date:
@@ -21,13 +22,15 @@ def utc_today() -> date:
 
 @dataclass(frozen=True)
 class Filters:
-    """A date range (a preset number of days ending today, or custom) plus optional team and user."""
+    """A date range (a preset number of days ending today, or custom) plus optional team, user, model and repo."""
 
     date_from: date
     date_to: date
     days: int | None = DEFAULT_DAYS  # None for a custom range
     team_id: str | None = None
     user_id: str | None = None
+    model: str | None = None
+    repo: str | None = None
     weekly: bool = False  # charts by ISO week instead of by day
 
     @classmethod
@@ -37,8 +40,8 @@ class Filters:
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], today: date | None = None) -> Filters:
-        """Parse `?days=30` or `?from=..&to=..`, plus `team_id`, `user_id` and `weekly=1`; bad values fall back."""
-        ids = {key: _identifier(params.get(key)) for key in ("team_id", "user_id")}
+        """Parse `?days=30` or `?from=..&to=..`, plus the FILTER_KEYS and `weekly=1`; bad values fall back."""
+        ids = {key: _identifier(params.get(key)) for key in FILTER_KEYS}
         ids["weekly"] = params.get("weekly") == "1"
         if "from" in params or "to" in params:
             custom = _custom_range(params.get("from"), params.get("to"))
@@ -51,16 +54,20 @@ class Filters:
         """The URL query string of these filters (with `changes` applied), for links and navigation."""
         f = replace(self, **changes) if changes else self
         params = {"days": f.days} if f.days else {"from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
-        params.update({key: value for key, value in (("team_id", f.team_id), ("user_id", f.user_id)) if value})
+        params.update(f.picked())
         if f.weekly:
             params["weekly"] = 1
         return urlencode(params)
 
+    def picked(self) -> dict[str, str]:
+        """The filters other than the date range that are set, by their URL names."""
+        return {key: value for key in FILTER_KEYS if (value := getattr(self, key))}
+
     def metrics_query(self, org_id: str) -> MetricsQuery:
-        return MetricsQuery(org_id, self.date_from, self.date_to, self.team_id, self.user_id)
+        return MetricsQuery(org_id, self.date_from, self.date_to, self.team_id, self.user_id, self.model, self.repo)
 
     def previous_period(self) -> Filters:
-        """The period of equal length that ends the day before this one starts, same team and user."""
+        """The period of equal length that ends the day before this one starts, same other filters."""
         length = (self.date_to - self.date_from).days + 1
         return replace(self, date_from=self.date_from - timedelta(days=length),
                        date_to=self.date_from - timedelta(days=1), days=None)  # fmt: skip

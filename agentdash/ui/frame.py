@@ -4,40 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from litestar.exceptions import HTTPException
 from nicegui import run, ui
 
 from agentdash.api import scoped_query
-from agentdash.auth import Identity, NotAuthorized, verify_token
-from agentdash.metrics import MetricsQuery, breakdown
+from agentdash.auth import Identity, NotAuthorized, ProviderUnavailable, TokenExpired, TokenVerifier
+from agentdash.metrics import MetricsQuery, filter_values
 from agentdash.ui.filters import PRESETS, Filters
+from agentdash.ui.signin import COOKIE, signin_url
 
 log = logging.getLogger(__name__)
 
-COOKIE = "agentdash_token"
 NAV = [
     ("/", "Overview", "dashboard"), ("/adoption", "Adoption", "group"), ("/reliability", "Reliability", "verified"),
     ("/speed", "Speed", "speed"), ("/cost", "Cost", "payments"),
     ("/human-intervention", "Human intervention", "back_hand"), ("/iteration", "Iteration", "replay"),
+    ("/people", "People", "person"), ("/teams", "Teams", "groups"),
 ]  # fmt: skip
 REFRESH_SECONDS = 3.0
+DARK_COOKIE = "agentdash_dark"
 CUSTOM = "custom"
 
 
 @dataclass(frozen=True)
 class Sources:
-    """What pages read from: the storage (through metrics.py), the projector's status, the token secret."""
+    """What pages read from: the storage (through metrics.py), the projector's status, who signs in."""
 
     storage: object
     projector: object
-    secret: str
+    verifier: TokenVerifier
 
 
 @dataclass
@@ -47,11 +52,31 @@ class View:
     identity: Identity
     filters: Filters
     sources: Sources
-    path: str
+    route: str  # as registered, e.g. `/people/{user_id}`: its parameters pin filters
     query: MetricsQuery | None = None
     previous: MetricsQuery | None = None
     on_new_data: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    pickers: dict[str, ui.select] = field(default_factory=dict)  # the filter bar's team and user lists
+    pickers: dict[str, ui.select] = field(default_factory=dict)  # the filter bar's lists
+    dark: bool = False  # the person's light/dark choice, from DARK_COOKIE
+
+    @property
+    def path(self) -> str:
+        """This page's own address: the route with the pinned filters filled in."""
+        return self._path_for(self.filters) or self.route
+
+    def url(self, **changes) -> str:
+        """This page with the filters changed; changing a pinned filter moves to that person's or team's page,
+        clearing it goes back to the list."""
+        f = replace(self.filters, **changes) if changes else self.filters
+        pinned = re.findall(r"{(\w+)}", self.route)
+        path = self._path_for(f) or self.route.split("/{")[0]
+        return f"{path}?{f.to_query(**{key: None for key in pinned})}"
+
+    def _path_for(self, f: Filters) -> str | None:
+        values = {key: getattr(f, key) for key in re.findall(r"{(\w+)}", self.route)}
+        if not all(values.values()):
+            return None
+        return self.route.format_map({key: quote(value, safe="") for key, value in values.items()})
 
 
 class ScopeError(Exception):
@@ -66,11 +91,19 @@ def scope(identity: Identity, filters: Filters) -> MetricsQuery:
         raise ScopeError(exc.detail) from None
 
 
-def with_default_team(identity: Identity, filters: Filters) -> Filters:
-    """Managers must look at one of their teams: start them on their first rather than on an error."""
-    if identity.role == "manager" and filters.team_id is None and identity.teams:
-        return replace(filters, team_id=identity.teams[0])
-    return filters
+@dataclass(frozen=True)
+class Picker:
+    """One list of the filter bar: which filter it sets and how it is labelled."""
+
+    key: str  # the Filters field and URL name
+    label: str
+    everything: str  # the label of "no filter"
+
+
+PICKERS = {
+    "team": Picker("team_id", "Team", "All teams"), "user": Picker("user_id", "User", "All users"),
+    "model": Picker("model", "Model", "All models"), "repo": Picker("repo", "Repo", "All repos"),
+}  # fmt: skip
 
 
 def dashboard_page(path: str, title: str, sources: Sources, load: Callable[[View], Any],
@@ -80,11 +113,13 @@ def dashboard_page(path: str, title: str, sources: Sources, load: Callable[[View
 
     @ui.page(path, title=f"{title} · agentdash")
     async def page(request: Request) -> None:
-        identity = _signed_in(request, sources.secret)
-        if identity is None:
-            return
-        filters = with_default_team(identity, Filters.from_params(request.query_params))
-        view = View(identity, filters, sources, path)
+        identity = _signed_in(request, sources.verifier)
+        if isinstance(identity, RedirectResponse):
+            return identity
+        # A path parameter pins its filter: `/people/{user_id}` is about that user, whatever the query says.
+        params = {**request.query_params, **request.path_params}
+        filters = Filters.from_params(params)
+        view = View(identity, filters, sources, path, dark=request.cookies.get(DARK_COOKIE) == "1")
         show = None
         with frame(title, view):
             try:
@@ -149,7 +184,13 @@ def _loading() -> None:
 @contextmanager
 def frame(title: str, view: View) -> Iterator[None]:
     """Header, navigation and filter bar around a page's content, then the freshness line under it."""
-    dark = ui.dark_mode()
+    dark = ui.dark_mode(view.dark)
+
+    def toggle_dark() -> None:
+        dark.toggle()
+        # Remembered in a plain cookie (not a secret), so the next page is drawn dark at once, without a flash.
+        ui.run_javascript(f"document.cookie = '{DARK_COOKIE}={int(bool(dark.value))}; path=/; max-age=31536000; SameSite=Lax'")
+
     with ui.header().classes("items-center justify-between q-px-md q-py-sm"):
         with ui.row().classes("items-center gap-3"):
             ui.label("agentdash").classes("text-h6 text-weight-bold")
@@ -157,9 +198,13 @@ def frame(title: str, view: View) -> Iterator[None]:
             ui.badge(f"{view.identity.role} · {view.identity.sub}", color="white", text_color="primary").props(
                 "data-testid=role"
             )
-        ui.button(icon="dark_mode", on_click=dark.toggle).props(
-            "flat round color=white aria-label='Toggle dark mode' data-testid=dark-toggle"
-        ).tooltip("Light / dark")
+        with ui.row().classes("items-center gap-1"):
+            ui.button(icon="dark_mode", on_click=toggle_dark).props(
+                "flat round color=white aria-label='Toggle dark mode' data-testid=dark-toggle"
+            ).tooltip("Light / dark")
+            ui.button(icon="logout", on_click=lambda: ui.navigate.to("/logout")).props(
+                "flat round color=white aria-label='Sign out' data-testid=logout"
+            ).tooltip("Sign out")
     with ui.left_drawer(value=True, fixed=True).props("width=210 bordered breakpoint=700").classes("q-pa-sm"):
         _navigation(view)
     with ui.column().classes("w-full q-px-md q-pt-md gap-3"):
@@ -173,7 +218,7 @@ def _navigation(view: View) -> None:
     query = view.filters.to_query()
     with ui.element("nav").props("aria-label='Pages'").classes("column gap-1 w-full"):
         for path, label, icon in NAV:
-            current = path == view.path
+            current = path == view.route or view.route.startswith(f"{path}/")  # a person's page is under People
             with ui.link(target=f"{path}?{query}").classes(
                 "row items-center gap-2 q-px-sm q-py-xs rounded-borders no-underline "
                 + ("bg-primary text-white" if current else "text-primary")
@@ -186,7 +231,7 @@ def _filter_bar(view: View) -> None:
     f, identity = view.filters, view.identity
 
     def go(**changes) -> None:
-        ui.navigate.to(f"{view.path}?{f.to_query(**changes)}")
+        ui.navigate.to(view.url(**changes))
 
     def pick_range(value) -> None:
         go(days=None) if value == CUSTOM else go(days=int(value))
@@ -209,18 +254,28 @@ def _filter_bar(view: View) -> None:
         ).classes("w-44")
         date_from = _date_input("From", f.date_from, pick_dates)
         date_to = _date_input("To", f.date_to, pick_dates)
-        if identity.role != "member":
-            # The pick lists start with the current choice only; fill_options() lists the rest off the event loop.
-            view.pickers["team"] = ui.select(_labelled(view, "team", _known(view, "team")), value=f.team_id or "",
-                      label="Team", on_change=lambda e: go(team_id=e.value or None, user_id=None)).props(
-                "dense outlined options-dense aria-label='Team' data-testid=team"
-            ).classes("w-40")  # fmt: skip
-            view.pickers["user"] = ui.select(_labelled(view, "user", _known(view, "user")), value=f.user_id or "",
-                      label="User", on_change=lambda e: go(user_id=e.value or None)).props(
-                "dense outlined options-dense aria-label='User' data-testid=user"
-            ).classes("w-40")  # fmt: skip
-        else:
+        # Members see only their own runs: they narrow by model and repo, never by team or person.
+        dimensions = ("model", "repo") if identity.role == "member" else tuple(PICKERS)
+        for dimension in dimensions:
+            _picker(view, dimension, go)
+        if identity.role == "member":
             ui.label("Showing your own runs").classes("text-caption text-grey")
+
+
+def _picker(view: View, dimension: str, go: Callable[..., None]) -> None:
+    """A filter list; it starts with the current choice only, fill_options() lists the rest off the event loop."""
+    picker = PICKERS[dimension]
+
+    def pick(value: str | None) -> None:
+        changes = {picker.key: value or None}
+        if dimension == "team":  # the person picked may not be in the new team
+            changes["user_id"] = None
+        go(**changes)
+
+    view.pickers[dimension] = ui.select(
+        _labelled(view, dimension, _known(view, dimension)), value=getattr(view.filters, picker.key) or "",
+        label=picker.label, on_change=lambda e: pick(e.value),
+    ).props(f"dense outlined options-dense aria-label='{picker.label}' data-testid={dimension}").classes("w-40")
 
 
 def _date_input(label: str, value: date, apply: Callable[[], None]) -> ui.input:
@@ -234,14 +289,15 @@ def _date_input(label: str, value: date, apply: Callable[[], None]) -> ui.input:
 
 
 def _labelled(view: View, dimension: str, options: dict[str, str]) -> dict[str, str]:
-    if dimension == "user":
-        return {"": "All users", **options}
-    return {"": "All teams", **options} if view.identity.role == "org_admin" else options
+    everything = PICKERS[dimension].everything
+    if dimension == "team" and view.identity.role == "manager":
+        everything = "All my teams"
+    return {"": everything, **options}
 
 
 def _known(view: View, dimension: str) -> dict[str, str]:
     """The options known without a query: a manager's teams, and the current pick."""
-    current = view.filters.team_id if dimension == "team" else view.filters.user_id
+    current = getattr(view.filters, PICKERS[dimension].key)
     keys = list(view.identity.teams) if dimension == "team" and view.identity.role == "manager" else []
     if current and current not in keys:
         keys.append(current)
@@ -249,7 +305,7 @@ def _known(view: View, dimension: str) -> dict[str, str]:
 
 
 async def fill_options(view: View) -> None:
-    """List the teams and users to pick from in a worker thread, then put them in the filter bar."""
+    """List the teams, users, models and repos to pick from in a worker thread, then put them in the filter bar."""
     if not view.pickers:
         return
     found = await run.io_bound(lambda: {dimension: _options(view, dimension) for dimension in view.pickers})
@@ -259,15 +315,15 @@ async def fill_options(view: View) -> None:
 
 
 def _options(view: View, dimension: str) -> dict[str, str]:
-    """Teams or users the identity may pick, active in the range; the current pick always stays listed."""
-    f, identity = view.filters, view.identity
-    current = f.team_id if dimension == "team" else f.user_id
+    """What the identity may pick, found in the range under the other filters; the current pick always stays."""
+    f, identity, key = view.filters, view.identity, PICKERS[dimension].key
+    current = getattr(f, key)
     if dimension == "team" and identity.role == "manager":
         keys = list(identity.teams)
     else:
-        narrowed = replace(f, team_id=None, user_id=None) if dimension == "team" else replace(f, user_id=None)
+        others = replace(f, **{key: None}, **({"user_id": None} if dimension == "team" else {}))
         try:
-            keys = [row.key for row in breakdown(view.sources.storage, scope(identity, narrowed), dimension) if row.key]
+            keys = filter_values(view.sources.storage, scope(identity, others), dimension)
         except ScopeError:
             keys = []
         except Exception:
@@ -275,7 +331,7 @@ def _options(view: View, dimension: str) -> dict[str, str]:
             keys = []
     if current and current not in keys:
         keys.append(current)
-    return {key: key for key in sorted(keys)}
+    return {value: value for value in sorted(keys)}
 
 
 def _freshness(view: View) -> None:
@@ -331,11 +387,20 @@ def _message(text: str, icon: str) -> None:
         ui.label(text).classes("text-subtitle1").props("data-testid=message")
 
 
-def _signed_in(request: Request, secret: str) -> Identity | None:
+def _signed_in(request: Request, verifier: TokenVerifier) -> Identity | RedirectResponse:
+    """The cookie's identity, or the way to the sign-in page saying why (and coming back here afterwards)."""
+    token = request.cookies.get(COOKIE, "")
     try:
-        return verify_token(secret, request.cookies.get(COOKIE, ""))
+        return verifier.verify(token)
     except NotAuthorized as exc:
-        with ui.column().classes("absolute-center items-center"):
-            ui.label("Sign in to see your organisation's agent usage").classes("text-h5")
-            ui.label(f"{exc}. Open the sign-in link printed by `agentdash demo`, or run `agentdash token`.")
-        return None
+        if isinstance(exc, TokenExpired):
+            reason = "expired"
+        elif isinstance(exc, ProviderUnavailable):
+            reason = "unavailable"
+        else:
+            reason = "invalid" if token else "required"
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = RedirectResponse(signin_url(reason, here), status_code=303)
+        if token and reason != "unavailable":
+            response.delete_cookie(COOKIE, path="/")
+        return response

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi.responses import RedirectResponse
-from nicegui import app, ui
+from nicegui import ui
 
+from agentdash.auth import TokenVerifier
 from agentdash.metrics import OrgMetrics, org_metrics
 from agentdash.ui import charts
 from agentdash.ui import format as fmt
-from agentdash.ui.frame import COOKIE, NAV, Sources, View, dashboard_page
+from agentdash.ui.frame import NAV, Sources, View, dashboard_page
 
 
 @dataclass(frozen=True)
@@ -82,24 +82,20 @@ def change_badge(value: float | None, better: int) -> tuple[str, str]:
     return f"{arrow} {abs(value) * 100:.1f}%", colour
 
 
-def install(storage, projector, secret: str) -> None:
-    """Register the dashboard's sign-in route, the overview and the question pages on NiceGUI's app."""
-    sources = Sources(storage, projector, secret)
-
-    @app.get("/login")
-    def login(token: str) -> RedirectResponse:
-        # The one-click link from `agentdash demo`: keep the token in an HttpOnly cookie, drop it from the URL.
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=8 * 3600)
-        return response
+def install(storage, projector, verifier: TokenVerifier) -> None:
+    """Register the overview, the question pages and the people and team pages."""
+    sources = Sources(storage, projector, verifier)
 
     from agentdash.ui import questions  # it draws with this module's cards
 
-    dashboard_page("/", "Overview", sources, _metrics, _overview)
+    dashboard_page("/", "Overview", sources, _metrics, cards)
     titles = {path: title for path, title, _ in NAV}
     for question in QUESTIONS:
         dashboard_page(question.path, titles[question.path], sources, questions.load,
                        lambda view, data, q=question: _question_page(view, data, q))  # fmt: skip
+    from agentdash.ui import people  # it draws with this module's cards
+
+    people.install(sources)
 
 
 def _metrics(view: View) -> tuple[OrgMetrics, OrgMetrics]:
@@ -107,7 +103,7 @@ def _metrics(view: View) -> tuple[OrgMetrics, OrgMetrics]:
     return org_metrics(storage, view.query), org_metrics(storage, view.previous)
 
 
-def _empty(m: OrgMetrics) -> bool:
+def is_empty(m: OrgMetrics) -> bool:
     return m.runs == 0 and not m.active_users and not m.sessions
 
 
@@ -118,9 +114,10 @@ def _no_runs(view: View) -> None:
         ui.label(f"{view.filters.label}: pick a longer range or another team or user.").classes("text-grey")
 
 
-def _overview(view: View, data: tuple[OrgMetrics, OrgMetrics]) -> None:
+def cards(view: View, data: tuple[OrgMetrics, OrgMetrics]) -> None:
+    """One card per question (headline, change, sparkline, figures), each linking to its page with the filters."""
     current, previous = data
-    if _empty(current):
+    if is_empty(current):
         _no_runs(view)
         return
     query = view.filters.to_query()
@@ -167,7 +164,7 @@ def _question_page(view: View, data, q: Question) -> None:
     from agentdash.ui import questions
 
     current, previous = data.current, data.previous
-    if _empty(current):
+    if is_empty(current):
         _no_runs(view)
         return
 

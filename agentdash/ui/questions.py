@@ -10,6 +10,7 @@ from nicegui import ui
 
 from agentdash.metrics import DIMENSIONS, BreakdownRow, DurationBucket, OrgMetrics, breakdown, duration_histogram, org_metrics
 from agentdash.ui import charts
+from agentdash.ui.filters import FILTER_KEYS
 from agentdash.ui.frame import View
 
 
@@ -97,7 +98,7 @@ def csv_url(view: View, what: str) -> str:
     """The export endpoint for `what` ("metrics" or "breakdown/<dimension>") with the page's scoped filters."""
     q = view.query
     params = {"from": q.date_from.isoformat(), "to": q.date_to.isoformat()}
-    params.update({key: value for key, value in (("team_id", q.team_id), ("user_id", q.user_id)) if value})
+    params.update({key: value for key in FILTER_KEYS if (value := getattr(q, key))})
     return f"/api/v1/orgs/{quote(q.org_id, safe='')}/{what}.csv?{urlencode(params)}"
 
 
@@ -109,7 +110,7 @@ def draw(view: View, data: PageData, page: Page, headline: Callable[[], None]) -
     weekly = view.filters.weekly
     with ui.row().classes("w-full items-center justify-between"):
         ui.toggle({0: "Daily", 1: "Weekly"}, value=int(weekly),
-                  on_change=lambda e: ui.navigate.to(f"{view.path}?{view.filters.to_query(weekly=bool(e.value))}")).props(
+                  on_change=lambda e: ui.navigate.to(view.url(weekly=bool(e.value)))).props(
             "dense no-caps aria-label='Daily or weekly' data-testid=granularity")  # fmt: skip
         csv_link(view, "metrics", "Download CSV (daily series)", "csv-series")
     with ui.grid(columns=2).classes("w-full gap-4"):

@@ -1,0 +1,17 @@
+"""The dashboard for NiceGUI's `user` fixture (run by runpy for each test): the data dir and secret come from the test."""
+
+import os
+from pathlib import Path
+
+from nicegui import app, ui
+
+from agentdash.auth import HmacKey, TokenVerifier
+from agentdash.config import load_settings
+from agentdash.projector import Projector
+from agentdash.storage import open_storage
+from agentdash.ui import overview
+
+storage = open_storage(load_settings(data_dir=Path(os.environ["PEOPLE_USER_APP_DATA_DIR"])))
+app.on_shutdown(storage.close)
+overview.install(storage, Projector(storage), TokenVerifier([HmacKey(os.environ["PEOPLE_USER_APP_SECRET"].encode())]))
+ui.run(storage_secret="user-fixture")
