@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import Annotated
 
 from litestar import Litestar, Request, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.datastructures import State
 from litestar.exceptions import (
     HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException, ServiceUnavailableException,
     TooManyRequestsException,
 )  # fmt: skip
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from agentdash.auth import Identity, NotAuthorized, ProviderUnavailable, TokenVerifier
 from agentdash.ingest import error_body
@@ -21,6 +22,7 @@ from agentdash.metrics import DIMENSIONS, BreakdownRow, MetricsQuery, OrgMetrics
 from agentdash.ratelimit import FailureLimiter
 
 MAX_RANGE_DAYS = 3 * 366
+RowLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000)]  # `?limit=N` of the breakdowns
 
 
 def identify(request: Request) -> Identity:
@@ -76,13 +78,13 @@ def build_query(org_id: str, date_from: date | None, date_to: date | None, team_
 
 def provide_query(
     request: Request,
-    org_id: str,
-    date_from: date | None = QueryParameter(name="from", default=None),
-    date_to: date | None = QueryParameter(name="to", default=None),
-    team_id: str | None = None,
-    user_id: str | None = None,
-    model: str | None = None,
-    repo: str | None = None,
+    org_id: FromPath[str],
+    date_from: Annotated[date | None, QueryParameter(name="from")] = None,
+    date_to: Annotated[date | None, QueryParameter(name="to")] = None,
+    team_id: FromQuery[str | None] = None,
+    user_id: FromQuery[str | None] = None,
+    model: FromQuery[str | None] = None,
+    repo: FromQuery[str | None] = None,
 ) -> MetricsQuery:
     """The request's metrics query, already narrowed to what its identity may see (a dependency)."""
     return scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id, model, repo))
@@ -95,13 +97,13 @@ def checked_dimension(dimension: str) -> str:
 
 
 @get("/api/v1/orgs/{org_id:str}/metrics", sync_to_thread=True, summary="Every metric of SPEC §3 and the daily series")
-def get_metrics(state: State, metrics_query: MetricsQuery) -> OrgMetrics:
+def get_metrics(state: State, metrics_query: NamedDependency[MetricsQuery]) -> OrgMetrics:
     return org_metrics(state.storage, metrics_query)
 
 
 @get("/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}", sync_to_thread=True, summary="Metrics per team, user, model or repo")
 def get_breakdown(
-    state: State, metrics_query: MetricsQuery, dimension: str, limit: int | None = Parameter(default=None, ge=1, le=10_000)
+    state: State, metrics_query: NamedDependency[MetricsQuery], dimension: FromPath[str], limit: RowLimit = None
 ) -> list[BreakdownRow]:
     return breakdown(state.storage, metrics_query, checked_dimension(dimension), limit)
 

@@ -10,8 +10,9 @@ from collections.abc import Iterable
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency
 
+from agentdash.api import RowLimit
 from agentdash.metrics import DIMENSIONS, BreakdownRow, DayMetrics, MetricSet, MetricsQuery, breakdown, org_metrics
 
 CSV_MEDIA_TYPE = "text/csv"  # Litestar appends "; charset=utf-8" to text types
@@ -60,7 +61,7 @@ def _csv_response(body: str, name: str) -> Response:
 
 
 @get("/api/v1/orgs/{org_id:str}/metrics.csv", sync_to_thread=True, summary="The daily series of /metrics as CSV")
-def get_metrics_csv(state: State, metrics_query: MetricsQuery) -> Response:
+def get_metrics_csv(state: State, metrics_query: NamedDependency[MetricsQuery]) -> Response:
     return _csv_response(metrics_csv(org_metrics(state.storage, metrics_query).series), filename(metrics_query, "metrics"))
 
 
@@ -70,7 +71,7 @@ def _breakdown_csv_route(dimension: str):
     @get(f"/api/v1/orgs/{{org_id:str}}/breakdown/{dimension}.csv", sync_to_thread=True, name=f"breakdown-{dimension}-csv",
          summary=f"/breakdown/{dimension} as CSV, one row per key")  # fmt: skip
     def get_breakdown_csv(
-        state: State, metrics_query: MetricsQuery, limit: int | None = Parameter(default=None, ge=1, le=10_000)
+        state: State, metrics_query: NamedDependency[MetricsQuery], limit: RowLimit = None
     ) -> Response:
         rows = breakdown(state.storage, metrics_query, dimension, limit)
         return _csv_response(breakdown_csv(rows), filename(metrics_query, f"breakdown-{dimension}"))
