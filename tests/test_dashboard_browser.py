@@ -63,6 +63,10 @@ def test_overview_shows_the_read_api_numbers(server):
         assert _metric(page, "Avg run") == fmt.duration(api["run_duration_avg_s"])
         assert _metric(page, "Active users") == fmt.count(api["active_users"])
         screenshot(page, "overview")
+        # The sparklines' series download as CSV: one row per day, the same runs.
+        href = page.locator("[data-testid=csv-series]").get_attribute("href")
+        rows = list(csv.DictReader(httpx.get(f"{server.url}{href}", headers={"Authorization": f"Bearer {token}"}).text.splitlines()))
+        assert len(rows) == 30 and sum(int(r["runs"]) for r in rows) == api["runs"]
 
         page.goto(f"{server.url}/?days=7")
         page.wait_for_selector("[data-metric='Runs']")

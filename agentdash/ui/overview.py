@@ -11,6 +11,7 @@ from agentdash.auth import TokenVerifier
 from agentdash.metrics import OrgMetrics, org_metrics
 from agentdash.ui import charts
 from agentdash.ui import format as fmt
+from agentdash.ui import questions
 from agentdash.ui.frame import NAV, Sources, View, dashboard_page
 
 
@@ -86,8 +87,6 @@ def install(storage, projector, verifier: TokenVerifier) -> None:
     """Register the overview, the question pages and the people and team pages."""
     sources = Sources(storage, projector, verifier)
 
-    from agentdash.ui import questions  # it draws with this module's cards
-
     dashboard_page("/", "Overview", sources, _metrics, cards)
     titles = {path: title for path, title, _ in NAV}
     for question in QUESTIONS:
@@ -129,7 +128,9 @@ def cards(view: View, data: tuple[OrgMetrics, OrgMetrics]) -> None:
                 _headline(q, current, previous)
                 _sparkline(current, q.main)
                 _figures(q.figures[1:], current)
-    ui.label(f"{view.filters.label}; changes compare with the {_days(view)} days before.").classes("text-caption text-grey")
+    with ui.row().classes("w-full items-center justify-between"):
+        ui.label(f"{view.filters.label}; changes compare with the {_days(view)} days before.").classes("text-caption text-grey")
+        questions.csv_link(view, "metrics", "Download CSV (daily series)", "csv-series")
 
 
 def _days(view: View) -> int:
@@ -161,8 +162,6 @@ def _figures(figures: tuple[Figure, ...], m: OrgMetrics) -> None:
 
 def _question_page(view: View, data, q: Question) -> None:
     """A question's own page: its headline card, then the charts and breakdowns of questions.PAGES."""
-    from agentdash.ui import questions
-
     current, previous = data.current, data.previous
     if is_empty(current):
         _no_runs(view)
