@@ -1,7 +1,7 @@
 """People and team pages: sortable tables that match the read API, click-through to a person's or team's own page, scope.
 
 The browser tests run a real server and headless chromium; the User tests drive the same pages in-process with
-NiceGUI's `user` fixture (tests/people_user_app.py registers them on a data dir the test fills).
+NiceGUI's `user` fixture (tests/dashboard_user_app.py registers them on a data dir the test fills).
 """
 
 from __future__ import annotations
@@ -9,20 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import msgspec
 import pytest
 from browser import browser_page, chromium_path, screenshot
 from dashboard_events import run_events
 from playwright.sync_api import expect
+from user_fixture import drawn, figure, prepare_user_app, sign_in
 
-from agentdash.auth import issue_token
-from agentdash.config import load_settings
-from agentdash.events import parse_event
-from agentdash.projector import Projector
-from agentdash.storage import open_storage
 from agentdash.ui import format as fmt
-from agentdash.ui.signin import COOKIE
 from agentdash.ui.people import PEOPLE, TEAMS
+from agentdash.ui.signin import COOKIE
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 
@@ -243,60 +238,36 @@ def test_members_and_managers_see_only_their_scope(filled):
 
 # ---------------------------------------------------------------- in-process, with NiceGUI's User fixture
 
-SECRET = "user-fixture-secret-with-at-least-32-bytes"
-
-
 @pytest.fixture
 def user_app(tmp_path, monkeypatch):
-    """A data dir holding PLAN's runs, folded, for tests/people_user_app.py to serve."""
-    data_dir = tmp_path / "data"
-    storage = open_storage(load_settings(data_dir=data_dir))
-    try:
-        assert all(storage.submit([parse_event(msgspec.json.encode(e)) for e in _events()]).result(timeout=30))
-        Projector(storage).catch_up()
-    finally:
-        storage.close()
-    monkeypatch.setenv("PEOPLE_USER_APP_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("PEOPLE_USER_APP_SECRET", SECRET)
+    """A data dir holding PLAN's runs, folded, for tests/dashboard_user_app.py to serve."""
+    prepare_user_app(_events(), tmp_path / "data", monkeypatch)
 
 
-def _sign_in_user(user, role: str = "org_admin", sub: str = "tester", teams: tuple[str, ...] = ()) -> None:
-    user.http_client.cookies.set(COOKIE, issue_token(SECRET, ORG, role, sub, teams))
-
-
-async def _drawn(user, marker: str) -> None:
-    await user.should_see(marker=marker, retries=100)  # the figures load in a worker thread after the page opens
-
-
-def _figure(user, name: str) -> str:
-    """The text of the overview card figure `name` (the same data-metric the browser tests read)."""
-    return next(e.text for e in user.client.elements.values() if e.props.get("data-metric") == name)
-
-
-@pytest.mark.nicegui_main_file("tests/people_user_app.py")
+@pytest.mark.nicegui_main_file("tests/dashboard_user_app.py")
 async def test_user_fixture_people_table_rows_open_their_page(user_app, user):
-    _sign_in_user(user)
+    sign_in(user, ORG)
     await user.open("/people?days=30")
-    await _drawn(user, "user-table")
+    await drawn(user, "user-table")
     table = user.find(marker="user-table").elements.pop()
     assert [row["key"] for row in table.rows] == ["u0", "u1", "u3", "u2"]
     assert [row["cost_usd__text"] for row in table.rows] == ["$7.75", "$3.50", "$1.85", "$7.00"]
     assert table.rows[0]["href"] == "/people/u0?days=30"
 
     user.find(marker="user-table").trigger("rowClick", [{}, {"href": table.rows[1]["href"]}, 1])
-    await _drawn(user, "subject")
+    await drawn(user, "subject")
     assert user.back_history[-1] == "/people/u1?days=30"
     await user.should_see("u1", marker="subject")
-    assert _figure(user, "Runs") == "2"
+    assert figure(user, "Runs") == "2"
 
 
-@pytest.mark.nicegui_main_file("tests/people_user_app.py")
+@pytest.mark.nicegui_main_file("tests/dashboard_user_app.py")
 async def test_user_fixture_person_page_shows_only_what_a_member_may_see(user_app, user):
-    _sign_in_user(user, role="member", sub="u0")
+    sign_in(user, ORG, role="member", sub="u0")
     await user.open("/people/u0?days=30")
-    await _drawn(user, "subject")
+    await drawn(user, "subject")
     await user.should_see("Person · teams in this range: web")
-    assert (_figure(user, "Runs"), _figure(user, "Total"), _figure(user, "Success rate")) == ("3", "$7.75", "66.7%")
+    assert (figure(user, "Runs"), figure(user, "Total"), figure(user, "Success rate")) == ("3", "$7.75", "66.7%")
     for title in ("Runs by outcome", "Run durations", "Failed runs by category"):
         await user.should_see(title)
 

@@ -120,7 +120,7 @@ def cards(view: View, data: tuple[OrgMetrics, OrgMetrics]) -> None:
         _no_runs(view)
         return
     query = view.filters.to_query()
-    with ui.grid(columns=3).classes("w-full gap-4"):
+    with ui.grid(columns=3).classes("w-full gap-4").mark("overview-ready"):
         for q in QUESTIONS:
             with ui.card().classes("w-full gap-1").props(f"data-card='{q.title}'"):
                 ui.label(q.title).classes("text-overline text-grey-7 leading-none")

@@ -118,7 +118,7 @@ def _signin_page(message: str, next_path: str, dev: bool) -> None:
 
 def _dev_issuer(next_path: str) -> None:
     """The development issuer: pick who to be. Only on a --dev server, only from this machine."""
-    with ui.card().classes("w-full gap-2").props("data-testid=dev-issuer"):
+    with ui.card().classes("w-full gap-2").props("data-testid=dev-issuer").mark("dev-issuer"):
         ui.label("Development sign-in").classes("text-subtitle1 text-weight-medium")
         ui.label("This server runs in dev mode: pick any org, role, teams and user.").classes("text-caption text-grey")
         org = ui.input("Org", value="demo").props("dense outlined data-testid=dev-org").classes("w-full")

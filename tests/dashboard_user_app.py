@@ -8,10 +8,13 @@ from nicegui import app, ui
 from agentdash.auth import HmacKey, TokenVerifier
 from agentdash.config import load_settings
 from agentdash.projector import Projector
+from agentdash.ratelimit import FailureLimiter
 from agentdash.storage import open_storage
-from agentdash.ui import overview
+from agentdash.ui import overview, signin
 
-storage = open_storage(load_settings(data_dir=Path(os.environ["PEOPLE_USER_APP_DATA_DIR"])))
+storage = open_storage(load_settings(data_dir=Path(os.environ["DASHBOARD_USER_APP_DATA_DIR"])))
 app.on_shutdown(storage.close)
-overview.install(storage, Projector(storage), TokenVerifier([HmacKey(os.environ["PEOPLE_USER_APP_SECRET"].encode())]))
+verifier = TokenVerifier([HmacKey(os.environ["DASHBOARD_USER_APP_SECRET"].encode())])
+signin.install(signin.SignIn(verifier, None, FailureLimiter()))
+overview.install(storage, Projector(storage), verifier)
 ui.run(storage_secret="user-fixture")
