@@ -115,8 +115,8 @@ def time_series(series: list[DayMetrics], metrics: list[str], *, weekly: bool = 
     values = [[getattr(p, m) for p in points] for m in shown]
     names = [METRICS[m][0] for m in shown]
     return {
-        **_frame(_x_axis(points, weekly), _value_axis(u), not _has_runs(points), note),
-        "legend": {"show": len(shown) > 1, "data": names, "top": 0},
+        **_frame(_x_axis(points, weekly), _value_axis(u), not _has_runs(points), note, legend=len(shown) > 1),
+        "legend": _legend(names, len(shown) > 1),
         "tooltip": _axis_tooltip(_x_headers(points, weekly), names, [[u.text(v) for v in vs] for vs in values], "line"),
         "series": [{"name": n, "type": "line", "data": vs, "showSymbol": len(points) <= 31, "connectNulls": False}
                    for n, vs in zip(names, values)],
@@ -134,8 +134,8 @@ def failures_stacked(series: list[DayMetrics], weekly: bool = False) -> dict:
     values = [[counts.get(c, 0) for counts in per_point] for c in categories]
     return {
         **_frame(_x_axis(points, weekly), _value_axis(UNITS["runs"], "failed runs"), not categories, "",
-                 empty_text="No failed runs in this range"),
-        "legend": {"show": bool(categories), "data": categories, "top": 0},
+                 empty_text="No failed runs in this range", legend=bool(categories)),
+        "legend": _legend(categories, bool(categories)),
         "tooltip": _axis_tooltip(_x_headers(points, weekly), categories, [[fmt.count(v) for v in vs] for vs in values]),
         "series": [{"name": c, "type": "bar", "stack": "failures", "data": vs} for c, vs in zip(categories, values)],
     }
@@ -235,7 +235,12 @@ def _has_runs(points: list[DayMetrics]) -> bool:
     return any(p.runs or p.dau or p.sessions for p in points)
 
 
-def _frame(x_axis: dict, y_axis: dict, empty: bool, note: str, empty_text: str = EMPTY_TEXT) -> dict:
+def _legend(names: list[str], show: bool) -> dict:
+    # One scrolling line at the top: a wrapped legend would run into the value axis's name below it.
+    return {"show": show, "data": names, "top": 0, "type": "scroll"}
+
+
+def _frame(x_axis: dict, y_axis: dict, empty: bool, note: str, empty_text: str = EMPTY_TEXT, legend: bool = False) -> dict:
     """Axes, grid and titles: the empty-state message centred over the axes, a note as a subtitle.
 
     Horizontal bar charts pass the value axis as x and the category axis as y."""
@@ -246,7 +251,7 @@ def _frame(x_axis: dict, y_axis: dict, empty: bool, note: str, empty_text: str =
         titles.append({"subtext": note, "left": "center", "bottom": 0, "subtextStyle": {"fontSize": 11}})
     return {
         "title": titles,
-        "grid": {"left": 8, "right": 24, "top": 40, "bottom": 48, "containLabel": True},
+        "grid": {"left": 8, "right": 24, "top": 56 if legend else 40, "bottom": 48, "containLabel": True},
         "xAxis": x_axis,
         "yAxis": y_axis,
         "aria": {"enabled": True},
