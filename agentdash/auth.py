@@ -230,13 +230,15 @@ def _require_loopback(host: str) -> None:
 
 
 def _oidc(settings: Settings) -> OidcProvider:
-    if not settings.jwt_issuer or not settings.jwt_audience:
+    # An ID token's `aud` is the client id, so signing in with the provider needs no separate audience.
+    audience = settings.jwt_audience or settings.oidc_client_id
+    if not settings.jwt_issuer or not audience:
         raise IdentityConfigError(
-            "--jwks-url needs --jwt-issuer and --jwt-audience too (AGENTDASH_JWT_ISSUER, AGENTDASH_JWT_AUDIENCE): "
-            "without them a token your provider issued for another application would be accepted"
+            "--jwks-url needs --jwt-issuer and --jwt-audience (or --oidc-client-id) too (AGENTDASH_JWT_ISSUER, "
+            "AGENTDASH_JWT_AUDIENCE): without them a token your provider issued for another application would be accepted"
         )
     try:
         keys = JwksKeys(settings.jwks_url)
     except ValueError as exc:
         raise IdentityConfigError(str(exc)) from None
-    return OidcProvider(keys, settings.jwt_issuer, settings.jwt_audience)
+    return OidcProvider(keys, settings.jwt_issuer, audience)

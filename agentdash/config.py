@@ -28,7 +28,16 @@ class Settings:
     jwt_secret: str = field(default="", repr=False, metadata={"help": "HS256 shared secret of your identity provider (prefer the env variable)"})
     jwks_url: str = field(default="", metadata={"help": "OIDC JWKS URL of your identity provider (RS256/ES256 keys)"})
     jwt_issuer: str = field(default="", metadata={"help": "required `iss` claim of dashboard tokens"})
-    jwt_audience: str = field(default="", metadata={"help": "required `aud` claim of dashboard tokens"})
+    jwt_audience: str = field(default="", metadata={"help": "required `aud` claim of dashboard tokens (default: --oidc-client-id)"})
+    oidc_client_id: str = field(default="", metadata={"help": "client id registered at your OIDC provider; turns on the "
+                                                               "'Sign in with …' button (needs --jwks-url and --jwt-issuer)"})
+    oidc_client_secret: str = field(default="", repr=False, metadata={"help": "client secret of a confidential client "
+                                                                              "(prefer the env variable; PKCE needs none)"})
+    oidc_redirect_url: str = field(default="", metadata={"help": "callback registered at the provider, e.g. https://dash.example.com"
+                                                                 "/auth/callback (default: the request's address + /auth/callback)"})
+    oidc_scope: str = field(default="openid profile email", metadata={"help": "scopes asked for; add the one that puts "
+                                                                               "org_id, role and teams in the ID token"})
+    oidc_provider_name: str = field(default="your identity provider", metadata={"help": "name on the sign-in button"})
     insecure_ingest: bool = field(default=False, metadata={"help": "accept events without an ingest key (local experiments only)"})
 
     @property

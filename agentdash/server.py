@@ -19,6 +19,7 @@ from agentdash.body_limit import BodyLimit
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
 from agentdash.ingest_auth import open_ingest_auth
+from agentdash.oidc_login import CodeFlow, code_flow_for
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.ratelimit import FailureLimiter
 from agentdash.security_headers import SecurityHeaders
@@ -40,13 +41,14 @@ class ClientPortApp:
             await self.dashboard(scope, receive, send)
 
 
-def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None) -> FastAPI:
+def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None,
+                     code_flow: CodeFlow | None = None) -> FastAPI:  # fmt: skip
     from nicegui import ui
 
     from agentdash.ui import overview, signin
 
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    signin.install(signin.SignIn(verifier, dev_secret, FailureLimiter()))
+    signin.install(signin.SignIn(verifier, dev_secret, FailureLimiter(), code_flow))
     overview.install(storage, projector, verifier)
     ui.run_with(dashboard, title="agentdash", show_welcome_message=False, reconnect_timeout=10)
     return dashboard
@@ -80,6 +82,7 @@ def _server(app, host: str, port: int) -> uvicorn.Server:
 def running(settings: Settings):
     """Start everything; on exit stop the servers, fold one last time and close the storage."""
     verifier = verifier_for(settings)  # first: a sign-in setup that cannot work stops us before anything opens
+    code_flow = code_flow_for(settings, verifier)
     storage = open_storage(settings)
     projector = Projector(storage, settings.fold_chunk)
     job = ProjectorJob(projector, settings.projector_interval)
@@ -87,7 +90,7 @@ def running(settings: Settings):
     ingest = _server(create_ingest_app(storage, projector, open_ingest_auth(settings)), settings.ingest_host, settings.ingest_port)
     client = _server(
         SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
-                                                create_dashboard(storage, projector, verifier, secret)))),
+                                                create_dashboard(storage, projector, verifier, secret, code_flow)))),
         settings.host, settings.port,
     )  # fmt: skip
     # Servers run off the main thread so that the signal handlers below stay ours.

@@ -50,6 +50,7 @@ def test_the_development_issuer_signs_in_and_returns_to_the_page_asked_for(serve
         assert not [c for c in page.context.cookies() if c["name"] == "agentdash_token"]
         page.goto(f"{server.url}/")
         page.wait_for_url("**/signin?**")
+    server.stop()  # log lines are written after the answers: read the log once the server is done
     assert "eyJ" not in server.log()  # no token (a JWT starts so) is ever written to the server's log
 
 
@@ -86,6 +87,7 @@ def test_bad_tokens_set_no_cookie_and_repeated_failures_are_throttled(server):
         assert "reason=throttled" in answer.headers["location"]
         # Even a good token waits out the throttle: the limiter cannot be used to test guesses.
         assert "reason=throttled" in client.get("/login", params={"token": server.token("acme")}).headers["location"]
+    server.stop()
     assert forged not in server.log() and "eyJ" not in server.log()  # refused tokens are not logged either
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -13,7 +14,10 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from agentdash.auth import ROLES, NotAuthorized, TokenVerifier, issue_token
+from agentdash.oidc_login import FLOW_COOKIE, FLOW_TTL_S, CodeFlow, LoginFailed
 from agentdash.ratelimit import FailureLimiter
+
+log = logging.getLogger(__name__)
 
 COOKIE = "agentdash_token"
 DEV_TOKEN_TTL_S = 3600  # the development issuer's tokens are short-lived, like a real provider's
@@ -24,6 +28,16 @@ REASONS = {
     "required": "Sign in to see your organisation's agent usage.",
     "throttled": "Too many failed sign-ins from this address. Wait a minute, then try again.",
     "unavailable": "The identity provider cannot be reached right now. Try again in a moment.",
+    "misconfigured": "Signing in with the identity provider is not set up correctly on this server. "
+                     "Ask your administrator (the server log says what is wrong).",
+    "flow-mismatch": "That sign-in could not be matched to one started in this browser. Start again.",
+    "flow-expired": "The sign-in took too long. Start again.",
+    "denied": "The identity provider did not sign you in (access denied).",
+    "provider-error": "The identity provider could not sign you in. Try again, or ask your administrator.",
+    "token-refused": "The identity provider did not complete the sign-in. Start again.",
+    "id-token": "The identity provider's answer was not accepted. Ask your administrator to check that it "
+                "sends org_id and role in the ID token.",
+    "nonce": "The identity provider's answer belongs to another sign-in. Start again.",
 }
 
 
@@ -34,6 +48,7 @@ class SignIn:
     verifier: TokenVerifier
     dev_secret: str | None
     failures: FailureLimiter
+    code_flow: CodeFlow | None = None  # "Sign in with <provider>": the OIDC code flow, when configured
 
 
 def signin_url(reason: str, next_path: str = "/") -> str:
@@ -55,7 +70,7 @@ def is_loopback(host: str | None) -> bool:
 
 
 def install(signin: SignIn) -> None:
-    """Register /login (token → cookie), /logout, /signin and, in dev mode, /signin/dev."""
+    """Register /login (token → cookie), /logout, /signin, /signin/dev (dev mode) and /auth/* (the code flow)."""
 
     @app.get("/login")
     def login_link(request: Request, token: str = "", next: str = "/") -> RedirectResponse:
@@ -84,7 +99,56 @@ def install(signin: SignIn) -> None:
     @ui.page("/signin", title="Sign in · agentdash")
     def signin_page(request: Request, reason: str = "required", next: str = "/") -> None:
         dev = signin.dev_secret is not None and is_loopback(request.client.host if request.client else None)
-        _signin_page(REASONS.get(reason, REASONS["required"]), safe_next(next), dev)
+        provider = signin.code_flow.provider_name if signin.code_flow else None
+        _signin_page(REASONS.get(reason, REASONS["required"]), safe_next(next), dev, provider)
+
+    if signin.code_flow:
+        _install_code_flow(signin, signin.code_flow)
+
+
+def _install_code_flow(signin: SignIn, flow: CodeFlow) -> None:
+    """/auth/start sends the browser to the provider; /auth/callback takes it back, signed in or told why not."""
+
+    @app.get("/auth/start")
+    def provider_start(request: Request, next: str = "/") -> RedirectResponse:
+        if signin.failures.retry_after(_client(request)):  # the callback would refuse it anyway: say so now
+            return RedirectResponse(signin_url("throttled", next), status_code=303)
+        try:
+            started = flow.start(safe_next(next), str(request.base_url), request.cookies.get(FLOW_COOKIE))
+        except LoginFailed as exc:
+            return _login_failed(signin, request, exc)
+        response = RedirectResponse(started.authorization_url, status_code=303)
+        # Lax: the provider sends the browser back with a cross-site top-level GET, which Lax lets through.
+        response.set_cookie(FLOW_COOKIE, started.browser, max_age=FLOW_TTL_S, path="/auth", httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https")  # fmt: skip
+        return response
+
+    @app.get("/auth/callback")
+    def provider_callback(request: Request) -> RedirectResponse:
+        if signin.failures.retry_after(_client(request)):
+            response = RedirectResponse(signin_url("throttled"), status_code=303)
+        else:
+            try:
+                signed_in = flow.finish(dict(request.query_params), request.cookies.get(FLOW_COOKIE, ""))
+            except LoginFailed as exc:
+                response = _login_failed(signin, request, exc)
+            else:
+                response = RedirectResponse(safe_next(signed_in.next_path), status_code=303)
+                _set_session_cookie(response, request, signed_in.token)
+                # Only now: a forged callback someone sends you must not break the sign-in you have under way.
+                response.delete_cookie(FLOW_COOKIE, path="/auth")
+        return response
+
+
+def _login_failed(signin: SignIn, request: Request, failure: LoginFailed) -> RedirectResponse:
+    log.warning("sign-in with the identity provider failed for %s: %s", _client(request), failure.detail)
+    if failure.counts:
+        signin.failures.failed(_client(request))
+    return RedirectResponse(signin_url(failure.reason, failure.next_path), status_code=303)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _start_session(signin: SignIn, request: Request, token: str, next_path: str) -> RedirectResponse:
@@ -98,19 +162,26 @@ def _start_session(signin: SignIn, request: Request, token: str, next_path: str)
         signin.failures.failed(client)
         reason = "expired" if "expired" in str(exc) else "invalid"
         return RedirectResponse(signin_url(reason, next_path), status_code=303)
-    expires_at = jwt.decode(token.strip(), options={"verify_signature": False}).get("exp", 0)
     response = RedirectResponse(safe_next(next_path), status_code=303)
-    # Lax, not Strict: a dashboard link shared in chat must open signed in; Lax still keeps the cookie off
-    # cross-site POSTs and sub-requests.
-    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="lax", path="/",
-                        secure=request.url.scheme == "https", max_age=max(0, int(expires_at - time.time())))  # fmt: skip
+    _set_session_cookie(response, request, token.strip())
     return response
 
 
-def _signin_page(message: str, next_path: str, dev: bool) -> None:
+def _set_session_cookie(response: RedirectResponse, request: Request, token: str) -> None:
+    """Keep a verified token in an HttpOnly cookie that expires with it."""
+    expires_at = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
+    # Lax, not Strict: a dashboard link shared in chat must open signed in; Lax still keeps the cookie off
+    # cross-site POSTs and sub-requests.
+    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", path="/",
+                        secure=request.url.scheme == "https", max_age=max(0, int(expires_at - time.time())))  # fmt: skip
+
+
+def _signin_page(message: str, next_path: str, dev: bool, provider: str | None) -> None:
     with ui.column().classes("absolute-center items-stretch gap-4").style("width: min(440px, 92vw)"):
         ui.label("agentdash").classes("text-h5 text-weight-bold")
         ui.label(message).classes("text-subtitle1").props("data-testid=signin-message role=status")
+        if provider:
+            _provider_button(provider, next_path)
         if dev:
             _dev_issuer(next_path)
         _token_form(next_path)
@@ -134,6 +205,17 @@ def _dev_issuer(next_path: str) -> None:
         ui.button("Sign in", on_click=go).props("data-testid=dev-signin")
 
 
+def _provider_button(provider: str, next_path: str) -> None:
+    """The way most people sign in: a plain link, so it works before the page's websocket connects."""
+    href = "/auth/start?" + urlencode({"next": next_path})
+    ui.html(
+        f'<a href="{_attr(href)}" data-testid="oidc-signin" class="q-btn q-btn--standard q-btn--no-uppercase '
+        'bg-primary text-white q-pa-md text-subtitle1" style="display:block;text-align:center;border-radius:4px;text-decoration:none">'
+        f"Sign in with {_attr(provider)}</a>",
+        sanitize=False,
+    ).classes("w-full")
+
+
 def _token_form(next_path: str) -> None:
     """Paste a token from your identity provider (or `agentdash token`); posted, so it never sits in a URL."""
     with ui.card().classes("w-full gap-2"):
@@ -142,7 +224,7 @@ def _token_form(next_path: str) -> None:
             '<form method="post" action="/login" style="display:flex;flex-direction:column;gap:8px">'
             '<label for="token-field" class="text-caption">Token from your identity provider</label>'
             '<textarea id="token-field" name="token" rows="3" required autocomplete="off" data-testid="token-field" '
-            'style="font-family:monospace;padding:6px;border:1px solid #bbb;border-radius:4px;background:transparent;color:inherit"></textarea>'
+            'style="width:100%;box-sizing:border-box;font-family:monospace;padding:6px;border:1px solid #bbb;border-radius:4px;background:transparent;color:inherit"></textarea>'
             f'<input type="hidden" name="next" value="{_attr(next_path)}">'
             '<button type="submit" class="q-btn q-btn--standard bg-primary text-white q-pa-sm" data-testid="token-signin" '
             'style="border:0;border-radius:4px;cursor:pointer">Sign in with token</button></form>',
