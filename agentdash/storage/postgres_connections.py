@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -25,7 +26,8 @@ def connected(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     try:
-        return psycopg.connect(url, autocommit=autocommit, application_name="agentdash")
+        # The OS pid in application_name tells operators (and tests) which worker holds a lock.
+        return psycopg.connect(url, autocommit=autocommit, application_name=f"agentdash pid {os.getpid()}")
     except psycopg.OperationalError as exc:
         raise ConnectionError(f"cannot connect to the PostgreSQL database of --database-url: {exc}") from None
 
