@@ -95,7 +95,7 @@ class PostgresEventLog:
         except Exception as exc:  # nothing of these batches is acknowledged
             if len(pending) == 1:
                 log.exception("event log write failed")
-                pending[0][1].set_exception(exc)
+                pending[0][1].set_exception(_for_producer(exc))
             return False
         seen: set[tuple[str, str]] = set()  # shared: a copy in a later batch of the group is a duplicate too
         for batch, future in pending:
@@ -118,6 +118,13 @@ class PostgresEventLog:
         """The last seq of the next chunk of at most `limit` entries (after_seq when there are none)."""
         with self._readers.connection() as db:
             return db.execute(sql("log_end"), {"after_seq": after_seq, "limit": limit}).fetchone()[0]
+
+
+def _for_producer(exc: Exception) -> Exception:
+    """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself."""
+    if isinstance(exc, (psycopg.OperationalError, ConnectionError)):
+        return Overloaded(f"the event log database is unreachable; retry shortly ({exc.__class__.__name__})")
+    return exc
 
 
 def _columns(events: list[Event]) -> dict[str, object]:
