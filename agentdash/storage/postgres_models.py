@@ -13,7 +13,7 @@ from agentdash.storage.postgres_connections import ConnectionPool, connect, stat
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 1
+VERSION = 2  # 2: runs_by_day covers the metric queries' columns
 FOLD_STEPS = ("fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up")
 
 
