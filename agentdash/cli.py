@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 from contextlib import contextmanager
 
 import click
@@ -100,7 +101,7 @@ def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: f
 @main.command()
 @settings_options
 def rebuild(**options) -> None:
-    """Drop the read models and fold the whole event log again (stop the server first)."""
+    """Drop the read models and fold the whole event log again (embedded: stop the server first)."""
     from agentdash.projector import Projector
     from agentdash.storage import StorageInUse, open_storage
 
@@ -112,9 +113,15 @@ def rebuild(**options) -> None:
     try:
         storage.reset_read_models()
         projector = Projector(storage, settings.fold_chunk)
-        with click.progressbar(length=storage.log_position().last_seq, label="folding the event log") as bar:
-            while folded := projector.fold_once():
-                bar.update(folded)
+        last_seq = storage.log_position().last_seq
+        with click.progressbar(length=last_seq, label="folding the event log") as bar:
+            folded_to = 0
+            while folded_to < last_seq:
+                if not projector.fold_once():
+                    time.sleep(0.1)  # a shared database's worker holds the fold: its folds count the same
+                now = storage.fold_state().seq
+                bar.update(now - folded_to)
+                folded_to = now
         click.echo(f"rebuilt read models from {projector.status().events_projected} events")
     finally:
         storage.close()

@@ -15,6 +15,9 @@ class Settings:
     """How one agentdash process runs. Field docs double as CLI help (see cli.py)."""
 
     data_dir: Path = field(default=Path(".agentdash"), metadata={"help": "where the event log and read models live"})
+    database_url: str = field(default="", repr=False, metadata={"help": "postgresql://... to keep the event log, read models and "
+                                                                        "ingest keys in PostgreSQL (team deployments, several workers); "
+                                                                        "empty: embedded files in the data dir"})
     host: str = field(default="127.0.0.1", metadata={"help": "dashboard and read API bind address"})
     port: int = field(default=3000, metadata={"help": "dashboard and read API port"})
     ingest_host: str = field(default="127.0.0.1", metadata={"help": "ingest API bind address (internal)"})

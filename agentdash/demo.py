@@ -76,6 +76,9 @@ def demo_key(store: IngestKeyStore) -> str:
 def run_demo(settings: Settings, days: int, seed: int, reset: bool) -> None:
     """Fill the demo data dir unless it already holds this history, then serve until Ctrl-C."""
     started = time.perf_counter()
+    if reset and settings.database_url:
+        raise click.UsageError("--reset empties the data dir, not a database: drop and recreate the "
+                               "--database-url database to start over")  # fmt: skip
     if reset and settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
 

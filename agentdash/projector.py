@@ -36,9 +36,8 @@ class Projector:
         with self._lock:
             checkpoint = self.storage.fold_state().seq
             chunk = self.storage.read_log(checkpoint, self.chunk_size)
-            if chunk is None:
+            if chunk is None or not self.storage.fold(chunk):  # nothing new, or another worker folds it
                 return 0
-            self.storage.fold(chunk)
             return chunk.last_seq - checkpoint
 
     def catch_up(self) -> int:

@@ -36,6 +36,7 @@ class ServerProcess:
     dev: bool = True  # sign in with `agentdash token`'s dev-secret tokens; False to test real identity providers
     ingest_orgs: tuple[str, ...] = DEFAULT_INGEST_ORGS  # what `ingest_key` may write
     ingest_key: str = ""  # created through the real CLI once the server is up
+    database_url: str = ""  # postgresql://...: the Postgres backend (the CLI commands get it too)
 
     @property
     def ingest_url(self) -> str:
@@ -49,7 +50,7 @@ class ServerProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"server-{self.ingest_port}.log"
         args = [*self.command, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                "--ingest-port", str(self.ingest_port), *(["--dev"] if self.dev else []), *extra]  # fmt: skip
+                "--ingest-port", str(self.ingest_port), *(["--dev"] if self.dev else []), *self._backend(), *extra]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -106,10 +107,14 @@ class ServerProcess:
 
     def cli(self, *args: str) -> str:
         """Run an `agentdash` command on this data dir; its stdout, stripped. A failure shows its stderr."""
-        done = subprocess.run([*self.command, *args, "--data-dir", str(self.data_dir)], capture_output=True, text=True)
+        done = subprocess.run([*self.command, *args, "--data-dir", str(self.data_dir), *self._backend()],
+                              capture_output=True, text=True)  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"agentdash {' '.join(args)} exited with {done.returncode}:\n{done.stderr}")
         return done.stdout.strip()
+
+    def _backend(self) -> list[str]:
+        return ["--database-url", self.database_url] if self.database_url else []
 
     def wait_projected(self, timeout: float = 60, on_progress: Callable[[dict], None] | None = None) -> dict:
         """Wait until every logged event is folded; returns the last /status."""

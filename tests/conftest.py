@@ -14,6 +14,8 @@ __all__ = ["ServerProcess", "free_port"]
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import reference_metrics`
 
+from postgres_server import module_postgres_url, postgres_cluster, postgres_url  # noqa: E402,F401  (fixtures)
+
 
 @pytest.fixture
 def ingest_orgs() -> tuple[str, ...]:

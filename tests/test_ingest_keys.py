@@ -26,12 +26,12 @@ from agentdash.testing import ServerProcess
 
 # -- the store: one contract for every backend ------------------------------------------------------
 
-BACKENDS = {"sqlite": lambda tmp: SqliteIngestKeyStore(tmp / "ingest-keys.sqlite")}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["postgres", "sqlite"])
 def store(request, tmp_path) -> IngestKeyStore:
-    opened = BACKENDS[request.param](tmp_path)
+    if request.param == "postgres":
+        opened = open_ingest_keys(Settings(database_url=request.getfixturevalue("postgres_url")))
+    else:
+        opened = SqliteIngestKeyStore(tmp_path / "ingest-keys.sqlite")
     yield opened
     opened.close()
 

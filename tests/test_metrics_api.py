@@ -33,16 +33,17 @@ def close(actual, expected, path="") -> None:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    """One server holding both orgs' events, delivered shuffled, with a fifth of them sent twice."""
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def loaded(request, tmp_path_factory):
+    """One server (of each backend) holding both orgs' events, delivered shuffled, with a fifth of them sent twice."""
     from agentdash.testing import ServerProcess
 
+    database_url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else ""
     events = generate(CONFIG) + generate(OTHER_ORG)
     rng = random.Random(3)
     delivery = events + rng.sample(events, len(events) // 5)
     rng.shuffle(delivery)
-    server = ServerProcess(tmp_path_factory.mktemp("metrics") / "data").start()
+    server = ServerProcess(tmp_path_factory.mktemp("metrics") / "data", database_url=database_url).start()
     try:
         stats = send(f"{server.ingest_url}/v1/events", delivery, batch_size=317, token=server.ingest_key)
         assert stats.rejected == 0

@@ -9,16 +9,36 @@ from agentdash.storage.ingest_keys import ActiveKey, IngestKey, IngestKeyError, 
 __all__ = ["ActiveKey", "IngestKey", "IngestKeyError", "IngestKeyStore", "Overloaded", "Storage", "StorageInUse",
            "open_ingest_keys", "open_storage"]
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 
 def open_storage(settings: Settings) -> Storage:
-    """The one place that chooses a backend (a Postgres backend joins here)."""
+    """The one place that chooses a backend: PostgreSQL when a database URL is set, else the embedded files."""
+    if _uses_postgres(settings):
+        from agentdash.storage.postgres import PostgresStorage
+
+        return PostgresStorage(settings.database_url, queue_limit=settings.ingest_queue_limit)
     from agentdash.storage.embedded import EmbeddedStorage
 
     return EmbeddedStorage(settings)
 
 
 def open_ingest_keys(settings: Settings) -> IngestKeyStore:
-    """The ingest key store of the data dir; it takes no lock, so it opens while a server runs."""
+    """The ingest key store of the backend; it takes no lock, so it opens while a server runs."""
+    if _uses_postgres(settings):
+        from agentdash.storage.postgres_keys import PostgresIngestKeyStore
+
+        return PostgresIngestKeyStore(settings.database_url)
     from agentdash.storage.sqlite_keys import SqliteIngestKeyStore
 
     return SqliteIngestKeyStore(settings.ingest_keys_path)
+
+
+def _uses_postgres(settings: Settings) -> bool:
+    url = settings.database_url
+    if not url:
+        return False
+    if not url.startswith(POSTGRES_SCHEMES):
+        raise ValueError(f"database_url must start with postgresql:// (or be empty for embedded storage), "
+                         f"got one starting with {url.split(':', 1)[0]!r}")  # fmt: skip
+    return True

@@ -19,7 +19,7 @@ LOG_COLUMNS = (
 
 
 class StorageInUse(RuntimeError):
-    """Another process holds the data (DuckDB allows one writing process per file)."""
+    """Another process holds the data (embedded only: DuckDB allows one writing process per file)."""
 
 
 class Overloaded(RuntimeError):
@@ -34,9 +34,13 @@ class LogPosition:
 
 @dataclass(frozen=True)
 class LogChunk:
-    """Log entries after a checkpoint, as columns, with the last sequence number they cover."""
+    """Log entries after a checkpoint, with the last sequence number they cover.
 
-    table: pa.Table
+    `table` holds the entries as columns when the read models live elsewhere than the log (embedded);
+    it is None when the backend folds the seq range inside its own database (Postgres).
+    """
+
+    table: pa.Table | None
     last_seq: int
 
 
@@ -65,8 +69,11 @@ class Storage(ABC):
         """Up to `limit` entries with seq > after_seq, oldest first; None when there are none."""
 
     @abstractmethod
-    def fold(self, chunk: LogChunk) -> None:
-        """Fold a chunk into the read models and move the checkpoint to chunk.last_seq, atomically."""
+    def fold(self, chunk: LogChunk) -> bool:
+        """Fold a chunk into the read models and move the checkpoint to chunk.last_seq, atomically.
+
+        Returns False, folding nothing, when another process is folding or already folded past the chunk.
+        """
 
     @abstractmethod
     def fold_state(self) -> FoldState:

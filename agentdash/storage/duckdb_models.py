@@ -11,9 +11,8 @@ from typing import Any
 import duckdb
 
 from agentdash.storage.base import FoldState, LogChunk
-from agentdash.storage.queries import load_queries
+from agentdash.storage.queries import load_queries, render
 
-GROUPS = {"day", "team_id", "user_id", "model", "repo"}
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
 VERSION = 2
 FOLD_STEPS = ("fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up")
@@ -62,24 +61,11 @@ class DuckdbReadModels:
         self._db.execute(self._sql["save_version"], {"version": VERSION})
 
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
-        sql = self._render(name, params)
+        sql = render(self._sql, name, params)
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         cursor = self._cursor().execute(sql, used)
         row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
         return [row_type(*row) for row in cursor.fetchall()]
-
-    def _render(self, name: str, params: dict[str, Any]) -> str:
-        """The named query with its grouping column, filter fragments and activity source filled in."""
-        sql = self._sql[name].replace("{run_filter}", self._sql["run_filter"]).replace("{who_filter}", self._sql["who_filter"])
-        if "{group}" in sql:
-            group = params.pop("group", "day")
-            if group not in GROUPS:
-                raise ValueError(f"cannot group by {group!r}")
-            sql = sql.replace("{group}", group)
-        runs_filtered = params.get("model") is not None or params.get("repo") is not None
-        for table in ("activity", "sessions"):  # neither has a model or repo: see *_of_matching_runs
-            sql = sql.replace(f"{{{table}}}", self._sql[f"{table}_of_matching_runs"] if runs_filtered else table)
-        return sql
 
     def close(self) -> None:
         self._db.close()

@@ -35,8 +35,9 @@ class EmbeddedStorage(Storage):
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
         return self._log.read(after_seq, limit)
 
-    def fold(self, chunk: LogChunk) -> None:
+    def fold(self, chunk: LogChunk) -> bool:
         self._models.fold(chunk)
+        return True  # one process owns the data dir: nobody else folds
 
     def fold_state(self) -> FoldState:
         return self._models.fold_state()

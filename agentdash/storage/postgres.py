@@ -1,0 +1,54 @@
+"""The PostgreSQL backend: event log, read models and ingest keys in one database that several processes share."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from agentdash.events import Event
+from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage
+from agentdash.storage.postgres_connections import ConnectionPool, connected
+from agentdash.storage.postgres_log import PostgresEventLog
+from agentdash.storage.postgres_models import PostgresReadModels, prepare
+
+# Metric queries run four at a time (metrics._POOL) and request handlers ask for status: enough for both.
+READ_CONNECTIONS = 8
+
+
+class PostgresStorage(Storage):
+    """Any number of processes on one database: each appends and reads; folds take turns (advisory lock)."""
+
+    def __init__(self, url: str, queue_limit: int = 64) -> None:
+        with connected(url) as db:
+            prepare(db)
+        self._readers = ConnectionPool(url, READ_CONNECTIONS)
+        self._log = PostgresEventLog(url, self._readers, queue_limit=queue_limit)
+        self._models = PostgresReadModels(url, self._readers)
+
+    def submit(self, events: list[Event]) -> Future[list[bool]]:
+        return self._log.submit(events)
+
+    def log_position(self, after_seq: int = 0) -> LogPosition:
+        return self._log.position(after_seq)
+
+    def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
+        """The seq range only: the fold reads the entries inside the database."""
+        last_seq = self._log.end(after_seq, limit)
+        return LogChunk(table=None, last_seq=last_seq) if last_seq > after_seq else None
+
+    def fold(self, chunk: LogChunk) -> bool:
+        return self._models.fold(chunk)
+
+    def fold_state(self) -> FoldState:
+        return self._models.fold_state()
+
+    def reset_read_models(self) -> None:
+        self._models.reset()
+
+    def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
+        return self._models.query(name, params)
+
+    def close(self) -> None:
+        self._log.close()
+        self._models.close()
+        self._readers.close()

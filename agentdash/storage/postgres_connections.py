@@ -1,0 +1,88 @@
+"""Connections to PostgreSQL for the Postgres backend: named SQL in psycopg's style and a small pool."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from agentdash.storage.queries import load_queries
+
+
+@contextmanager
+def connected(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """One connection for a short job (schema setup, a CLI command); closed on exit."""
+    db = connect(url, autocommit)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        # The OS pid in application_name tells operators (and tests) which worker holds a lock.
+        return psycopg.connect(url, autocommit=autocommit, application_name=f"agentdash pid {os.getpid()}")
+    except psycopg.OperationalError as exc:
+        raise ConnectionError(f"cannot connect to the PostgreSQL database of --database-url: {exc}") from None
+
+
+def statements(dialect: str, name: str) -> list[str]:
+    """The named block's statements, with `$param` turned into psycopg's `%(param)s`."""
+    return _compiled(dialect)[name]
+
+
+_PARAM = re.compile(r"\$(\w+)")
+_CACHE: dict[str, dict[str, list[str]]] = {}
+
+
+def _compiled(dialect: str) -> dict[str, list[str]]:
+    if dialect not in _CACHE:
+        _CACHE[dialect] = {name: split(to_psycopg(sql)) for name, sql in load_queries(dialect).items()}
+    return _CACHE[dialect]
+
+
+def to_psycopg(sql: str) -> str:
+    return _PARAM.sub(r"%(\1)s", sql)
+
+
+def split(sql: str) -> list[str]:
+    """Statements end with `;` at a line end (the named-query files keep to that); whole-line comments go."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in re.split(r";[ \t]*(?:--[^\n]*)?$", code, flags=re.MULTILINE) if part.strip()]
+
+
+class ConnectionPool:
+    """At most `size` autocommit connections, opened on demand and reused; a broken one is dropped."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self._url = url
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self._slots:
+            try:
+                db = self._idle.get_nowait()
+            except queue.Empty:
+                db = connect(self._url, autocommit=True)
+            try:
+                yield db
+            finally:
+                if db.broken or db.closed:
+                    db.close()
+                else:
+                    self._idle.put(db)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return

@@ -1,0 +1,146 @@
+"""The event log in PostgreSQL: a writer thread per process with group commit, seq in commit order."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+import psycopg
+from msgspec.structs import astuple
+
+from agentdash.events import Event
+from agentdash.storage.base import LogPosition, Overloaded
+from agentdash.storage.postgres_connections import ConnectionPool, connect, statements
+
+log = logging.getLogger(__name__)
+
+EVENT_FIELDS = tuple(Event.__struct_fields__)
+GROUP_LIMIT = 256  # batches per transaction at most
+_STOP = object()
+Pending = tuple[list[Event], Future]
+
+
+def sql(name: str) -> str:
+    (statement,) = statements("postgres", name)
+    return statement
+
+
+class PostgresEventLog:
+    """Appends from one thread per process; several processes append to one table without gaps or reordering.
+
+    Every append transaction takes the log's advisory lock, computes seq from max(seq) and holds the lock
+    until COMMIT, so transactions (of every process) become visible in seq order.
+    """
+
+    def __init__(self, url: str, readers: ConnectionPool, queue_limit: int = 64) -> None:
+        self._url = url
+        self._readers = readers
+        self._db: psycopg.Connection | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_limit)
+        self._thread = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
+        self._thread.start()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def submit(self, events: list[Event]) -> Future[list[bool]]:
+        future: Future[list[bool]] = Future()
+        try:
+            self._queue.put_nowait((events, future))
+        except queue.Full:
+            raise Overloaded("the event log writer is busy; retry shortly") from None
+        return future
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        if self._db is not None:
+            self._db.close()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            pending, stop = [item], False
+            while len(pending) < GROUP_LIMIT:  # group commit: what is already waiting shares the transaction
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                pending.append(more)
+            self._write(pending)
+            if stop:
+                return
+
+    def _write(self, pending: list[Pending]) -> None:
+        if not self._try_write(pending) and len(pending) > 1:
+            for item in pending:  # one bad batch must not fail the others that shared its transaction
+                self._try_write([item])
+
+    def _try_write(self, pending: list[Pending]) -> bool:
+        """Commit the batches in one transaction; on failure set the error only when alone."""
+        events = [event for batch, _ in pending for event in batch]
+        try:
+            db = self._connection()
+            with db.transaction():
+                db.execute(sql("lock_log"))
+                stored = set(db.execute(sql("append_events"), _columns(events)).fetchall())
+        except Exception as exc:  # nothing of these batches is acknowledged
+            if len(pending) == 1:
+                log.exception("event log write failed")
+                pending[0][1].set_exception(_for_producer(exc))
+            return False
+        seen: set[tuple[str, str]] = set()  # shared: a copy in a later batch of the group is a duplicate too
+        for batch, future in pending:
+            future.set_result(_first_copies(batch, stored, seen))
+        return True
+
+    def _connection(self) -> psycopg.Connection:
+        if self._db is None or self._db.broken or self._db.closed:
+            self._db = connect(self._url)  # after a lost connection, the next batch reconnects
+        return self._db
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def position(self, after_seq: int = 0) -> LogPosition:
+        with self._readers.connection() as db:
+            last_seq, oldest = db.execute(sql("log_position"), {"after_seq": after_seq}).fetchone()
+        return LogPosition(last_seq=last_seq, oldest_unfolded_received_us=oldest)
+
+    def end(self, after_seq: int, limit: int) -> int:
+        """The last seq of the next chunk of at most `limit` entries (after_seq when there are none)."""
+        with self._readers.connection() as db:
+            return db.execute(sql("log_end"), {"after_seq": after_seq, "limit": limit}).fetchone()[0]
+
+
+def _for_producer(exc: Exception) -> Exception:
+    """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself."""
+    if isinstance(exc, (psycopg.OperationalError, ConnectionError)):
+        return Overloaded(f"the event log database is unreachable; retry shortly ({exc.__class__.__name__})")
+    return exc
+
+
+def _columns(events: list[Event]) -> dict[str, object]:
+    """One array parameter per event field (unnest turns them back into rows); money as exact decimals."""
+    rows = [astuple(e) for e in events]
+    columns: dict[str, object] = {name: [row[i] for row in rows] for i, name in enumerate(EVENT_FIELDS)}
+    columns["cost_usd"] = [repr(cost) for cost in columns["cost_usd"]]
+    columns["received_us"] = time.time_ns() // 1000
+    return columns
+
+
+def _first_copies(batch: list[Event], stored: set[tuple[str, str]], seen: set[tuple[str, str]]) -> list[bool]:
+    """True for the events this transaction stored, at their first copy; marks them seen."""
+    result = []
+    for event in batch:
+        identity = (event.org_id, event.id)
+        result.append(identity in stored and identity not in seen)
+        seen.add(identity)
+    return result

@@ -1,0 +1,94 @@
+"""Read models in PostgreSQL: folded server-side from the log by seq range, one folder at a time, queried by name."""
+
+from __future__ import annotations
+
+import time
+from collections import namedtuple
+from typing import Any
+
+import psycopg
+
+from agentdash.storage.base import FoldState, LogChunk
+from agentdash.storage.postgres_connections import ConnectionPool, connect, statements, to_psycopg
+from agentdash.storage.queries import load_queries, render
+
+# Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
+VERSION = 2  # 2: runs_by_day covers the metric queries' columns
+FOLD_STEPS = ("fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up")
+
+
+class PostgresReadModels:
+    """Folds on a connection of its own (the projector's); queries borrow pooled connections."""
+
+    def __init__(self, url: str, readers: ConnectionPool) -> None:
+        self._url = url
+        self._readers = readers
+        self._sql = load_queries("postgres")
+        self._db: psycopg.Connection | None = None
+
+    def fold(self, chunk: LogChunk) -> bool:
+        db = self._connection()
+        with db.transaction():
+            if not _one(db, "try_fold_lock"):
+                return False  # another process is folding; its folds cover this range
+            checkpoint = _one(db, "load_checkpoint")
+            if checkpoint >= chunk.last_seq:
+                return False  # someone folded past this chunk since it was read
+            params = {"after_seq": checkpoint, "last_seq": chunk.last_seq}
+            for step in FOLD_STEPS:
+                _run(db, step, params)
+            _run(db, "save_checkpoint", {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000})
+        return True
+
+    def fold_state(self) -> FoldState:
+        with self._readers.connection() as db:
+            row = db.execute(statements("postgres", "load_checkpoint")[0]).fetchone()
+        return FoldState(seq=row[0], folded_at_us=row[1]) if row else FoldState(seq=0, folded_at_us=None)
+
+    def reset(self) -> None:
+        """Drop and recreate the read models; waits for a running fold (of any process) to finish first."""
+        db = self._connection()
+        with db.transaction():
+            _run(db, "wait_fold_lock", {})
+            _run(db, "drop_read_models", {})
+            _run(db, "read_models", {})
+
+    def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
+        text = to_psycopg(render(self._sql, name, params))
+        used = {k: v for k, v in params.items() if f"%({k})s" in text}
+        with self._readers.connection() as db:
+            cursor = db.execute(text, used)
+            row_type = namedtuple(name, [column.name for column in cursor.description])  # type: ignore[misc]
+            return [row_type(*row) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    def _connection(self) -> psycopg.Connection:
+        if self._db is None or self._db.broken or self._db.closed:
+            self._db = connect(self._url)  # after a lost connection, the next fold reconnects
+        return self._db
+
+
+def prepare(db: psycopg.Connection) -> None:
+    """Create the log and read models if missing; drop read models of another VERSION (they re-fold)."""
+    with db.transaction():
+        _run(db, "schema", {})
+        if _one(db, "load_version") != VERSION:
+            _run(db, "wait_fold_lock", {})
+            _run(db, "drop_read_models", {})
+            _run(db, "save_version", {"version": VERSION})
+        _run(db, "read_models", {})
+
+
+def _run(db: psycopg.Connection, name: str, params: dict[str, Any]) -> None:
+    for statement in statements("postgres", name):
+        db.execute(statement, {k: v for k, v in params.items() if f"%({k})s" in statement})
+
+
+def _one(db: psycopg.Connection, name: str) -> Any:
+    (statement,) = statements("postgres", name)
+    return db.execute(statement).fetchone()[0]
+
+

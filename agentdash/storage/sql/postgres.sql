@@ -1,0 +1,343 @@
+-- The PostgreSQL backend (storage/postgres*.py): event log, read models and queries in one database,
+-- shared by every agentdash process pointed at it. Loaded by name with storage/queries.py; `$name`
+-- parameters become psycopg's `%(name)s`. A block may hold several statements, one per `;` line end.
+--
+-- The read models mean exactly what they mean in duckdb.sql and fold the same way: every runs and
+-- sessions column is a min, a max or the value of the earliest/latest event by (occurred_us, id)
+-- (DISTINCT ON here, arg_min/arg_max there), so any order or grouping of events gives the same rows.
+-- Ids compare byte-wise (COLLATE "C"), as in DuckDB and the oracle, whatever the database's locale.
+-- Advisory lock keys: (1634492787, n) with n = 1 log append, 2 fold, 3 schema.
+
+-- name: schema
+SELECT pg_advisory_xact_lock(1634492787, 3);  -- processes starting together create the tables once
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT PRIMARY KEY,           -- commit order, dense: appends hold the log lock until COMMIT
+    received_us BIGINT NOT NULL,
+    id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us BIGINT NOT NULL,
+    status TEXT, failure_category TEXT, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+    cost_usd NUMERIC NOT NULL,        -- the decimal the producer sent, so sums are exact
+    model TEXT, repo TEXT, attributes TEXT,
+    UNIQUE (org_id, id)               -- dedupe for ever
+);
+CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
+
+-- name: read_models
+CREATE TABLE IF NOT EXISTS runs (
+    org_id TEXT NOT NULL, run_id TEXT NOT NULL, day DATE NOT NULL,
+    first_us BIGINT NOT NULL, first_id TEXT NOT NULL,
+    user_id TEXT NOT NULL, team_id TEXT, session_id TEXT NOT NULL,
+    queued_us BIGINT, started_us BIGINT, handoff_us BIGINT,
+    finished_us BIGINT, finished_id TEXT,
+    status TEXT, failure_category TEXT, input_tokens BIGINT, output_tokens BIGINT, cost_usd NUMERIC,
+    model_us BIGINT, model_id TEXT, model TEXT,       -- from the earliest event carrying a model
+    repo_us BIGINT, repo_id TEXT, repo TEXT,
+    followed_up BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (org_id, run_id)
+);
+-- Every column the metric queries read, so a year's metrics scan this (a third of the table's width,
+-- whose ids are long) by index-only scan; pages a fold changed since the last vacuum cost a heap visit.
+CREATE INDEX IF NOT EXISTS runs_by_day ON runs (org_id, day)
+    INCLUDE (status, queued_us, started_us, finished_us, handoff_us, followed_up, cost_usd, input_tokens,
+             output_tokens, session_id, user_id, team_id, model, repo);
+CREATE INDEX IF NOT EXISTS runs_by_session ON runs (org_id, session_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    org_id TEXT NOT NULL, session_id TEXT NOT NULL, day DATE NOT NULL,
+    first_us BIGINT NOT NULL, first_id TEXT NOT NULL,
+    user_id TEXT NOT NULL, team_id TEXT,
+    first_message_us BIGINT, last_message_us BIGINT,
+    PRIMARY KEY (org_id, session_id)
+);
+CREATE INDEX IF NOT EXISTS sessions_by_day ON sessions (org_id, day);
+CREATE TABLE IF NOT EXISTS activity (org_id TEXT NOT NULL, day DATE NOT NULL, user_id TEXT NOT NULL, team_id TEXT);
+CREATE INDEX IF NOT EXISTS activity_by_day ON activity (org_id, day);
+CREATE TABLE IF NOT EXISTS queued (
+    org_id TEXT NOT NULL, session_id TEXT NOT NULL, user_id TEXT NOT NULL, run_id TEXT NOT NULL, queued_us BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queued_by_session ON queued (org_id, session_id);
+CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
+INSERT INTO checkpoint SELECT 0, NULL WHERE NOT EXISTS (SELECT 1 FROM checkpoint)
+
+-- name: drop_read_models
+DROP TABLE IF EXISTS runs, sessions, activity, queued, checkpoint
+
+-- name: load_version
+SELECT max(version) FROM read_model_version
+
+-- name: save_version
+DELETE FROM read_model_version;
+INSERT INTO read_model_version VALUES ($version)
+
+-- name: lock_log
+-- Held until COMMIT: appends commit one after another, so rows become visible in seq order and a
+-- reader of `seq > checkpoint` never sees seq n+1 before seq n.
+SELECT pg_advisory_xact_lock(1634492787, 1)
+
+-- name: append_events
+-- One statement per group commit. Under the log lock nobody else appends, so NOT EXISTS is exact and
+-- seq stays dense; the unique index is what guarantees dedupe, ON CONFLICT never fires in practice.
+WITH incoming AS (
+    SELECT * FROM unnest($id::text[], $type::text[], $org_id::text[], $user_id::text[], $session_id::text[],
+                         $run_id::text[], $team_id::text[], $occurred_us::bigint[], $status::text[],
+                         $failure_category::text[], $input_tokens::bigint[], $output_tokens::bigint[],
+                         $cost_usd::numeric[], $model::text[], $repo::text[], $attributes::text[])
+        WITH ORDINALITY AS i(id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
+                             failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes, ord)
+),
+fresh AS (  -- new events, each once (its first copy in the group)
+    SELECT DISTINCT ON (org_id, id) * FROM incoming i
+    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.org_id = i.org_id AND e.id = i.id)
+    ORDER BY org_id, id, ord
+)
+INSERT INTO events (seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
+                    failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes)
+SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY ord), $received_us,
+       id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
+       failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes
+FROM fresh
+ON CONFLICT (org_id, id) DO NOTHING
+RETURNING org_id, id
+
+-- name: log_position
+SELECT (SELECT coalesce(max(seq), 0) FROM events) AS last_seq,
+       (SELECT received_us FROM events WHERE seq = $after_seq + 1) AS oldest_unfolded_received_us
+
+-- name: log_end
+SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
+
+-- name: try_fold_lock
+-- One folder at a time across every process; released at COMMIT, ROLLBACK or when the folder dies.
+SELECT pg_try_advisory_xact_lock(1634492787, 2)
+
+-- name: wait_fold_lock
+SELECT pg_advisory_xact_lock(1634492787, 2)
+
+-- name: load_checkpoint
+SELECT seq, folded_at_us FROM checkpoint
+
+-- name: save_checkpoint
+UPDATE checkpoint SET seq = $seq, folded_at_us = $folded_at_us
+
+-- name: fold_chunk
+CREATE TEMP TABLE chunk ON COMMIT DROP AS
+SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status, failure_category,
+       input_tokens, output_tokens, cost_usd, model, repo,
+       DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day
+FROM events WHERE seq > $after_seq AND seq <= $last_seq;
+ANALYZE chunk
+
+-- name: fold_runs
+CREATE TEMP TABLE run_parts ON COMMIT DROP AS
+WITH parts AS (
+    SELECT org_id, run_id, first_us, first_id, user_id, team_id, session_id,
+           queued_us, started_us, handoff_us, finished_us, finished_id,
+           status, failure_category, input_tokens, output_tokens, cost_usd,
+           model_us, model_id, model, repo_us, repo_id, repo
+    FROM runs WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM chunk WHERE run_id IS NOT NULL)
+    UNION ALL
+    SELECT org_id, run_id, occurred_us, id, user_id, team_id, session_id,
+           CASE WHEN type = 'run.queued' THEN occurred_us END,
+           CASE WHEN type = 'run.started' THEN occurred_us END,
+           CASE WHEN type = 'handoff' THEN occurred_us END,
+           CASE WHEN type = 'run.finished' THEN occurred_us END,
+           CASE WHEN type = 'run.finished' THEN id END,
+           CASE WHEN type = 'run.finished' THEN status END,
+           CASE WHEN type = 'run.finished' THEN failure_category END,
+           CASE WHEN type = 'run.finished' THEN input_tokens END,
+           CASE WHEN type = 'run.finished' THEN output_tokens END,
+           CASE WHEN type = 'run.finished' THEN cost_usd END,
+           CASE WHEN model IS NOT NULL THEN occurred_us END, CASE WHEN model IS NOT NULL THEN id END, model,
+           CASE WHEN repo IS NOT NULL THEN occurred_us END, CASE WHEN repo IS NOT NULL THEN id END, repo
+    FROM chunk WHERE run_id IS NOT NULL
+),
+anchor AS (  -- the earliest event: user, team, session
+    SELECT DISTINCT ON (org_id, run_id) org_id, run_id, first_us, first_id, user_id, team_id, session_id
+    FROM parts ORDER BY org_id, run_id, first_us, first_id COLLATE "C"
+),
+times AS (
+    SELECT org_id, run_id, min(queued_us) AS queued_us, min(started_us) AS started_us, min(handoff_us) AS handoff_us
+    FROM parts GROUP BY org_id, run_id
+),
+outcome AS (  -- the latest run.finished wins
+    SELECT DISTINCT ON (org_id, run_id) org_id, run_id, finished_us, finished_id,
+           status, failure_category, input_tokens, output_tokens, cost_usd
+    FROM parts WHERE finished_us IS NOT NULL
+    ORDER BY org_id, run_id, finished_us DESC, finished_id COLLATE "C" DESC
+),
+first_model AS (
+    SELECT DISTINCT ON (org_id, run_id) org_id, run_id, model_us, model_id, model
+    FROM parts WHERE model_us IS NOT NULL ORDER BY org_id, run_id, model_us, model_id COLLATE "C"
+),
+first_repo AS (
+    SELECT DISTINCT ON (org_id, run_id) org_id, run_id, repo_us, repo_id, repo
+    FROM parts WHERE repo_us IS NOT NULL ORDER BY org_id, run_id, repo_us, repo_id COLLATE "C"
+)
+SELECT org_id, run_id, DATE '1970-01-01' + floor(a.first_us / 86400000000.0)::int AS day,
+       a.first_us, a.first_id, a.user_id, a.team_id, a.session_id,
+       t.queued_us, t.started_us, t.handoff_us, o.finished_us, o.finished_id,
+       o.status, o.failure_category, o.input_tokens, o.output_tokens, o.cost_usd,
+       m.model_us, m.model_id, m.model, r.repo_us, r.repo_id, r.repo, false AS followed_up
+FROM anchor a JOIN times t USING (org_id, run_id)
+LEFT JOIN outcome o USING (org_id, run_id)
+LEFT JOIN first_model m USING (org_id, run_id)
+LEFT JOIN first_repo r USING (org_id, run_id);
+DELETE FROM runs WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM run_parts);
+INSERT INTO runs SELECT * FROM run_parts
+
+-- name: fold_sessions
+CREATE TEMP TABLE session_parts ON COMMIT DROP AS
+WITH parts AS (
+    SELECT org_id, session_id, first_us, first_id, user_id, team_id, first_message_us, last_message_us
+    FROM sessions WHERE (org_id, session_id) IN (SELECT org_id, session_id FROM chunk)
+    UNION ALL
+    SELECT org_id, session_id, occurred_us, id, user_id, team_id,
+           CASE WHEN type = 'message.sent' THEN occurred_us END,
+           CASE WHEN type = 'message.sent' THEN occurred_us END
+    FROM chunk
+),
+anchor AS (
+    SELECT DISTINCT ON (org_id, session_id) org_id, session_id, first_us, first_id, user_id, team_id
+    FROM parts ORDER BY org_id, session_id, first_us, first_id COLLATE "C"
+),
+messages AS (
+    SELECT org_id, session_id, min(first_message_us) AS first_message_us, max(last_message_us) AS last_message_us
+    FROM parts GROUP BY org_id, session_id
+)
+SELECT org_id, session_id, DATE '1970-01-01' + floor(a.first_us / 86400000000.0)::int AS day,
+       a.first_us, a.first_id, a.user_id, a.team_id, m.first_message_us, m.last_message_us
+FROM anchor a JOIN messages m USING (org_id, session_id);
+DELETE FROM sessions WHERE (org_id, session_id) IN (SELECT org_id, session_id FROM session_parts);
+INSERT INTO sessions SELECT * FROM session_parts
+
+-- name: fold_activity
+-- Only the chunk's days can already hold its user-days.
+INSERT INTO activity
+SELECT DISTINCT org_id, day, user_id, team_id FROM chunk
+EXCEPT
+SELECT org_id, day, user_id, team_id FROM activity
+WHERE day BETWEEN (SELECT min(day) FROM chunk) AND (SELECT max(day) FROM chunk)
+
+-- name: fold_queued
+-- A multiset, as in duckdb.sql: equal rows change no EXISTS below.
+INSERT INTO queued SELECT org_id, session_id, user_id, run_id, occurred_us FROM chunk WHERE type = 'run.queued'
+
+-- name: fold_followed_up
+-- Recomputed for every run in a session the chunk touched (through a run or a run.queued): see duckdb.sql.
+UPDATE runs SET followed_up = EXISTS (
+    SELECT 1 FROM queued q
+    WHERE q.org_id = runs.org_id AND q.session_id = runs.session_id AND q.user_id = runs.user_id
+      AND q.run_id <> runs.run_id
+      AND q.queued_us > runs.handoff_us AND q.queued_us <= runs.handoff_us + 14400000000
+)
+WHERE handoff_us IS NOT NULL AND (org_id, session_id) IN (
+    SELECT org_id, session_id FROM run_parts
+    UNION
+    SELECT org_id, session_id FROM chunk WHERE type = 'run.queued')
+
+-- Metric queries: the same names, parameters and fragments as duckdb.sql (storage/queries.py render).
+-- Averages divide integer-µs sums as float8 like DuckDB; money sums NUMERIC exactly; a zero count
+-- gives NULL (nullif), as DuckDB's division does.
+
+-- name: activity_of_matching_runs
+(SELECT org_id, day, user_id, team_id FROM runs
+ WHERE ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text))
+
+-- name: sessions_of_matching_runs
+(SELECT * FROM sessions WHERE (org_id, session_id) IN (
+    SELECT org_id, session_id FROM runs
+    WHERE ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)))
+
+-- name: who_filter
+($team::text IS NULL OR team_id = $team::text) AND ($teams::text[] IS NULL OR team_id = ANY($teams::text[]))
+AND ($user::text IS NULL OR user_id = $user::text)
+
+-- name: run_filter
+{who_filter} AND ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)
+
+-- name: run_metrics
+-- DISTINCT by bytes (COLLATE "C"): the same groups as the locale's equality, sorted without strcoll.
+WITH r AS (
+    SELECT *, finished_us - started_us AS duration_us, started_us - queued_us AS queue_wait_us
+    FROM runs
+    WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter}
+)
+SELECT {group} AS grp, grouping({group}) AS is_total,
+       count(*) AS runs,
+       count(finished_us) AS runs_finished,
+       count(*) FILTER (WHERE status = 'succeeded') AS runs_succeeded,
+       count(*) FILTER (WHERE status = 'failed') AS runs_failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS runs_cancelled,
+       sum(duration_us)::float8 / nullif(count(duration_us), 0) / 1e6 AS run_duration_avg_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_us) / 1e6 AS run_duration_p95_s,
+       sum(queue_wait_us)::float8 / nullif(count(queue_wait_us), 0) / 1e6 AS queue_wait_avg_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY queue_wait_us) / 1e6 AS queue_wait_p95_s,
+       coalesce(sum(duration_us), 0)::float8 / 1e6 AS duration_sum_s,
+       count(DISTINCT session_id COLLATE "C") AS run_sessions,
+       coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
+       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+       count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
+       count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
+       count(DISTINCT user_id COLLATE "C") AS run_users
+FROM r
+GROUP BY GROUPING SETS (({group}), ())
+
+-- name: failure_metrics
+SELECT {group} AS grp, grouping({group}) AS is_total, failure_category AS category, count(*) AS runs
+FROM runs
+WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND status = 'failed' AND {run_filter}
+GROUP BY GROUPING SETS (({group}, failure_category), (failure_category))
+
+-- name: session_metrics
+SELECT {group} AS grp, grouping({group}) AS is_total,
+       count(*) AS sessions,
+       sum(last_message_us - first_message_us)::float8 / nullif(count(first_message_us), 0) / 1e6 AS session_lifespan_avg_s
+FROM {sessions} s
+WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {who_filter}
+GROUP BY GROUPING SETS (({group}), ())
+
+-- name: active_users
+SELECT {group} AS grp, grouping({group}) AS is_total, count(DISTINCT user_id) AS active_users
+FROM {activity} a
+WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {who_filter}
+GROUP BY GROUPING SETS (({group}), ())
+
+-- name: rolling_active_users
+-- DAU, WAU and 30-day users per day by the sweep of duckdb.sql.
+WITH a AS (
+    SELECT DISTINCT user_id, day FROM {activity} a
+    WHERE org_id = $org AND day BETWEEN $from::date - 29 AND $to::date AND {who_filter}
+),
+p AS (SELECT day, coalesce(lead(day) OVER (PARTITION BY user_id ORDER BY day), day + 30) AS next_day FROM a),
+deltas AS (
+    SELECT day AS d, 1 AS dau, 1 AS wau, 1 AS mau FROM p
+    UNION ALL SELECT day + 1, -1, 0, 0 FROM p
+    UNION ALL SELECT least(day + 7, next_day), 0, -1, 0 FROM p
+    UNION ALL SELECT least(day + 30, next_day), 0, 0, -1 FROM p
+),
+per_day AS (SELECT d, sum(dau) AS dau, sum(wau) AS wau, sum(mau) AS mau FROM deltas GROUP BY d),
+days AS (SELECT $from::date - 29 + i AS d FROM generate_series(0, $to::date - ($from::date - 29)) AS i),
+running AS (
+    SELECT d, sum(coalesce(dau, 0)) OVER w AS dau, sum(coalesce(wau, 0)) OVER w AS wau, sum(coalesce(mau, 0)) OVER w AS mau
+    FROM days LEFT JOIN per_day USING (d)
+    WINDOW w AS (ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT d AS day, CAST(dau AS BIGINT) AS dau, CAST(wau AS BIGINT) AS wau, CAST(mau AS BIGINT) AS mau
+FROM running WHERE d >= $from::date ORDER BY d
+
+-- name: duration_histogram
+SELECT CASE WHEN d < 30 THEN 0 WHEN d < 60 THEN 1 WHEN d < 120 THEN 2 WHEN d < 300 THEN 3 WHEN d < 600 THEN 4
+            WHEN d < 1200 THEN 5 WHEN d < 1800 THEN 6 WHEN d < 3600 THEN 7 ELSE 8 END AS bucket,
+       count(*) AS runs
+FROM (SELECT (finished_us - started_us) / 1e6 AS d FROM runs
+      WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND finished_us IS NOT NULL AND started_us IS NOT NULL
+        AND {run_filter}) AS durations
+GROUP BY bucket
+
+-- name: activity_keys
+SELECT DISTINCT {group} AS key FROM {activity} a
+WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {who_filter} AND {group} IS NOT NULL
+
+-- name: run_keys
+SELECT DISTINCT {group} AS key FROM runs
+WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter} AND {group} IS NOT NULL
