@@ -117,7 +117,20 @@ def parse_event(raw: bytes, now_us: int | None = None) -> Event:
         raise InvalidEvent(_field_error(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"event is not valid JSON: {exc}") from None
+    if b"\\u0000" in raw:  # JSON must escape NUL, so this rare byte search guards the exact check below
+        _refuse_nul(wire)
     return _normalise(wire, time.time_ns() // 1000 if now_us is None else now_us)
+
+
+def _refuse_nul(wire: WireEvent) -> None:
+    """NUL is no character a person or system means to send, and PostgreSQL text cannot hold it: refuse it."""
+    for name in wire.__struct_fields__:
+        value = getattr(wire, name)
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidEvent(f"{name} contains a NUL character (\\u0000)")
+    for key, value in (wire.attributes or {}).items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise InvalidEvent(f"attributes.{key.replace(chr(0), '?')} contains a NUL character (\\u0000)")
 
 
 def _normalise(wire: WireEvent, now_us: int) -> Event:

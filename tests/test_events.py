@@ -412,3 +412,20 @@ def test_parsed_event_round_trips_through_msgspec():
     assert again == event
     with pytest.raises(AttributeError):
         event.id = "other"  # type: ignore[misc]
+
+
+# -- NUL characters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["id", "user_id", "session_id", "team_id"])
+def test_a_nul_character_in_a_text_field_is_rejected_and_named(field):
+    reject(wire(**{field: "a\u0000b"}), field, "NUL")
+
+
+def test_a_nul_character_in_an_attribute_is_rejected_and_named():
+    reject(wire(attributes={"model": "opus\u0000"}), "attributes.model", "NUL")
+    reject(wire(attributes={"mo\u0000del": "opus"}), "attributes.mo?del", "NUL")
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text_not_nul():
+    assert parse(wire(user_id="C:\\u0000")).user_id == "C:\\u0000"
