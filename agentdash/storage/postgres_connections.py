@@ -24,10 +24,12 @@ def connected(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection
         db.close()
 
 
-def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+def connect(url: str, autocommit: bool = False, options: str = "") -> psycopg.Connection:
+    """`options`: server settings for this connection only, as libpq's `-c name=value ...`."""
     try:
         # The OS pid in application_name tells operators (and tests) which worker holds a lock.
-        return psycopg.connect(url, autocommit=autocommit, application_name=f"agentdash pid {os.getpid()}")
+        return psycopg.connect(url, autocommit=autocommit, application_name=f"agentdash pid {os.getpid()}",
+                               options=options)  # fmt: skip
     except psycopg.OperationalError as exc:
         raise ConnectionError(f"cannot connect to the PostgreSQL database of --database-url: {exc}") from None
 
@@ -60,8 +62,9 @@ def split(sql: str) -> list[str]:
 class ConnectionPool:
     """At most `size` autocommit connections, opened on demand and reused; a broken one is dropped."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, options: str = "") -> None:
         self._url = url
+        self._options = options
         self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
 
@@ -71,7 +74,7 @@ class ConnectionPool:
             try:
                 db = self._idle.get_nowait()
             except queue.Empty:
-                db = connect(self._url, autocommit=True)
+                db = connect(self._url, autocommit=True, options=self._options)
             try:
                 yield db
             finally:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 
 from agentdash.storage.base import FoldState, LogChunk
-from agentdash.storage.postgres_connections import ConnectionPool, connect, statements, to_psycopg
+from agentdash.storage.postgres_connections import ConnectionPool, connect, split, statements, to_psycopg
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
 VERSION = 2  # 2: runs_by_day covers the metric queries' columns
+# The statements of a several-statement named query (run_metrics: groups and total), one connection each.
+_STATEMENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres-statement")
 FOLD_STEPS = ("fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up")
 
 
@@ -54,10 +57,21 @@ class PostgresReadModels:
             _run(db, "read_models", {})
 
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
-        text = to_psycopg(render(self._sql, name, params))
-        used = {k: v for k, v in params.items() if f"%({k})s" in text}
+        """The named query's rows; a query of several statements runs them at once, rows concatenated in order.
+
+        Each statement runs on a pool thread and connection of its own: the caller holds no connection while it
+        waits, so concurrent requests cannot deadlock on the read pool.
+        """
+        parts = split(to_psycopg(render(self._sql, name, params)))
+        if len(parts) == 1:
+            return self._fetch(name, parts[0], params)
+        futures = [_STATEMENTS.submit(self._fetch, name, part, params) for part in parts]
+        return [row for future in futures for row in future.result()]
+
+    def _fetch(self, name: str, statement: str, params: dict[str, Any]) -> list[tuple]:
+        used = {k: v for k, v in params.items() if f"%({k})s" in statement}
         with self._readers.connection() as db:
-            cursor = db.execute(text, used)
+            cursor = db.execute(statement, used)
             row_type = namedtuple(name, [column.name for column in cursor.description])  # type: ignore[misc]
             return [row_type(*row) for row in cursor.fetchall()]
 

@@ -15,6 +15,8 @@ def load_queries(dialect: str) -> dict[str, str]:
     return {name: sql.strip() for name, sql in zip(blocks[1::2], blocks[2::2])}
 
 
+# Blocks that named queries include by `{name}`; a dialect defines those its queries use.
+_FRAGMENTS = ("run_metric_columns", "run_filter", "who_filter")
 GROUPS = {"day", "team_id", "user_id", "model", "repo"}
 
 
@@ -23,7 +25,10 @@ def render(sql: dict[str, str], name: str, params: dict[str, Any]) -> str:
 
     Pops `group` from params. Each dialect's file defines the same fragments, so both backends render alike.
     """
-    text = sql[name].replace("{run_filter}", sql["run_filter"]).replace("{who_filter}", sql["who_filter"])
+    text = sql[name]
+    for fragment in _FRAGMENTS:  # outer first: run_filter holds who_filter
+        if fragment in sql:
+            text = text.replace(f"{{{fragment}}}", sql[fragment])
     if "{group}" in text:
         group = params.pop("group", "day")
         if group not in GROUPS:

@@ -254,33 +254,45 @@ AND ($user::text IS NULL OR user_id = $user::text)
 -- name: run_filter
 {who_filter} AND ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)
 
+-- name: run_metric_columns
+count(*) AS runs,
+count(finished_us) AS runs_finished,
+count(*) FILTER (WHERE status = 'succeeded') AS runs_succeeded,
+count(*) FILTER (WHERE status = 'failed') AS runs_failed,
+count(*) FILTER (WHERE status = 'cancelled') AS runs_cancelled,
+sum(duration_us)::float8 / nullif(count(duration_us), 0) / 1e6 AS run_duration_avg_s,
+percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_us) / 1e6 AS run_duration_p95_s,
+sum(queue_wait_us)::float8 / nullif(count(queue_wait_us), 0) / 1e6 AS queue_wait_avg_s,
+percentile_cont(0.95) WITHIN GROUP (ORDER BY queue_wait_us) / 1e6 AS queue_wait_p95_s,
+coalesce(sum(duration_us), 0)::float8 / 1e6 AS duration_sum_s,
+count(DISTINCT session_id COLLATE "C") AS run_sessions,
+coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
+coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
+count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
+count(DISTINCT user_id COLLATE "C") AS run_users
+
 -- name: run_metrics
--- DISTINCT by bytes (COLLATE "C"): the same groups as the locale's equality, sorted without strcoll.
+-- Two statements, not GROUPING SETS ((group), ()): the backend runs them at once on two connections, so the
+-- total's sorts (every run's ids and durations again) take the other core instead of following the groups'.
+-- run_metric_columns: the same figures for both; DISTINCT by bytes (COLLATE "C"), the same groups as the
+-- locale's equality, sorted without strcoll.
 WITH r AS (
     SELECT *, finished_us - started_us AS duration_us, started_us - queued_us AS queue_wait_us
     FROM runs
     WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter}
 )
-SELECT {group} AS grp, grouping({group}) AS is_total,
-       count(*) AS runs,
-       count(finished_us) AS runs_finished,
-       count(*) FILTER (WHERE status = 'succeeded') AS runs_succeeded,
-       count(*) FILTER (WHERE status = 'failed') AS runs_failed,
-       count(*) FILTER (WHERE status = 'cancelled') AS runs_cancelled,
-       sum(duration_us)::float8 / nullif(count(duration_us), 0) / 1e6 AS run_duration_avg_s,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_us) / 1e6 AS run_duration_p95_s,
-       sum(queue_wait_us)::float8 / nullif(count(queue_wait_us), 0) / 1e6 AS queue_wait_avg_s,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY queue_wait_us) / 1e6 AS queue_wait_p95_s,
-       coalesce(sum(duration_us), 0)::float8 / 1e6 AS duration_sum_s,
-       count(DISTINCT session_id COLLATE "C") AS run_sessions,
-       coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
-       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
-       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
-       count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
-       count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
-       count(DISTINCT user_id COLLATE "C") AS run_users
+SELECT {group} AS grp, 0 AS is_total, {run_metric_columns}
 FROM r
-GROUP BY GROUPING SETS (({group}), ())
+GROUP BY {group};
+WITH r AS (
+    SELECT *, finished_us - started_us AS duration_us, started_us - queued_us AS queue_wait_us
+    FROM runs
+    WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter}
+)
+SELECT NULL AS grp, 1 AS is_total, {run_metric_columns}
+FROM r
 
 -- name: failure_metrics
 SELECT {group} AS grp, grouping({group}) AS is_total, failure_category AS category, count(*) AS runs
