@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from datetime import datetime
 from datetime import timezone
@@ -117,9 +118,12 @@ def parse_event(raw: bytes, now_us: int | None = None) -> Event:
         raise InvalidEvent(_field_error(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"event is not valid JSON: {exc}") from None
-    if b"\\u0000" in raw:  # JSON must escape NUL, so this rare byte search guards the exact check below
+    if _NUL_ESCAPE.search(raw):  # JSON must escape NUL, so this byte search (no copy of a Raw) guards the exact check
         _refuse_nul(wire)
     return _normalise(wire, time.time_ns() // 1000 if now_us is None else now_us)
+
+
+_NUL_ESCAPE = re.compile(rb"\\u0000")
 
 
 def _refuse_nul(wire: WireEvent) -> None:

@@ -7,6 +7,7 @@ one of the key's orgs. /healthz and /status stay open: they are operational and 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -126,10 +127,12 @@ def status(state: State) -> StatusReport:
     return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last)
 
 
-def error_body(_: Request, exc: Exception) -> Response:
+def error_body(request: Request, exc: Exception) -> Response:
     """Every error answers JSON {"error": text}."""
     if isinstance(exc, HTTPException):
         return Response({"error": _describe(exc)}, status_code=exc.status_code, headers=exc.headers)
+    # The caller learns nothing of our insides; the operator gets the whole traceback.
+    logging.getLogger("agentdash").error("internal error answering %s %s", request.method, request.url.path, exc_info=exc)
     return Response({"error": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 

@@ -28,7 +28,7 @@ MiB = 1024 * 1024
 
 
 # Every org the tests here write (one per test); each server's ingest key covers exactly these.
-ORGS = ("partial", "huge", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy")
+ORGS = ("partial", "huge", "nul", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy")
 
 
 @pytest.fixture
@@ -204,6 +204,20 @@ def test_partial_success_stores_valid_events_and_explains_each_rejection(shared)
     assert m["queue_wait_avg_s"] == pytest.approx(10.0)
     assert m["run_duration_avg_s"] == pytest.approx(49.0)
     assert m["sessions"] == 1 and m["active_users"] == 1
+
+
+def test_a_nul_character_is_a_per_event_rejection_over_http(shared):
+    """Through the real decoder (events arrive as raw slices of the body), not only parse_event on bytes."""
+    org = new_org("nul")
+    t = datetime.now(timezone.utc) - timedelta(hours=1)
+    events = [ev(org, "session.started", t, id_="clean"), ev(org, "session.started", t, id_="dirty") | {"user_id": "u\u0000"}]
+    before = logged(shared)
+    response = post(shared, {"events": events})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert [(r["index"], r["id"]) for r in response.json()["rejected"]] == [(1, "dirty")]
+    assert "user_id" in response.json()["rejected"][0]["error"]
+    assert logged(shared) == before + 1
 
 
 def test_integer_too_large_for_storage_is_rejected_not_a_server_error(shared):
