@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from concurrent.futures import Future
 
@@ -13,14 +11,12 @@ from msgspec.structs import astuple
 
 from agentdash.events import Event
 from agentdash.storage.base import LogPosition, Overloaded
+from agentdash.storage.group_commit import GroupCommitWriter, Pending
 from agentdash.storage.postgres_connections import ConnectionPool, connect, statements
 
 log = logging.getLogger(__name__)
 
 EVENT_FIELDS = tuple(Event.__struct_fields__)
-GROUP_LIMIT = 256  # batches per transaction at most
-_STOP = object()
-Pending = tuple[list[Event], Future]
 
 
 def sql(name: str) -> str:
@@ -39,50 +35,17 @@ class PostgresEventLog:
         self._url = url
         self._readers = readers
         self._db: psycopg.Connection | None = None
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_limit)
-        self._thread = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
-        self._thread.start()
+        self._writer = GroupCommitWriter(self._try_write, queue_limit)  # last: it starts writing at once
 
     # -- writing -------------------------------------------------------------------------------
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
-        future: Future[list[bool]] = Future()
-        try:
-            self._queue.put_nowait((events, future))
-        except queue.Full:
-            raise Overloaded("the event log writer is busy; retry shortly") from None
-        return future
+        return self._writer.submit(events)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+        self._writer.close()
         if self._db is not None:
             self._db.close()
-
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            pending, stop = [item], False
-            while len(pending) < GROUP_LIMIT:  # group commit: what is already waiting shares the transaction
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                pending.append(more)
-            self._write(pending)
-            if stop:
-                return
-
-    def _write(self, pending: list[Pending]) -> None:
-        if not self._try_write(pending) and len(pending) > 1:
-            for item in pending:  # one bad batch must not fail the others that shared its transaction
-                self._try_write([item])
 
     def _try_write(self, pending: list[Pending]) -> bool:
         """Commit the batches in one transaction; on failure set the error only when alone."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -15,8 +14,9 @@ import pyarrow as pa
 from msgspec.structs import astuple
 
 from agentdash.events import Event, dedupe_key
-from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition, Overloaded
+from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition
 from agentdash.storage.dedupe import DedupeIndex
+from agentdash.storage.group_commit import GroupCommitWriter, Pending
 from agentdash.storage.recent_rows import RecentRows
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ ARROW_TYPES = {
     "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(),
     "output_tokens": pa.int64(), "cost_usd": pa.float64(),
 }  # fmt: skip
-_STOP = object()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -62,54 +61,18 @@ class SqliteEventLog:
         self._index = DedupeIndex()
         self._last_seq = self._load_index()
         self._recent = RecentRows(limit=recent_rows)
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_limit)
-        self._thread = threading.Thread(target=self._write_loop, name="event-log-writer", daemon=True)
-        self._thread.start()
+        self._writer = GroupCommitWriter(self._try_write, queue_limit)  # last: it starts writing at once
 
     # -- writing -------------------------------------------------------------------------------
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
-        future: Future[list[bool]] = Future()
-        try:
-            self._queue.put_nowait((events, future))
-        except queue.Full:
-            raise Overloaded("the event log writer is busy; retry shortly") from None
-        return future
+        return self._writer.submit(events)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+        self._writer.close()
         self._writer_db.close()
 
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            pending = [item]
-            stop = False
-            # Group commit: everything already waiting goes into the same transaction.
-            while len(pending) < 256:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                pending.append(more)
-            self._write(pending)
-            if stop:
-                return
-
-    def _write(self, pending: list[tuple[list[Event], Future]]) -> None:
-        if not self._try_write(pending) and len(pending) > 1:
-            # One bad batch must not fail the others that shared its transaction: retry them alone.
-            for item in pending:
-                self._try_write([item])
-
-    def _try_write(self, pending: list[tuple[list[Event], Future]]) -> bool:
+    def _try_write(self, pending: list[Pending]) -> bool:
         """Commit the batches in one transaction; on failure set the error only when alone."""
         try:
             results, rows, added = self._plan(pending)
