@@ -17,7 +17,8 @@ pytestmark = pytest.mark.nicegui_main_file("tests/dashboard_user_app.py")
 ORG = "acme"
 # (days ago, team, user, status, cost, run seconds, model)
 PLAN = [(1, "web", "u0", "succeeded", 2.0, 200, "opus"), (2, "web", "u1", "failed", 4.0, 400, "haiku"),
-        (3, "ops", "u2", "succeeded", 1.5, 90, "opus"), (12, "ops", "u2", "succeeded", 3.0, 300, "haiku")]  # fmt: skip
+        (3, "ops", "u2", "succeeded", 1.5, 90, "opus"), (12, "ops", "u2", "succeeded", 3.0, 300, "haiku"),
+        (2, "ops", "ops/bot", "succeeded", 0.5, 60, "haiku")]  # fmt: skip
 
 
 def _events() -> list[dict]:
@@ -96,3 +97,11 @@ async def test_a_manager_picks_among_their_own_teams_only(user_app, user):
     await drawn(user, "overview-ready")
     assert _by_testid(user, "team").options == {"": "All my teams", "ops": "ops"}
     assert figure(user, "Runs") == fmt.count(_expected(30, team="ops")[0])
+
+
+async def test_a_person_whose_id_holds_a_slash_has_a_page(user_app, user):
+    sign_in(user, ORG)
+    await user.open("/people/ops%2Fbot?days=30")
+    await drawn(user, "subject")
+    await user.should_see("ops/bot", marker="subject")
+    assert figure(user, "Runs") == fmt.count(_expected(30, user="ops/bot")[0])

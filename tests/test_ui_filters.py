@@ -149,5 +149,7 @@ def test_a_page_address_keeps_what_its_path_pins():
     assert person.url(weekly=True) == "/people/u%201?days=30&team_id=ops&weekly=1"  # the person stays in the path
     assert person.url(user_id="u2") == "/people/u2?days=30&team_id=ops"  # another person: their page
     assert person.url(user_id=None) == "/people?days=30&team_id=ops"  # nobody: back to the list
+    team = View(Identity("a", "acme", "org_admin"), parse(days="7", team_id="eu/ops"), None, "/teams/{team_id:path}")
+    assert (team.path, team.url(team_id=None)) == ("/teams/eu%2Fops", "/teams?days=7")
     cost = View(Identity("a", "acme", "org_admin"), parse(days="7"), None, "/cost")
     assert (cost.path, cost.url(model="opus")) == ("/cost", "/cost?days=7&model=opus")

@@ -33,6 +33,7 @@ NAV = [
 ]  # fmt: skip
 REFRESH_SECONDS = 3.0
 DARK_COOKIE = "agentdash_dark"
+ROUTE_PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # `{user_id}` or, with a Starlette convertor, `{user_id:path}`
 CUSTOM = "custom"
 
 
@@ -68,15 +69,15 @@ class View:
         """This page with the filters changed; changing a pinned filter moves to that person's or team's page,
         clearing it goes back to the list."""
         f = replace(self.filters, **changes) if changes else self.filters
-        pinned = re.findall(r"{(\w+)}", self.route)
+        pinned = ROUTE_PARAMETER.findall(self.route)
         path = self._path_for(f) or self.route.split("/{")[0]
         return f"{path}?{f.to_query(**{key: None for key in pinned})}"
 
     def _path_for(self, f: Filters) -> str | None:
-        values = {key: getattr(f, key) for key in re.findall(r"{(\w+)}", self.route)}
+        values = {key: getattr(f, key) for key in ROUTE_PARAMETER.findall(self.route)}
         if not all(values.values()):
             return None
-        return self.route.format_map({key: quote(value, safe="") for key, value in values.items()})
+        return ROUTE_PARAMETER.sub(lambda m: quote(values[m[1]], safe=""), self.route)
 
 
 class ScopeError(Exception):

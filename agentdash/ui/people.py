@@ -55,7 +55,8 @@ def install(sources: Sources) -> None:
     for subject in (PEOPLE, TEAMS):
         dashboard_page(subject.path, subject.plural, sources, lambda view, s=subject: load_rows(view, s),
                        lambda view, rows, s=subject: _list_page(view, rows, s))
-        dashboard_page(f"{subject.path}/{{{subject.field}}}", subject.singular, sources, questions.load,
+        # `:path`: an id may hold a slash (sent as %2F, which the router sees decoded).
+        dashboard_page(f"{subject.path}/{{{subject.field}:path}}", subject.singular, sources, questions.load,
                        lambda view, data, s=subject: _own_page(view, data, s))  # fmt: skip
 
 
