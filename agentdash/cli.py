@@ -1,4 +1,8 @@
-"""The `agentdash` command: thin wrappers over library functions."""
+"""The `agentdash` command: thin wrappers over library functions.
+
+Each command imports what it runs inside its own body: `agentdash ingest-key list` starts in 0.1 s, where importing
+the server (NiceGUI, Litestar, DuckDB) first would cost 1.5 s on every call. No import cycle hides behind them.
+"""
 
 from __future__ import annotations
 
@@ -61,7 +65,7 @@ def serve(**options) -> None:
 @settings_options
 def demo(days: int, seed: int, reset: bool, **options) -> None:
     """Generate a year of history through the ingest API and serve the dashboard on it."""
-    from agentdash.demo import run_demo
+    from agentdash.demo.command import run_demo
 
     if options.get("data_dir") is None and not _env_set("data_dir"):
         options["data_dir"] = ".agentdash/demo"
@@ -83,9 +87,9 @@ def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: f
     if not key:
         raise click.UsageError(f"no ingest key: pass --key or set AGENTDASH_INGEST_KEY "
                                f"(create one with: agentdash ingest-key create --org {org})")  # fmt: skip
-    from agentdash.demo import send_with_progress
-    from agentdash.generator import GeneratorConfig, generate_days
-    from agentdash.sender import SendError
+    from agentdash.demo.command import send_with_progress
+    from agentdash.demo.generator import GeneratorConfig, generate_days
+    from agentdash.demo.sender import SendError
 
     config = GeneratorConfig(days=days, org_id=org, seed=seed, scale=scale)
     try:
@@ -136,7 +140,7 @@ def rebuild(**options) -> None:
 @settings_options
 def token(org: str, role: str, teams: str, user: str, ttl: int, **options) -> None:
     """Print a dashboard JWT signed with --jwt-secret when set, else with the data dir's development secret."""
-    from agentdash.auth import IdentityConfigError, issue_local_token
+    from agentdash.auth.tokens import IdentityConfigError, issue_local_token
 
     settings = _settings(options)
     team_list = tuple(t for t in teams.split(",") if t)
@@ -157,7 +161,7 @@ def ingest_key() -> None:
 @settings_options
 def ingest_key_create(orgs: tuple[str, ...], name: str, **options) -> None:
     """Print a new ingest key, once: the data dir keeps only its hash."""
-    from agentdash.ingest_keys import issue_key
+    from agentdash.auth.ingest_keys import issue_key
 
     with _ingest_key_store(options) as store:
         try:
@@ -173,7 +177,7 @@ def ingest_key_create(orgs: tuple[str, ...], name: str, **options) -> None:
 @settings_options
 def ingest_key_list(**options) -> None:
     """Show every key: id, name, orgs, created (UTC), revoked or not. Never the key itself."""
-    from agentdash.ingest_keys import key_table
+    from agentdash.auth.ingest_keys import key_table
 
     with _ingest_key_store(options) as store:
         keys = store.list_keys()
@@ -208,7 +212,7 @@ def _ingest_key_store(options: dict):
 
 def _unless_in_use(run, *args, **kwargs) -> None:
     """Run a server; a data dir served by another process or a sign-in setup that cannot work is a clear error."""
-    from agentdash.auth import IdentityConfigError
+    from agentdash.auth.tokens import IdentityConfigError
     from agentdash.storage import StorageInUse
 
     try:

@@ -75,6 +75,10 @@ class InvalidEvent(ValueError):
     """An event that breaks the contract; the message says how, for a person to read."""
 
 
+class TooLarge(InvalidEvent):
+    """A request or an event over its size limit: the whole request is refused (HTTP 413), not just that event."""
+
+
 _decode_wire = msgspec.json.Decoder(WireEvent).decode
 _decode_batch = msgspec.json.Decoder(Batch).decode
 _encode = msgspec.json.encode
@@ -97,7 +101,7 @@ def decode_batch(body: bytes) -> list[msgspec.Raw]:
     if not events:
         raise InvalidEvent("events must hold at least 1 event")
     if len(events) > MAX_BATCH_EVENTS:
-        raise InvalidEvent(f"events holds {len(events)} events; at most {MAX_BATCH_EVENTS} per request")
+        raise TooLarge(f"events holds {len(events)} events; at most {MAX_BATCH_EVENTS} per request")
     return events
 
 
@@ -111,7 +115,7 @@ def _field_error(exc: msgspec.ValidationError) -> str:
 def parse_event(raw: bytes, now_us: int | None = None) -> Event:
     """Validate one raw event against SPEC §1 and normalise it."""
     if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"event is {len(raw)} bytes; at most {MAX_EVENT_BYTES} bytes per event")
+        raise TooLarge(f"event is {len(raw)} bytes; at most {MAX_EVENT_BYTES} bytes per event")
     try:
         wire = _decode_wire(raw)
     except msgspec.ValidationError as exc:

@@ -1,30 +1,27 @@
 """The ingest API (internal port): POST /v1/events into the event log, plus /healthz and /status.
 
-Writing needs an ingest key (`Authorization: Bearer adk_...`, see ingest_auth.py); each event must be for
+Writing needs an ingest key (`Authorization: Bearer adk_...`, see auth/ingest_auth.py); each event must be for
 one of the key's orgs. /healthz and /status stay open: they are operational and show no org's data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from datetime import datetime, timezone
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS, HTTP_500_INTERNAL_SERVER_ERROR
 
-from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, decode_batch, parse_event
-from agentdash.ingest_auth import IngestAuth, Throttled, Unauthenticated
+from agentdash.auth import IngestAuth
+from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, TooLarge, decode_batch, parse_event
 from agentdash.projector import Projector
-from agentdash.storage import ActiveKey, Overloaded, Storage
-
+from agentdash.storage import ActiveKey, Storage
+from agentdash.web import EXCEPTION_HANDLERS
 
 class Rejection(msgspec.Struct):
     index: int
@@ -56,16 +53,11 @@ def _event_id(raw: bytes) -> str | None:
 
 
 async def provide_writer(request: Request, state: State) -> ActiveKey | None:
-    """The ingest key the request writes with (None in insecure mode); 401 or 429 before the body is read."""
+    """The ingest key the request writes with (None in insecure mode); Unauthenticated or Throttled before the
+    body is read."""
     auth: IngestAuth = state.ingest_auth
     client = request.client.host if request.client else "unknown"
-    try:
-        return auth.writer(request.headers.get("authorization"), client)
-    except Throttled as exc:
-        raise HTTPException(status_code=HTTP_429_TOO_MANY_REQUESTS, detail=str(exc),
-                            headers={"Retry-After": str(exc.retry_after)}) from None  # fmt: skip
-    except Unauthenticated as exc:
-        raise NotAuthorizedException(detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    return auth.writer(request.headers.get("authorization"), client)
 
 
 def outside_scope(event: Event, writer: ActiveKey | None) -> str | None:
@@ -82,21 +74,16 @@ async def post_events(request: Request, state: State, writer: ActiveKey | None) 
     """Validate each event on its own, store the valid ones of the key's orgs, answer once they are committed."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(status_code=413, detail=f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes per request")
-    try:
-        raws = decode_batch(body)
-    except InvalidEvent as exc:
-        status = 413 if "per request" in str(exc) else 400
-        raise HTTPException(status_code=status, detail=str(exc)) from None
+        raise TooLarge(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes per request")
+    raws = decode_batch(body)  # InvalidEvent: the whole body is unusable
     now_us = time.time_ns() // 1000
     valid, rejected = [], []
     for index, raw in enumerate(raws):
         try:
             event = parse_event(raw, now_us)
+        except TooLarge as exc:
+            raise TooLarge(f"event {index}: {exc}") from None
         except InvalidEvent as exc:
-            status = 413 if "per event" in str(exc) else None
-            if status:
-                raise HTTPException(status_code=413, detail=f"event {index}: {exc}") from None
             rejected.append(Rejection(index=index, id=_event_id(raw), error=str(exc)))
             continue
         if refusal := outside_scope(event, writer):
@@ -106,10 +93,7 @@ async def post_events(request: Request, state: State, writer: ActiveKey | None) 
     stored: list[bool] = []
     if valid:
         storage: Storage = state.storage
-        try:
-            stored = await asyncio.wrap_future(storage.submit(valid))
-        except Overloaded as exc:
-            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "1"}) from None
+        stored = await asyncio.wrap_future(storage.submit(valid))  # Overloaded: 503, the producer retries
     accepted = sum(stored)
     return IngestResult(accepted=accepted, duplicates=len(stored) - accepted, rejected=rejected)
 
@@ -127,28 +111,12 @@ def status(state: State) -> StatusReport:
     return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last)
 
 
-def error_body(request: Request, exc: Exception) -> Response:
-    """Every error answers JSON {"error": text}."""
-    if isinstance(exc, HTTPException):
-        return Response({"error": _describe(exc)}, status_code=exc.status_code, headers=exc.headers)
-    # The caller learns nothing of our insides; the operator gets the whole traceback.
-    logging.getLogger("agentdash").error("internal error answering %s %s", request.method, request.url.path, exc_info=exc)
-    return Response({"error": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
-
-
-def _describe(exc: HTTPException) -> str:
-    """The detail plus, for Litestar's parameter validation, which parameter is wrong and why."""
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    named = [f"{p['key']}: {p['message']}" for p in problems if isinstance(p, dict) and "key" in p and "message" in p]
-    return f"{exc.detail} ({'; '.join(named)})" if named else exc.detail
-
-
 def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) -> Litestar:
     key_scheme = SecurityScheme(type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG")
     return Litestar(
         route_handlers=[post_events, healthz, status],
         state=State({"storage": storage, "projector": projector, "ingest_auth": auth}),
-        exception_handlers={Exception: error_body},
+        exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="agentdash ingest", version="1", path="/schema",
                                      components=Components(security_schemes={"ingestKey": key_scheme})),
         request_max_body_size=MAX_BODY_BYTES + 1,

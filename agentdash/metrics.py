@@ -15,6 +15,10 @@ DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "r
 DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the duration_histogram query
 
 
+class InvalidQuery(ValueError):
+    """A metrics query that cannot be answered as asked (a reversed or too long range, an unknown dimension)."""
+
+
 @dataclass(frozen=True)
 class MetricsQuery:
     """An org, a day range and the filters; `teams` limits everything to those teams (a manager's scope)."""

@@ -13,32 +13,14 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from agentdash.api import create_read_api
-from agentdash.auth import TokenVerifier, dev_secret, verifier_for
-from agentdash.body_limit import BodyLimit
+from agentdash.auth import CodeFlow, FailureLimiter, TokenVerifier, code_flow_for, dev_secret, open_ingest_auth, verifier_for
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
-from agentdash.ingest_auth import open_ingest_auth
-from agentdash.oidc_login import CodeFlow, code_flow_for
 from agentdash.projector import Projector, ProjectorJob
-from agentdash.ratelimit import FailureLimiter
-from agentdash.security_headers import SecurityHeaders
 from agentdash.storage import Storage, open_storage
+from agentdash.web import BodyLimit, ClientPortApp, SecurityHeaders, create_read_api
 
 log = logging.getLogger("agentdash")
-
-
-class ClientPortApp:
-    """Routes /api/ to the read API (Litestar) and everything else to the dashboard (NiceGUI)."""
-
-    def __init__(self, read_api, dashboard) -> None:
-        self.read_api, self.dashboard = read_api, dashboard
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            await self.read_api(scope, receive, send)
-        else:
-            await self.dashboard(scope, receive, send)
 
 
 def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None,

@@ -35,11 +35,11 @@ import msgspec  # noqa: E402
 
 from agentdash.config import load_settings  # noqa: E402
 from agentdash.events import dedupe_key, parse_event  # noqa: E402
-from agentdash.generator import GeneratorConfig, generate, window  # noqa: E402
-from agentdash.sender import send  # noqa: E402
+from agentdash.demo.generator import GeneratorConfig, generate, window  # noqa: E402
+from agentdash.demo import send  # noqa: E402
 from agentdash.projector import Projector  # noqa: E402
 from agentdash.storage import open_storage  # noqa: E402
-from agentdash.storage.sqlite_log import INSERT, SCHEMA, connect, event_row  # noqa: E402
+from agentdash.storage.embedded.event_log import INSERT, SCHEMA, connect, event_row  # noqa: E402
 from agentdash.testing import ServerProcess, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ RESULTS: list[Row] = []
 
 
 class Server(ServerProcess):
-    """agentdash.testing.ServerProcess with the bench's patience and a progress line while folding."""
+    """agentdash.testing.server_process.ServerProcess with the bench's patience and a progress line while folding."""
 
     def stop(self, timeout: float = 120) -> int | None:
         if self.process is None:

@@ -23,10 +23,10 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 import httpx  # noqa: E402
 
-from agentdash.generator import GeneratorConfig, generate, window  # noqa: E402
-from agentdash.sender import send  # noqa: E402
+from agentdash.demo.generator import GeneratorConfig, generate, window  # noqa: E402
+from agentdash.demo import send  # noqa: E402
 from agentdash.testing import ServerProcess  # noqa: E402
-from agentdash.testing_postgres import PostgresCluster, postgres_bin_dir  # noqa: E402
+from agentdash.testing import PostgresCluster, postgres_bin_dir  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import browser_page, chromium_path  # noqa: E402
 
-from agentdash.generator import GeneratorConfig, generate_days  # noqa: E402
-from agentdash.sender import send  # noqa: E402
+from agentdash.demo import GeneratorConfig, generate_days  # noqa: E402
+from agentdash.demo import send  # noqa: E402
 from agentdash.testing import ServerProcess  # noqa: E402
 
 PAGES = ["/", "/adoption", "/reliability", "/speed", "/cost", "/human-intervention", "/iteration", "/people", "/teams"]

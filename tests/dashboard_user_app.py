@@ -8,7 +8,7 @@ from nicegui import app, ui
 from agentdash.auth import HmacKey, TokenVerifier
 from agentdash.config import load_settings
 from agentdash.projector import Projector
-from agentdash.ratelimit import FailureLimiter
+from agentdash.auth import FailureLimiter
 from agentdash.storage import open_storage
 from agentdash.ui import overview, signin
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from agentdash.testing_postgres import PostgresCluster, postgres_bin_dir
+from agentdash.testing import PostgresCluster, postgres_bin_dir
 
 _names = itertools.count()
 

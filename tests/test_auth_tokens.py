@@ -13,7 +13,7 @@ import jwt
 import pytest
 from idp import AUDIENCE, ISSUER, FakeProvider, claims, ec_key, rsa_key
 
-from agentdash.auth import (
+from agentdash.auth.tokens import (
     HmacKey, Identity, IdentityConfigError, NotAuthorized, TokenExpired, TokenVerifier, issue_local_token, verifier_for,
 )  # fmt: skip
 from agentdash.config import Settings

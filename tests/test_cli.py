@@ -52,8 +52,8 @@ def test_demo_fills_serves_and_signs_the_visitor_in(tmp_path):
 
 
 def test_rebuild_gives_the_same_numbers_as_the_incremental_path(server_factory, tmp_path):
-    from agentdash.generator import GeneratorConfig, generate
-    from agentdash.sender import send
+    from agentdash.demo.generator import GeneratorConfig, generate
+    from agentdash.demo.sender import send
     import datetime as dt
 
     server = server_factory()

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from agentdash.config import load_settings
 from agentdash.events import Event, dedupe_key, parse_event
-from agentdash.storage import Overloaded, dedupe, open_storage, sqlite_log
-from agentdash.storage.dedupe import DedupeIndex
+from agentdash.storage import Overloaded, open_storage
+from agentdash.storage.embedded import dedupe
+from agentdash.storage.embedded import event_log as sqlite_log
+from agentdash.storage.embedded.dedupe import DedupeIndex
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

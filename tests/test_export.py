@@ -9,8 +9,8 @@ import io
 import httpx
 import pytest
 
-from agentdash.generator import GeneratorConfig, generate
-from agentdash.sender import send
+from agentdash.demo import GeneratorConfig, generate
+from agentdash.demo import send
 
 END = dt.date(2026, 3, 31)
 FROM = END - dt.timedelta(days=20)

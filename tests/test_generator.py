@@ -1,4 +1,4 @@
-"""Tests of the demo history generator (`agentdash.generator`)."""
+"""Tests of the demo history generator (`agentdash.demo.generator`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from agentdash.events import Event, decode_batch, parse_event
-from agentdash.generator import (
+from agentdash.demo.generator import (
     GeneratorConfig,
     generate,
     generate_days,

@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from agentdash.config import Settings
-from agentdash.ingest_auth import REFRESH_S, ActiveKeys, warn_insecure
-from agentdash.ingest_keys import MalformedKey, issue_key, parse_key, secret_matches, valid_orgs
+from agentdash.auth.ingest_auth import REFRESH_S, ActiveKeys, warn_insecure
+from agentdash.auth.ingest_keys import MalformedKey, issue_key, parse_key, secret_matches, valid_orgs
 from agentdash.storage import IngestKeyError, IngestKeyStore, open_ingest_keys
-from agentdash.storage.sqlite_keys import SqliteIngestKeyStore
+from agentdash.storage.embedded.key_store import SqliteIngestKeyStore
 from agentdash.testing import ServerProcess
 
 # -- the store: one contract for every backend ------------------------------------------------------
@@ -139,7 +139,7 @@ def test_active_keys_are_read_at_most_once_a_second_and_a_new_key_works_at_once(
 
 
 def test_the_demo_revokes_its_earlier_keys(store):
-    from agentdash.demo import DEMO_ORG, demo_key
+    from agentdash.demo.command import DEMO_ORG, demo_key
 
     other = issue_key(store, [DEMO_ORG], name="ci").record.id
     first, second = demo_key(store), demo_key(store)

@@ -10,10 +10,10 @@ import pytest
 from idp import AUDIENCE, ISSUER, FakeProvider, claims, ec_key, rsa_key
 from litestar.testing import TestClient
 
-from agentdash.api import create_read_api
-from agentdash.auth import NotAuthorized, OidcProvider, ProviderUnavailable, TokenVerifier
-from agentdash.jwks import JwksKeys
-from agentdash.ratelimit import FailureLimiter
+from agentdash.web import create_read_api
+from agentdash.auth.tokens import NotAuthorized, OidcProvider, ProviderUnavailable, TokenVerifier
+from agentdash.auth.jwks import JwksKeys
+from agentdash.auth import FailureLimiter
 from agentdash.testing import ServerProcess, free_port
 
 METRICS = "/api/v1/orgs/acme/metrics"

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from reference_metrics import reference_metrics
 
-from agentdash.generator import GeneratorConfig, generate
-from agentdash.sender import send
+from agentdash.demo import GeneratorConfig, generate
+from agentdash.demo import send
 
 END = dt.date(2026, 3, 31)
 CONFIG = GeneratorConfig(days=45, scale=0.25, end=END, org_id="acme", people=40, teams=4)
@@ -36,7 +36,7 @@ def close(actual, expected, path="") -> None:
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
 def loaded(request, tmp_path_factory):
     """One server (of each backend) holding both orgs' events, delivered shuffled, with a fifth of them sent twice."""
-    from agentdash.testing import ServerProcess
+    from agentdash.testing.server_process import ServerProcess
 
     database_url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else ""
     events = generate(CONFIG) + generate(OTHER_ORG)

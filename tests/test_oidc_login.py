@@ -19,8 +19,8 @@ from idp import CLIENT_ID, USER, FakeProvider, SignInKnobs, rsa_key
 
 from agentdash.auth import IdentityConfigError, verifier_for
 from agentdash.config import Settings
-from agentdash.oidc_discovery import Discovery, DiscoveryFailed, ProviderMisconfigured
-from agentdash.oidc_login import CodeFlow, LoginFailed, PendingLogin, PendingLogins, code_flow_for, pkce_challenge
+from agentdash.auth.oidc_discovery import Discovery, DiscoveryFailed, ProviderMisconfigured
+from agentdash.auth.oidc_login import CodeFlow, LoginFailed, PendingLogin, PendingLogins, code_flow_for, pkce_challenge
 from agentdash.testing import ServerProcess, free_port
 
 PROVIDER_NAME = "Acme SSO"
@@ -183,7 +183,7 @@ def test_a_discovery_document_for_another_issuer_is_a_misconfiguration(idp):
 
 def test_a_jwks_uri_other_than_the_configured_one_is_a_warning(idp, caplog):
     idp.knobs.discovery_changes = {"jwks_uri": "https://elsewhere.example/keys"}
-    with caplog.at_level(logging.WARNING, logger="agentdash.oidc_discovery"):
+    with caplog.at_level(logging.WARNING, logger="agentdash.auth.oidc_discovery"):
         assert flow_for(idp).discovery.endpoints()  # still usable: tokens are verified with --jwks-url
     assert "https://elsewhere.example/keys" in caplog.text and "--jwks-url" in caplog.text
 

@@ -23,9 +23,9 @@ from test_metrics_api import close
 from test_projector import all_metrics, all_oracle, assert_all_same, random_events, submit
 
 from agentdash.config import Settings
-from agentdash.generator import GeneratorConfig, generate
+from agentdash.demo import GeneratorConfig, generate
 from agentdash.projector import Projector
-from agentdash.sender import send
+from agentdash.demo import send
 from agentdash.storage import open_storage
 from agentdash.testing import ServerProcess
 

@@ -31,7 +31,8 @@ from agentdash.config import load_settings
 from agentdash.events import parse_event
 from agentdash.metrics import MetricsQuery, org_metrics
 from agentdash.projector import Projector
-from agentdash.storage import duckdb_models, open_storage
+from agentdash.storage import open_storage
+from agentdash.storage.embedded import read_models as duckdb_models
 
 try:  # tests/ as a plain directory (conftest puts it on sys.path) or as a package
     from reference_metrics import reference_metrics

@@ -1,4 +1,4 @@
-from agentdash.ratelimit import FailureLimiter
+from agentdash.auth import FailureLimiter
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""Tests of the sender (`agentdash.sender`): retries against a scripted server, then a real one."""
+"""Tests of the sender (`agentdash.demo.sender`): retries against a scripted server, then a real one."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from agentdash.generator import GeneratorConfig, generate
-from agentdash.sender import SendError, send
+from agentdash.demo import GeneratorConfig, generate
+from agentdash.demo import SendError, send
 
 SMALL = GeneratorConfig(days=60, scale=0.2, end=dt.date(2025, 6, 30))
 

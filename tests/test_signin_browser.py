@@ -92,7 +92,7 @@ def test_bad_tokens_set_no_cookie_and_repeated_failures_are_throttled(server):
 
 
 def test_without_dev_mode_there_is_no_issuer_only_the_providers_tokens(server_factory, tmp_path):
-    from agentdash.testing import ServerProcess
+    from agentdash.testing.server_process import ServerProcess
 
     secret = secrets.token_urlsafe(40)
     server = ServerProcess(tmp_path / "idp-data", dev=False).start("--jwt-secret", secret)

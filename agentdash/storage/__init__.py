@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agentdash.config import Settings
 from agentdash.storage.base import Overloaded, Storage, StorageInUse
-from agentdash.storage.ingest_keys import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
+from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 
 __all__ = ["ActiveKey", "IngestKey", "IngestKeyError", "IngestKeyStore", "Overloaded", "Storage", "StorageInUse",
            "open_ingest_keys", "open_storage"]
@@ -15,10 +15,10 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def open_storage(settings: Settings) -> Storage:
     """The one place that chooses a backend: PostgreSQL when a database URL is set, else the embedded files."""
     if _uses_postgres(settings):
-        from agentdash.storage.postgres import PostgresStorage
+        from agentdash.storage.postgres.storage import PostgresStorage
 
         return PostgresStorage(settings.database_url, queue_limit=settings.ingest_queue_limit)
-    from agentdash.storage.embedded import EmbeddedStorage
+    from agentdash.storage.embedded.storage import EmbeddedStorage
 
     return EmbeddedStorage(settings)
 
@@ -26,10 +26,10 @@ def open_storage(settings: Settings) -> Storage:
 def open_ingest_keys(settings: Settings) -> IngestKeyStore:
     """The ingest key store of the backend; it takes no lock, so it opens while a server runs."""
     if _uses_postgres(settings):
-        from agentdash.storage.postgres_keys import PostgresIngestKeyStore
+        from agentdash.storage.postgres.key_store import PostgresIngestKeyStore
 
         return PostgresIngestKeyStore(settings.database_url)
-    from agentdash.storage.sqlite_keys import SqliteIngestKeyStore
+    from agentdash.storage.embedded.key_store import SqliteIngestKeyStore
 
     return SqliteIngestKeyStore(settings.ingest_keys_path)
 

@@ -14,11 +14,9 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from litestar.exceptions import HTTPException
 from nicegui import run, ui
 
-from agentdash.api import scoped_query
-from agentdash.auth import Identity, NotAuthorized, ProviderUnavailable, TokenExpired, TokenVerifier
+from agentdash.auth import Forbidden, Identity, NotAuthorized, NotVisible, ProviderUnavailable, TokenExpired, TokenVerifier, scoped_query
 from agentdash.metrics import MetricsQuery, filter_values
 from agentdash.ui.filters import PRESETS, Filters
 from agentdash.ui.signin import COOKIE, signin_url
@@ -88,8 +86,8 @@ def scope(identity: Identity, filters: Filters) -> MetricsQuery:
     """The filters' query narrowed by the read API's own rule, so the screen never shows more than the API."""
     try:
         return scoped_query(identity, filters.metrics_query(identity.org_id))
-    except HTTPException as exc:
-        raise ScopeError(exc.detail) from None
+    except (Forbidden, NotVisible) as exc:
+        raise ScopeError(str(exc)) from None
 
 
 @dataclass(frozen=True)

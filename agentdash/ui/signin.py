@@ -14,8 +14,8 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from agentdash.auth import ROLES, NotAuthorized, TokenVerifier, issue_token
-from agentdash.oidc_login import FLOW_COOKIE, FLOW_TTL_S, CodeFlow, LoginFailed
-from agentdash.ratelimit import FailureLimiter
+from agentdash.auth.oidc_login import FLOW_COOKIE, FLOW_TTL_S, CodeFlow, LoginFailed
+from agentdash.auth import FailureLimiter
 
 log = logging.getLogger(__name__)
 

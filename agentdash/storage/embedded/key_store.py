@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agentdash.storage.ingest_keys import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
+from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 from agentdash.storage.queries import load_queries
 
 SQL = load_queries("sqlite_ingest_keys")

@@ -12,9 +12,9 @@ import click
 
 from agentdash.auth import issue_token
 from agentdash.config import Settings
-from agentdash.generator import GeneratorConfig, generate_days
-from agentdash.ingest_keys import issue_key
-from agentdash.sender import SendStats, send
+from agentdash.demo.generator import GeneratorConfig, generate_days
+from agentdash.auth import issue_key
+from agentdash.demo.sender import SendStats, send
 from agentdash.server import Running, serve
 from agentdash.storage import IngestKeyStore, open_ingest_keys
 

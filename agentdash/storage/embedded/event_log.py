@@ -15,9 +15,9 @@ from msgspec.structs import astuple
 
 from agentdash.events import Event, dedupe_key
 from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition
-from agentdash.storage.dedupe import DedupeIndex
+from agentdash.storage.embedded.dedupe import DedupeIndex
 from agentdash.storage.group_commit import GroupCommitWriter, Pending
-from agentdash.storage.recent_rows import RecentRows
+from agentdash.storage.embedded.recent_rows import RecentRows
 
 log = logging.getLogger(__name__)
 

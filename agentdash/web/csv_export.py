@@ -12,7 +12,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from agentdash.api import RowLimit
+from agentdash.web.dependencies import RowLimit
 from agentdash.metrics import DIMENSIONS, BreakdownRow, DayMetrics, MetricSet, MetricsQuery, breakdown, org_metrics
 
 CSV_MEDIA_TYPE = "text/csv"  # Litestar appends "; charset=utf-8" to text types

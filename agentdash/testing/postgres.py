@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentdash.testing import free_port
+from agentdash.testing.server_process import free_port
 
 
 def postgres_bin_dir() -> Path | None:

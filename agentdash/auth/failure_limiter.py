@@ -9,6 +9,14 @@ from collections import deque
 from collections.abc import Callable
 
 
+class Throttled(Exception):
+    """Too many failures from this client; the message says what failed and when to come back (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class FailureLimiter:
     """At most `limit` failures per client in any `window_s` seconds; then `retry_after(client)` says how long to wait.
 

@@ -12,7 +12,7 @@ from msgspec.structs import astuple
 from agentdash.events import Event
 from agentdash.storage.base import LogPosition, Overloaded
 from agentdash.storage.group_commit import GroupCommitWriter, Pending
-from agentdash.storage.postgres_connections import ConnectionPool, connect, statements
+from agentdash.storage.postgres.connections import ConnectionPool, connect, statements
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from agentdash.events import Event
 from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage
-from agentdash.storage.postgres_connections import ConnectionPool, connected
-from agentdash.storage.postgres_log import PostgresEventLog
-from agentdash.storage.postgres_models import PostgresReadModels, prepare
+from agentdash.storage.postgres.connections import ConnectionPool, connected
+from agentdash.storage.postgres.event_log import PostgresEventLog
+from agentdash.storage.postgres.read_models import PostgresReadModels, prepare
 
 # Metric queries run four at a time (metrics._POOL) and request handlers ask for status: enough for both.
 READ_CONNECTIONS = 8

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from agentdash.config import Settings
-from agentdash.ingest_keys import MalformedKey, parse_key, secret_matches
-from agentdash.ratelimit import FailureLimiter
+from agentdash.auth.ingest_keys import MalformedKey, parse_key, secret_matches
+from agentdash.auth.failure_limiter import FailureLimiter, Throttled
 from agentdash.storage import ActiveKey, IngestKeyStore, open_ingest_keys
 
 log = logging.getLogger("agentdash.ingest")
@@ -19,14 +19,6 @@ REFRESH_S = 1.0  # a revoked key stops working within this long
 
 class Unauthenticated(Exception):
     """No usable ingest key; the message names the problem and never the key (HTTP 401)."""
-
-
-class Throttled(Exception):
-    """Too many failed key attempts from this client (HTTP 429)."""
-
-    def __init__(self, client: str, retry_after: int) -> None:
-        super().__init__(f"too many failed ingest key attempts from {client}; retry in {retry_after} s")
-        self.retry_after = retry_after
 
 
 class ActiveKeys:
@@ -79,8 +71,8 @@ class IngestAuth:
         """The key the request writes with (None in insecure mode). Raises Throttled or Unauthenticated."""
         if self.keys is None:
             return None
-        if wait := self.limiter.retry_after(client):
-            raise Throttled(client, wait)  # before looking at the key: a guesser learns nothing more
+        if wait := self.limiter.retry_after(client):  # before looking at the key: a guesser learns nothing more
+            raise Throttled(f"too many failed ingest key attempts from {client}; retry in {wait} s", wait)
         try:
             return self._verify(authorization)
         except Unauthenticated as exc:

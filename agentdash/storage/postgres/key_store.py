@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from agentdash.storage.ingest_keys import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
-from agentdash.storage.postgres_connections import connect, statements
+from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
+from agentdash.storage.postgres.connections import connect, statements
 
 
 def sql(name: str) -> list[str]:

@@ -10,8 +10,8 @@ from typing import Any
 from agentdash.config import Settings
 from agentdash.events import Event
 from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage, StorageInUse
-from agentdash.storage.duckdb_models import DuckdbReadModels
-from agentdash.storage.sqlite_log import SqliteEventLog
+from agentdash.storage.embedded.read_models import DuckdbReadModels
+from agentdash.storage.embedded.event_log import SqliteEventLog
 
 
 class EmbeddedStorage(Storage):

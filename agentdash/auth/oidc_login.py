@@ -22,9 +22,9 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 import jwt
 
-from agentdash.auth import Identity, IdentityConfigError, NotAuthorized, ProviderUnavailable, TokenVerifier
+from agentdash.auth.tokens import Identity, IdentityConfigError, NotAuthorized, ProviderUnavailable, TokenVerifier
 from agentdash.config import Settings
-from agentdash.oidc_discovery import Discovery, DiscoveryFailed, Endpoints
+from agentdash.auth.oidc_discovery import Discovery, DiscoveryFailed, Endpoints
 
 log = logging.getLogger(__name__)
 

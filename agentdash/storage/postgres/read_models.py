@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from agentdash.storage.base import FoldState, LogChunk
-from agentdash.storage.postgres_connections import ConnectionPool, connect, split, statements, to_psycopg
+from agentdash.storage.postgres.connections import ConnectionPool, connect, split, statements, to_psycopg
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.

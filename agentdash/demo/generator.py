@@ -1,7 +1,7 @@
 """A seeded, reproducible year of cloud-coding-agent usage for one org.
 
 `generate_days` yields SPEC §1 wire events (plain dicts ready to JSON-encode) one day at a time;
-`agentdash.sender.send` posts them to the ingest port. One config always gives the same events, ids included, so
+`agentdash.demo.sender.send` posts them to the ingest port. One config always gives the same events, ids included, so
 the demo, the tests and the benchmarks all tell one story: adoption growing over the year, a weekly
 and daily rhythm, holidays, a bad model release week, a tool outage and a queue capacity crunch.
 

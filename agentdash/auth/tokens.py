@@ -14,7 +14,7 @@ import jwt
 from jwt.exceptions import InvalidSubjectError
 
 from agentdash.config import Settings
-from agentdash.jwks import JwksKeys, KeysUnavailable
+from agentdash.auth.jwks import JwksKeys, KeysUnavailable
 
 ROLES = ("org_admin", "manager", "member")
 ALGORITHM = "HS256"  # of the tokens we sign: dev mode and `agentdash token`

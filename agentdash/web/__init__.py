@@ -1,0 +1,12 @@
+"""The client port's HTTP edge: the read API (JSON and CSV), its dependencies and error answers, and the
+middleware around it and the dashboard (body limit, security headers)."""
+
+from __future__ import annotations
+
+from agentdash.web.body_limit import BodyLimit
+from agentdash.web.client_port import ClientPortApp
+from agentdash.web.errors import EXCEPTION_HANDLERS
+from agentdash.web.read_api import create_read_api
+from agentdash.web.security_headers import SecurityHeaders
+
+__all__ = ["EXCEPTION_HANDLERS", "BodyLimit", "ClientPortApp", "SecurityHeaders", "create_read_api"]

@@ -1,0 +1,39 @@
+"""The read API (client port): metrics and breakdowns per SPEC §4, JSON and CSV, behind a bearer JWT."""
+
+from __future__ import annotations
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath
+
+from agentdash.auth import FailureLimiter, TokenVerifier
+from agentdash.metrics import BreakdownRow, MetricsQuery, OrgMetrics, breakdown, org_metrics
+from agentdash.storage import Storage
+from agentdash.web.csv_export import CSV_ROUTES
+from agentdash.web.dependencies import RowLimit, checked_dimension, provide_query
+from agentdash.web.errors import EXCEPTION_HANDLERS
+
+
+@get("/api/v1/orgs/{org_id:str}/metrics", sync_to_thread=True, summary="Every metric of SPEC §3 and the daily series")
+def get_metrics(state: State, metrics_query: NamedDependency[MetricsQuery]) -> OrgMetrics:
+    return org_metrics(state.storage, metrics_query)
+
+
+@get("/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}", sync_to_thread=True, summary="Metrics per team, user, model or repo")
+def get_breakdown(
+    state: State, metrics_query: NamedDependency[MetricsQuery], dimension: FromPath[str], limit: RowLimit = None
+) -> list[BreakdownRow]:
+    return breakdown(state.storage, metrics_query, checked_dimension(dimension), limit)
+
+
+def create_read_api(storage: Storage, verifier: TokenVerifier, failures: FailureLimiter | None = None) -> Litestar:
+    return Litestar(
+        route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES],
+        # In a worker thread: verifying a token may fetch the identity provider's keys (rarely, for up to seconds).
+        dependencies={"metrics_query": Provide(provide_query, sync_to_thread=True)},
+        state=State({"storage": storage, "verifier": verifier, "failures": failures or FailureLimiter()}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="agentdash read API", version="1", path="/api/schema"),
+    )
