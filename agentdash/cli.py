@@ -80,8 +80,12 @@ def demo(days: int, seed: int, reset: bool, **options) -> None:
 @click.option("--url", default="http://127.0.0.1:3001/v1/events", show_default=True, help="the ingest endpoint")
 @click.option("--batch-size", default=500, show_default=True)
 @click.option("--scale", default=1.0, show_default=True, help="multiplies the amount of activity")
-@click.option("--key", envvar="AGENTDASH_INGEST_KEY", default=None,
-              help="ingest key for --org (agentdash ingest-key create --org ORG) [env AGENTDASH_INGEST_KEY]")
+@click.option(
+    "--key",
+    envvar="AGENTDASH_INGEST_KEY",
+    default=None,
+    help="ingest key for --org (agentdash ingest-key create --org ORG) [env AGENTDASH_INGEST_KEY]",
+)
 def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: float, key: str | None) -> None:
     """Send synthetic history to a running ingest API."""
     if not key:
@@ -93,7 +97,9 @@ def generate(days: int, seed: int, org: str, url: str, batch_size: int, scale: f
 
     config = GeneratorConfig(days=days, org_id=org, seed=seed, scale=scale)
     try:
-        stats = send_with_progress(url, (e for day in generate_days(config) for e in day), batch_size=batch_size, token=key)
+        stats = send_with_progress(
+            url, (e for day in generate_days(config) for e in day), batch_size=batch_size, token=key
+        )
     except SendError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"sent {stats.events:,} events: {stats.accepted:,} accepted, {stats.duplicates:,} duplicates, "
@@ -156,7 +162,9 @@ def ingest_key() -> None:
 
 
 @ingest_key.command("create")
-@click.option("--org", "orgs", multiple=True, required=True, help="an org the key may write events for (repeat for more)")
+@click.option(
+    "--org", "orgs", multiple=True, required=True, help="an org the key may write events for (repeat for more)"
+)
 @click.option("--name", default="", help="what the key is for, shown by `list`")
 @settings_options
 def ingest_key_create(orgs: tuple[str, ...], name: str, **options) -> None:

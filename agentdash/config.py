@@ -15,33 +15,69 @@ class Settings:
     """How one agentdash process runs. Field docs double as CLI help (see cli.py)."""
 
     data_dir: Path = field(default=Path(".agentdash"), metadata={"help": "where the event log and read models live"})
-    database_url: str = field(default="", repr=False, metadata={"help": "postgresql://... to keep the event log, read models and "
-                                                                        "ingest keys in PostgreSQL (team deployments, several workers); "
-                                                                        "empty: embedded files in the data dir"})
+    database_url: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "help": "postgresql://... to keep the event log, read models and "
+            "ingest keys in PostgreSQL (team deployments, several workers); "
+            "empty: embedded files in the data dir"
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"help": "dashboard and read API bind address"})
     port: int = field(default=3000, metadata={"help": "dashboard and read API port"})
     ingest_host: str = field(default="127.0.0.1", metadata={"help": "ingest API bind address (internal)"})
     ingest_port: int = field(default=3001, metadata={"help": "ingest API port (internal)"})
     projector_interval: float = field(default=1.0, metadata={"help": "seconds between projector folds"})
     fold_chunk: int = field(default=250_000, metadata={"help": "most log entries folded in one transaction"})
-    ingest_queue_limit: int = field(default=64, metadata={"help": "batches waiting for the log writer before ingest answers 503"})
+    ingest_queue_limit: int = field(
+        default=64, metadata={"help": "batches waiting for the log writer before ingest answers 503"}
+    )
     log_level: str = field(default="info", metadata={"help": "logging level"})
-    dev: bool = field(default=False, metadata={"help": "development mode: a sign-in page that issues tokens for any org and role, "
-                                                       "signed with the data dir's dev secret (refused unless bound to localhost)"})
-    jwt_secret: str = field(default="", repr=False, metadata={"help": "HS256 shared secret of your identity provider (prefer the env variable)"})
+    dev: bool = field(
+        default=False,
+        metadata={
+            "help": "development mode: a sign-in page that issues tokens for any org and role, "
+            "signed with the data dir's dev secret (refused unless bound to localhost)"
+        },
+    )
+    jwt_secret: str = field(
+        default="",
+        repr=False,
+        metadata={"help": "HS256 shared secret of your identity provider (prefer the env variable)"},
+    )
     jwks_url: str = field(default="", metadata={"help": "OIDC JWKS URL of your identity provider (RS256/ES256 keys)"})
     jwt_issuer: str = field(default="", metadata={"help": "required `iss` claim of dashboard tokens"})
-    jwt_audience: str = field(default="", metadata={"help": "required `aud` claim of dashboard tokens (default: --oidc-client-id)"})
-    oidc_client_id: str = field(default="", metadata={"help": "client id registered at your OIDC provider; turns on the "
-                                                               "'Sign in with …' button (needs --jwks-url and --jwt-issuer)"})
-    oidc_client_secret: str = field(default="", repr=False, metadata={"help": "client secret of a confidential client "
-                                                                              "(prefer the env variable; PKCE needs none)"})
-    oidc_redirect_url: str = field(default="", metadata={"help": "callback registered at the provider, e.g. https://dash.example.com"
-                                                                 "/auth/callback (default: the request's address + /auth/callback)"})
-    oidc_scope: str = field(default="openid profile email", metadata={"help": "scopes asked for; add the one that puts "
-                                                                               "org_id, role and teams in the ID token"})
+    jwt_audience: str = field(
+        default="", metadata={"help": "required `aud` claim of dashboard tokens (default: --oidc-client-id)"}
+    )
+    oidc_client_id: str = field(
+        default="",
+        metadata={
+            "help": "client id registered at your OIDC provider; turns on the "
+            "'Sign in with …' button (needs --jwks-url and --jwt-issuer)"
+        },
+    )
+    oidc_client_secret: str = field(
+        default="",
+        repr=False,
+        metadata={"help": "client secret of a confidential client (prefer the env variable; PKCE needs none)"},
+    )
+    oidc_redirect_url: str = field(
+        default="",
+        metadata={
+            "help": "callback registered at the provider, e.g. https://dash.example.com"
+            "/auth/callback (default: the request's address + /auth/callback)"
+        },
+    )
+    oidc_scope: str = field(
+        default="openid profile email",
+        metadata={"help": "scopes asked for; add the one that puts org_id, role and teams in the ID token"},
+    )
     oidc_provider_name: str = field(default="your identity provider", metadata={"help": "name on the sign-in button"})
-    insecure_ingest: bool = field(default=False, metadata={"help": "accept events without an ingest key (local experiments only)"})
+    insecure_ingest: bool = field(
+        default=False, metadata={"help": "accept events without an ingest key (local experiments only)"}
+    )
 
     @property
     def log_path(self) -> Path:
@@ -75,19 +111,23 @@ def load_settings(**flags: object) -> Settings:
             values[f.name] = _coerce(f, flag)
         elif env is not None and env != "":
             values[f.name] = _coerce(f, env)
-    return Settings(**values)
+    return Settings(**values)  # type: ignore[arg-type]  # each value was coerced to its field's type by _coerce
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def _coerce(f: dataclasses.Field, value: object) -> object:
-    kind = type(f.default)
+    kind: type = type(f.default)
     if kind is bool and isinstance(value, str):
         if value.strip().lower() not in _TRUE | _FALSE:
-            raise ValueError(f"setting {f.name} (env {ENV_PREFIX}{f.name.upper()}) must be true or false, got {value!r}")
+            raise ValueError(
+                f"setting {f.name} (env {ENV_PREFIX}{f.name.upper()}) must be true or false, got {value!r}"
+            )
         return value.strip().lower() in _TRUE
     try:
-        return kind(value)  # type: ignore[call-arg]
+        return kind(value)
     except (TypeError, ValueError):
-        raise ValueError(f"setting {f.name} (env {ENV_PREFIX}{f.name.upper()}) must be a {kind.__name__}, got {value!r}") from None
+        raise ValueError(
+            f"setting {f.name} (env {ENV_PREFIX}{f.name.upper()}) must be a {kind.__name__}, got {value!r}"
+        ) from None

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import datetime
-from datetime import timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -182,7 +181,7 @@ def _text_attr(attrs: dict[str, AttrValue] | None, key: str) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _epoch_us(at: datetime) -> int:

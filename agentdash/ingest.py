@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from litestar import Litestar, Request, get, post
@@ -22,6 +22,7 @@ from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, TooLarge, deco
 from agentdash.projector import Projector
 from agentdash.storage import ActiveKey, Storage
 from agentdash.web import EXCEPTION_HANDLERS
+
 
 class Rejection(msgspec.Struct):
     index: int
@@ -107,18 +108,24 @@ async def healthz() -> dict[str, str]:
 def status(state: State) -> StatusReport:
     projector: Projector = state.projector
     s = projector.status()
-    last = datetime.fromtimestamp(s.last_fold_at_us / 1e6, tz=timezone.utc) if s.last_fold_at_us else None
+    last = datetime.fromtimestamp(s.last_fold_at_us / 1e6, tz=UTC) if s.last_fold_at_us else None
     return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last)
 
 
 def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) -> Litestar:
-    key_scheme = SecurityScheme(type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG")
+    key_scheme = SecurityScheme(
+        type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG"
+    )
     return Litestar(
         route_handlers=[post_events, healthz, status],
         state=State({"storage": storage, "projector": projector, "ingest_auth": auth}),
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(title="agentdash ingest", version="1", path="/schema",
-                                     components=Components(security_schemes={"ingestKey": key_scheme})),
+        openapi_config=OpenAPIConfig(
+            title="agentdash ingest",
+            version="1",
+            path="/schema",
+            components=Components(security_schemes={"ingestKey": key_scheme}),
+        ),
         request_max_body_size=MAX_BODY_BYTES + 1,
         on_shutdown=[auth.close],
     )

@@ -152,15 +152,17 @@ def filter_values(storage: Storage, query: MetricsQuery, dimension: str) -> list
     """The teams or users active in range, or the models or repos of its runs, that the query's filters allow."""
     group = DIMENSIONS[dimension]
     name = "run_keys" if group in ("model", "repo") else "activity_keys"
-    return sorted(row.key for row in storage.query(name, {**query.params(), "group": group}))
+    rows: list[Any] = storage.query(name, {**query.params(), "group": group})
+    return sorted(row.key for row in rows)
 
 
 def duration_histogram(storage: Storage, query: MetricsQuery) -> list[DurationBucket]:
     """Runs in range with a duration, counted per bucket of DURATION_EDGES_S (every bucket, zeros too)."""
-    counts = {row.bucket: row.runs for row in storage.query("duration_histogram", query.params())}
+    rows: list[Any] = storage.query("duration_histogram", query.params())
+    counts = {row.bucket: row.runs for row in rows}
     lows = (None, *DURATION_EDGES_S)
     highs = (*DURATION_EDGES_S, None)
-    return [DurationBucket(low, high, counts.get(i, 0)) for i, (low, high) in enumerate(zip(lows, highs))]
+    return [DurationBucket(low, high, counts.get(i, 0)) for i, (low, high) in enumerate(zip(lows, highs, strict=True))]
 
 
 _TOTAL = object()
@@ -175,7 +177,9 @@ def _query_all(storage: Storage, requests: dict[str, dict[str, Any]]) -> dict[st
     return {name: future.result() for name, future in futures.items()}
 
 
-def _slices(storage: Storage, query: MetricsQuery, group: str, rolling: bool = False) -> tuple[dict[Any, MetricSet], list]:
+def _slices(
+    storage: Storage, query: MetricsQuery, group: str, rolling: bool = False
+) -> tuple[dict[Any, MetricSet], list]:
     """Run, failure, session and activity figures per group value (total under _TOTAL), and rolling users."""
     params = {**query.params(), "group": group}
     has_people = group not in ("model", "repo")

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from agentdash.auth import CodeFlow, FailureLimiter, TokenVerifier, code_flow_for, dev_secret, open_ingest_auth, verifier_for
+from agentdash.auth import (
+    CodeFlow,
+    FailureLimiter,
+    TokenVerifier,
+    code_flow_for,
+    dev_secret,
+    open_ingest_auth,
+    verifier_for,
+)
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
@@ -69,14 +77,19 @@ def running(settings: Settings):
     projector = Projector(storage, settings.fold_chunk)
     job = ProjectorJob(projector, settings.projector_interval)
     secret = dev_secret(settings.secret_path) if settings.dev else None
-    ingest = _server(create_ingest_app(storage, projector, open_ingest_auth(settings)), settings.ingest_host, settings.ingest_port)
+    ingest = _server(
+        create_ingest_app(storage, projector, open_ingest_auth(settings)), settings.ingest_host, settings.ingest_port
+    )
     client = _server(
         SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
                                                 create_dashboard(storage, projector, verifier, secret, code_flow)))),
         settings.host, settings.port,
     )  # fmt: skip
     # Servers run off the main thread so that the signal handlers below stay ours.
-    threads = [threading.Thread(target=s.run, name=name, daemon=True) for s, name in ((ingest, "ingest"), (client, "dashboard"))]
+    threads = [
+        threading.Thread(target=s.run, name=name, daemon=True)
+        for s, name in ((ingest, "ingest"), (client, "dashboard"))
+    ]
     job.start()
     for thread in threads:
         thread.start()

@@ -171,7 +171,7 @@ def test_a_real_server_accepts_provider_tokens_and_refuses_forgeries(serve, idp,
     server = serve(*jwks_flags(idp), dev=True)
     assert status(server, rsa.sign(claims())).status_code == 200
     assert status(server, ec.sign(claims())).status_code == 200
-    assert status(server, server.token("acme")).status_code == 200  # dev mode is on too (testing.py)
+    assert status(server, server.token("acme")).status_code == 200  # dev mode is on too (agentdash/testing/)
     forgeries = {
         "impostor key": rsa_key("rsa-1").sign(claims()),
         "wrong issuer": rsa.sign(claims(iss="https://evil.example.test/")),

@@ -9,8 +9,18 @@ from agentdash.auth.ingest_keys import IssuedKey, MalformedKey, issue_key, key_t
 from agentdash.auth.oidc_login import CodeFlow, LoginFailed, code_flow_for
 from agentdash.auth.scope import Forbidden, NotVisible, scoped_query
 from agentdash.auth.tokens import (
-    ROLES, HmacKey, Identity, IdentityConfigError, NotAuthorized, ProviderUnavailable, TokenExpired, TokenVerifier,
-    dev_secret, issue_local_token, issue_token, verifier_for,
+    ROLES,
+    HmacKey,
+    Identity,
+    IdentityConfigError,
+    NotAuthorized,
+    ProviderUnavailable,
+    TokenExpired,
+    TokenVerifier,
+    dev_secret,
+    issue_local_token,
+    issue_token,
+    verifier_for,
 )  # fmt: skip
 
 __all__ = [

@@ -7,9 +7,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from agentdash.config import Settings
-from agentdash.auth.ingest_keys import MalformedKey, parse_key, secret_matches
 from agentdash.auth.failure_limiter import FailureLimiter, Throttled
+from agentdash.auth.ingest_keys import MalformedKey, parse_key, secret_matches
+from agentdash.config import Settings
 from agentdash.storage import ActiveKey, IngestKeyStore, open_ingest_keys
 
 log = logging.getLogger("agentdash.ingest")

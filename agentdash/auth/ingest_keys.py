@@ -51,7 +51,9 @@ def parse_key(text: str) -> tuple[str, str]:
     """(id, secret) of a key; raises MalformedKey, whose message never repeats the text."""
     prefix, key_id, secret = (text.split("_", 2) + ["", ""])[:3]
     if prefix != PREFIX or len(key_id) != 2 * ID_BYTES or not secret:
-        raise MalformedKey(f"malformed ingest key: expected {PREFIX}_<id>_<secret> as printed by `agentdash ingest-key create`")
+        raise MalformedKey(
+            f"malformed ingest key: expected {PREFIX}_<id>_<secret> as printed by `agentdash ingest-key create`"
+        )
     return key_id, secret
 
 
@@ -75,4 +77,4 @@ def key_table(keys: list[IngestKey]) -> str:
         for k in keys
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

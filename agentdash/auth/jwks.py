@@ -62,7 +62,11 @@ class JwksKeys:
         self._tried_at = self._clock()
         try:
             published = self._client.fetch_data().get("keys")
-        except (PyJWTError, ValueError, OSError) as exc:  # keep serving the keys we have; the log says why the refresh failed
+        except (
+            PyJWTError,
+            ValueError,
+            OSError,
+        ) as exc:  # keep serving the keys we have; the log says why the refresh failed
             log.warning("fetching the JWKS from %s failed: %s", self.url, exc)
             return
         if not isinstance(published, list):
@@ -78,7 +82,8 @@ def _signing_key(jwk: object) -> SigningKey | None:
     """An RSA or P-256 signing key with a kid, pinned to its algorithm; None for anything else."""
     if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or jwk.get("use", "sig") != "sig":
         return None
-    algorithm = ALGORITHM_OF.get((jwk.get("kty"), jwk.get("crv")))
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    algorithm = ALGORITHM_OF.get((kty, crv)) if isinstance(kty, str) and isinstance(crv, str | None) else None
     if algorithm is None or jwk.get("alg", algorithm) != algorithm:
         return None
     try:

@@ -87,7 +87,9 @@ class Discovery:
             )
         authorization, token = document.get("authorization_endpoint"), document.get("token_endpoint")
         if not _is_url(authorization) or not _is_url(token):
-            raise ProviderMisconfigured(f"the OIDC discovery document {self.url} lacks authorization_endpoint or token_endpoint")
+            raise ProviderMisconfigured(
+                f"the OIDC discovery document {self.url} lacks authorization_endpoint or token_endpoint"
+            )
         if document.get("jwks_uri") not in (None, self.jwks_url):
             # A warning, not a refusal: tokens are verified with --jwks-url, which may rightly be a mirror or an
             # internal address; but a mismatch is more often a wrong tenant, which shows as unknown keys.
@@ -95,7 +97,7 @@ class Discovery:
                         document.get("jwks_uri"), self.jwks_url)  # fmt: skip
         methods = document.get("token_endpoint_auth_methods_supported")
         methods = tuple(m for m in methods if isinstance(m, str)) if isinstance(methods, list) else ()
-        return Endpoints(authorization, token, methods)
+        return Endpoints(str(authorization), str(token), methods)
 
 
 def _is_url(value: object) -> bool:

@@ -22,9 +22,9 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 import jwt
 
+from agentdash.auth.oidc_discovery import Discovery, DiscoveryFailed, Endpoints
 from agentdash.auth.tokens import Identity, IdentityConfigError, NotAuthorized, ProviderUnavailable, TokenVerifier
 from agentdash.config import Settings
-from agentdash.auth.oidc_discovery import Discovery, DiscoveryFailed, Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class PendingLogins:
     server restart mid-sign-in or several workers without sticky sessions mean "start again".
     """
 
-    def __init__(self, ttl_s: float = FLOW_TTL_S, limit: int = MAX_PENDING, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl_s: float = FLOW_TTL_S, limit: int = MAX_PENDING, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl_s, self.limit, self.clock = ttl_s, limit, clock
         self._pending: dict[str, PendingLogin] = {}
         self._lock = threading.Lock()
@@ -148,7 +150,9 @@ class CodeFlow:
         if login is None or not hmac.compare_digest(login.browser.encode(), browser.encode()):
             raise LoginFailed("flow-mismatch", "the callback's state matches no sign-in started by this browser")
         if self.pending.expired(login):
-            raise LoginFailed("flow-expired", f"the sign-in took longer than {self.pending.ttl_s:.0f} s", login.next_path)
+            raise LoginFailed(
+                "flow-expired", f"the sign-in took longer than {self.pending.ttl_s:.0f} s", login.next_path
+            )
         if "error" in answer:
             reason = "denied" if answer["error"] == "access_denied" else "provider-error"
             raise LoginFailed(reason, f"the provider answered error={answer['error'][:64]!r}", login.next_path)
@@ -173,13 +177,21 @@ class CodeFlow:
         try:
             answer = self._http.post(endpoints.token, data=form, headers=headers)
         except httpx.HTTPError as exc:
-            raise LoginFailed("unavailable", f"the token endpoint could not be reached: {exc}", login.next_path, counts=False) from None
+            raise LoginFailed(
+                "unavailable", f"the token endpoint could not be reached: {exc}", login.next_path, counts=False
+            ) from None
         body = _json_object(answer)
         if answer.status_code != 200:
             error = str(body.get("error", ""))[:64]  # the OAuth error code only: the rest may echo what we sent
-            raise LoginFailed("token-refused", f"the token endpoint answered {answer.status_code} error={error!r}", login.next_path)
+            raise LoginFailed(
+                "token-refused", f"the token endpoint answered {answer.status_code} error={error!r}", login.next_path
+            )
         if not isinstance(body.get("id_token"), str):
-            raise LoginFailed("token-refused", "the token endpoint's answer holds no id_token (is `openid` in the scope?)", login.next_path)
+            raise LoginFailed(
+                "token-refused",
+                "the token endpoint's answer holds no id_token (is `openid` in the scope?)",
+                login.next_path,
+            )
         return body["id_token"]
 
     def _authenticate(self, form: dict[str, str], headers: dict[str, str], methods: tuple[str, ...]) -> None:
@@ -232,14 +244,18 @@ def code_flow_for(settings: Settings, verifier: TokenVerifier) -> CodeFlow | Non
     if not settings.oidc_client_id:
         return None
     if not settings.jwks_url or not settings.jwt_issuer:
-        raise IdentityConfigError("--oidc-client-id needs --jwks-url and --jwt-issuer too: they verify the ID tokens it brings back")
+        raise IdentityConfigError(
+            "--oidc-client-id needs --jwks-url and --jwt-issuer too: they verify the ID tokens it brings back"
+        )
     if settings.jwt_audience and settings.jwt_audience != settings.oidc_client_id:
         raise IdentityConfigError(
             f"--jwt-audience is {settings.jwt_audience!r} but the provider's ID tokens carry the client id "
             f"{settings.oidc_client_id!r} as audience, so every sign-in would be refused: drop --jwt-audience or make them equal"
         )
     if settings.oidc_redirect_url and not settings.oidc_redirect_url.startswith(("https://", "http://")):
-        raise IdentityConfigError(f"--oidc-redirect-url must be an absolute http(s) URL, got {settings.oidc_redirect_url!r}")
+        raise IdentityConfigError(
+            f"--oidc-redirect-url must be an absolute http(s) URL, got {settings.oidc_redirect_url!r}"
+        )
     client = Client(settings.oidc_client_id, settings.oidc_client_secret, settings.oidc_redirect_url,
                     settings.oidc_scope, settings.oidc_provider_name)  # fmt: skip
     http = httpx.Client(timeout=HTTP_TIMEOUT_S, follow_redirects=False)

@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 from jwt.exceptions import InvalidSubjectError
 
-from agentdash.config import Settings
 from agentdash.auth.jwks import JwksKeys, KeysUnavailable
+from agentdash.config import Settings
 
 ROLES = ("org_admin", "manager", "member")
 ALGORITHM = "HS256"  # of the tokens we sign: dev mode and `agentdash token`
@@ -120,7 +121,7 @@ class TokenVerifier:
         if algorithm == ALGORITHM and self.hmac_keys:
             return self._hmac_claims(token)
         if algorithm in ("RS256", "ES256") and self.oidc:
-            return self._oidc_claims(token, header.get("kid"))
+            return self._oidc_claims(self.oidc, token, header.get("kid"))
         raise NotAuthorized("token is signed with an algorithm this server does not accept")
 
     def _hmac_claims(self, token: str) -> dict:
@@ -132,19 +133,20 @@ class TokenVerifier:
         last = self.hmac_keys[-1]
         return _decode(token, last.secret, ALGORITHM, last.issuer, last.audience)
 
-    def _oidc_claims(self, token: str, kid: object) -> dict:
+    @staticmethod
+    def _oidc_claims(oidc: OidcProvider, token: str, kid: object) -> dict:
         if not isinstance(kid, str):
             raise NotAuthorized("token names no signing key (kid)")
         try:
-            key = self.oidc.keys.key(kid)
+            key = oidc.keys.key(kid)
         except KeysUnavailable as exc:
             raise ProviderUnavailable(str(exc)) from None
         if key is None:
             raise NotAuthorized("token is signed with a key the identity provider does not publish")
-        return _decode(token, key.key, key.algorithm, self.oidc.issuer, self.oidc.audience)
+        return _decode(token, key.key, key.algorithm, oidc.issuer, oidc.audience)
 
 
-def _decode(token: str, key: object, algorithm: str, issuer: str | None, audience: str | None) -> dict:
+def _decode(token: str, key: Any, algorithm: str, issuer: str | None, audience: str | None) -> dict:
     return jwt.decode(token, key, algorithms=[algorithm], issuer=issuer, audience=audience, leeway=LEEWAY_S,
                       options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True})  # fmt: skip
 
@@ -187,7 +189,9 @@ def verifier_for(settings: Settings) -> TokenVerifier:
     """The verifier for the configured issuers; IdentityConfigError when none is configured or one cannot work."""
     hmac_keys = []
     if settings.jwt_secret:
-        hmac_keys.append(HmacKey(_checked_secret(settings.jwt_secret), settings.jwt_issuer or None, settings.jwt_audience or None))
+        hmac_keys.append(
+            HmacKey(_checked_secret(settings.jwt_secret), settings.jwt_issuer or None, settings.jwt_audience or None)
+        )
     if settings.dev:
         _require_loopback(settings.host)
         hmac_keys.append(HmacKey(dev_secret(settings.secret_path).encode()))

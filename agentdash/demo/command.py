@@ -10,10 +10,9 @@ from collections.abc import Iterable
 
 import click
 
-from agentdash.auth import issue_token
+from agentdash.auth import issue_key, issue_token
 from agentdash.config import Settings
 from agentdash.demo.generator import GeneratorConfig, generate_days
-from agentdash.auth import issue_key
 from agentdash.demo.sender import SendStats, send
 from agentdash.server import Running, serve
 from agentdash.storage import IngestKeyStore, open_ingest_keys
@@ -44,7 +43,9 @@ class EventCounter:
         sys.stderr.flush()
 
 
-def send_with_progress(url: str, events: Iterable[dict], *, batch_size: int = 500, token: str | None = None) -> SendStats:
+def send_with_progress(
+    url: str, events: Iterable[dict], *, batch_size: int = 500, token: str | None = None
+) -> SendStats:
     counter = EventCounter("sending events to ingest")
     try:
         return send(url, events, batch_size=batch_size, token=token, progress=counter.update)
@@ -100,13 +101,18 @@ def _fill(running: Running, days: int, seed: int, started: float) -> None:
         finally:
             store.close()
         stats = send_with_progress(f"{running.ingest_url}/v1/events", events, token=key)
-        click.echo(f"ingested {stats.accepted:,} events ({stats.duplicates:,} duplicates) in {stats.seconds:.1f} s", err=True)
+        click.echo(
+            f"ingested {stats.accepted:,} events ({stats.duplicates:,} duplicates) in {stats.seconds:.1f} s", err=True
+        )
     else:
         click.echo(f"reusing the {running.storage.log_position().last_seq:,} events already in {running.settings.data_dir}"
                    " (--reset starts over)", err=True)  # fmt: skip
     wait_for_projection(running, running.stop)
     if running.stop.is_set():
         return
+    assert running.secret is not None, "the demo runs in dev mode, which has a dev secret"
     token = issue_token(running.secret, DEMO_ORG, "org_admin", "demo-admin", ttl_s=7 * 24 * 3600)
     click.echo(f"ready in {time.perf_counter() - started:.1f} s (from start-up to every event projected)", err=True)
-    click.echo(f"\n  Dashboard: {running.dashboard_url}/login?token={token}\n  (signed in as the demo org's admin; Ctrl-C stops)\n")
+    click.echo(
+        f"\n  Dashboard: {running.dashboard_url}/login?token={token}\n  (signed in as the demo org's admin; Ctrl-C stops)\n"
+    )

@@ -24,7 +24,6 @@ from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter
 
-
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -68,8 +67,20 @@ MODEL_MIX_START = (0.45, 0.08, 0.30, 0.17)
 MODEL_MIX_END = (0.44, 0.20, 0.23, 0.13)
 BAD_RELEASE_MODEL = "gpt-large"
 
-TEAMS = ("platform", "payments", "mobile", "web", "data", "infra", "growth", "security",
-         "search", "ml", "devex", "support")
+TEAMS = (
+    "platform",
+    "payments",
+    "mobile",
+    "web",
+    "data",
+    "infra",
+    "growth",
+    "security",
+    "search",
+    "ml",
+    "devex",
+    "support",
+)
 TEAM_SIZE_WEIGHTS = (1.4, 1.1, 1.0, 1.3, 0.9, 0.8, 0.8, 0.6, 0.7, 0.7, 0.5, 0.5)
 TEAM_HOUR_OFFSETS = (0.0, 0.0, 1.5, 0.0, -1.0, 0.5, 2.0, -1.5, 0.0, 1.0, -0.5, 0.0)
 TEAM_REPOS = {
@@ -91,8 +102,32 @@ AGENTS = ("coder", "reviewer", "test-writer", "migrator")
 AGENT_CUM = (0.72, 0.86, 0.96, 1.0)
 
 # Session start by UTC hour for someone with no offset: 08-19 mostly, lunch dip, a little night.
-HOUR_WEIGHTS = (0.04, 0.03, 0.03, 0.03, 0.04, 0.06, 0.12, 0.3, 0.8, 1.0, 1.0, 1.0,
-                0.6, 0.95, 1.0, 1.0, 0.9, 0.7, 0.45, 0.25, 0.15, 0.1, 0.07, 0.05)
+HOUR_WEIGHTS = (
+    0.04,
+    0.03,
+    0.03,
+    0.03,
+    0.04,
+    0.06,
+    0.12,
+    0.3,
+    0.8,
+    1.0,
+    1.0,
+    1.0,
+    0.6,
+    0.95,
+    1.0,
+    1.0,
+    0.9,
+    0.7,
+    0.45,
+    0.25,
+    0.15,
+    0.1,
+    0.07,
+    0.05,
+)
 HOUR_LOAD = tuple(w / max(HOUR_WEIGHTS) for w in HOUR_WEIGHTS)
 
 # Calibrated so the default config gives ~1.35 M events (the benchmarks want 1.1-1.6 M).
@@ -119,7 +154,7 @@ class Incidents:
 
 def window(config: GeneratorConfig) -> tuple[dt.date, dt.date]:
     """First and last day the config generates (UTC)."""
-    end = config.end or dt.datetime.now(dt.timezone.utc).date()
+    end = config.end or dt.datetime.now(dt.UTC).date()
     return end - dt.timedelta(days=config.days - 1), end
 
 
@@ -297,16 +332,18 @@ class _History:
             own = _team_repos(team)
             repos = tuple(rng.sample(own, k=min(len(own), rng.randint(2, 3)))) + (rng.choice(SHARED_REPOS),)
             offset_h = rng.gauss(TEAM_HOUR_OFFSETS[team % len(TEAM_HOUR_OFFSETS)], 0.7)
-            people.append(_Person(
-                user_id=f"u-{i + 1:0{width}d}",
-                team_id=team_id,
-                sessions_per_weekday=rates[i],
-                adopted_on=adoption[i],
-                hour_offset_ms=int(offset_h * HOUR_MS),
-                primary_model=bisect_right(_cum(MODEL_MIX_START), rng.random()),
-                repos=repos,
-                repo_cum=_cum([0.9 / (len(repos) - 1)] * (len(repos) - 1) + [0.1]),
-            ))
+            people.append(
+                _Person(
+                    user_id=f"u-{i + 1:0{width}d}",
+                    team_id=team_id,
+                    sessions_per_weekday=rates[i],
+                    adopted_on=adoption[i],
+                    hour_offset_ms=int(offset_h * HOUR_MS),
+                    primary_model=bisect_right(_cum(MODEL_MIX_START), rng.random()),
+                    repos=repos,
+                    repo_cum=_cum([0.9 / (len(repos) - 1)] * (len(repos) - 1) + [0.1]),
+                )
+            )
         return people
 
     def _adoption_days(self, rates: list[float]) -> list[int]:
@@ -333,18 +370,20 @@ class _History:
         for i in range(days):
             date = self.first_day + dt.timedelta(days=i)
             progress = i / max(days - 1, 1)
-            mix = [a + (b - a) * progress for a, b in zip(MODEL_MIX_START, MODEL_MIX_END)]
+            mix = [a + (b - a) * progress for a, b in zip(MODEL_MIX_START, MODEL_MIX_END, strict=True)]
             crunch = spikes.capacity_crunch_days[0] <= date <= spikes.capacity_crunch_days[1]
             outage = spikes.tool_outage_days[0] <= date <= spikes.tool_outage_days[1]
             bad_week = spikes.bad_model_days[0] <= date <= spikes.bad_model_days[1]
-            plans.append(_DayPlan(
-                start_ms=(date - _EPOCH_DATE).days * DAY_MS,
-                activity=self._activity(i),
-                load=expected[i] / typical,
-                queue_factor=(4.0 if crunch else 1.0) * (3.0 if outage else 1.0),
-                model_cum=_cum(mix),
-                outcome_cum=tuple(_outcome_cum(m, outage, bad_week) for m in MODELS),
-            ))
+            plans.append(
+                _DayPlan(
+                    start_ms=(date - _EPOCH_DATE).days * DAY_MS,
+                    activity=self._activity(i),
+                    load=expected[i] / typical,
+                    queue_factor=(4.0 if crunch else 1.0) * (3.0 if outage else 1.0),
+                    model_cum=_cum(mix),
+                    outcome_cum=tuple(_outcome_cum(m, outage, bad_week) for m in MODELS),
+                )
+            )
         return plans
 
     def _activity(self, index: int) -> float:
@@ -352,7 +391,8 @@ class _History:
 
     def _expected_sessions(self, index: int) -> float:
         return sum(p.sessions_per_weekday * self._ramp(p, index) for p in self.people) * (
-            self._activity(index) * self._maturity(index))
+            self._activity(index) * self._maturity(index)
+        )
 
     def _maturity(self, index: int) -> float:
         """Adopters use agents more as the year goes on."""
@@ -396,7 +436,7 @@ class _History:
         seconds, millis = self.clock.seconds, self.clock.millis
         prefixes, make_prefix = self.clock.prefixes, self.clock.prefix
         for i, (t_ms, event, stamp) in enumerate(out):
-            h = digits[32 * i:32 * i + 32]
+            h = digits[32 * i : 32 * i + 32]
             event["id"] = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:]}"
             if stamp is None:
                 day, in_day = divmod(t_ms, DAY_MS)
@@ -443,7 +483,7 @@ class _History:
         stamp = self._stamp_style()
         repo = person.repos[bisect_right(person.repo_cum, rnd())]
         agent = AGENTS[bisect_right(AGENT_CUM, rnd())]
-        session = (person.user_id, person.team_id, "ses-%020x" % rng.getrandbits(80), stamp)
+        session = (person.user_id, person.team_id, f"ses-{rng.getrandbits(80):020x}", stamp)
         self._emit(out, session, t0, "session.started", self._attributes(None, repo, agent))
         # ~6 % of sessions are started by automation and carry no user message.
         with_messages = rnd() >= 0.06
@@ -467,30 +507,29 @@ class _History:
         while with_messages and rnd() < 0.3:  # questions and remarks that started no run
             self._emit(out, session, first_message + int(rnd() * (last_t - first_message)) + 1, "message.sent")
 
-    def _step(self, person: _Person, plan: _DayPlan, session: tuple, repo: str, agent: str,
-              queued_at: int, out: list) -> list[tuple[str, dict, int, str]]:
+    def _step(
+        self, person: _Person, plan: _DayPlan, session: tuple, repo: str, agent: str, queued_at: int, out: list
+    ) -> list[tuple[str, dict, int, str]]:
         """One prompt's runs (sometimes 2-3 in parallel on different models); the finished ones."""
         rnd = self.rng.random
         u = rnd()
         parallel = 1 if u < 0.9 else (2 if u < 0.97 else 3)
         finished = []
         for i in range(parallel):
-            if i == 0 and rnd() < 0.6:
-                model = person.primary_model
-            else:
-                model = bisect_right(plan.model_cum, rnd())
+            model = person.primary_model if i == 0 and rnd() < 0.6 else bisect_right(plan.model_cum, rnd())
             result = self._run(plan, session, model, repo, agent, queued_at + i * int(rnd() * 3000), out)
             if result is not None:
                 finished.append(result)
         return finished
 
-    def _run(self, plan: _DayPlan, session: tuple, model_index: int, repo: str, agent: str,
-             queued_at: int, out: list) -> tuple[str, dict, int, str] | None:
+    def _run(
+        self, plan: _DayPlan, session: tuple, model_index: int, repo: str, agent: str, queued_at: int, out: list
+    ) -> tuple[str, dict, int, str] | None:
         """run.queued -> run.started -> run.finished; returns (run_id, attrs, finished_at, status)."""
         rng, normals = self.rng, self.normals
         rnd, bits = rng.random, rng.getrandbits
         model = MODELS[model_index]
-        run_id = "run-%020x" % bits(80)
+        run_id = f"run-{bits(80):020x}"
         attrs = self._attributes(model.name, repo, agent)
         load = plan.load * HOUR_LOAD[(queued_at % DAY_MS) // HOUR_MS]
         median_wait_s = (3.0 + 30.0 * load * load) * plan.queue_factor
@@ -553,12 +592,26 @@ class _History:
             return step_end + int(min(max(gap, 10_000), 2 * HOUR_MS))
         return None
 
-    def _emit(self, out: list, session: tuple, t_ms: int, kind: str, attrs: dict | None = None,
-              run_id: str | None = None, extra: dict | None = None) -> None:
+    def _emit(
+        self,
+        out: list,
+        session: tuple,
+        t_ms: int,
+        kind: str,
+        attrs: dict | None = None,
+        run_id: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
         """Queue one event; its id and occurred_at are filled in once the day is sorted."""
         user_id, team_id, session_id, stamp = session
-        event = {"id": None, "type": kind, "org_id": self.org_id, "user_id": user_id,
-                 "team_id": team_id, "session_id": session_id}
+        event = {
+            "id": None,
+            "type": kind,
+            "org_id": self.org_id,
+            "user_id": user_id,
+            "team_id": team_id,
+            "session_id": session_id,
+        }
         if run_id is not None:
             event["run_id"] = run_id
         event["occurred_at"] = None

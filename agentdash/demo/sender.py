@@ -13,6 +13,7 @@ from itertools import islice
 import httpx
 import msgspec
 
+
 @dataclass
 class SendStats:
     """What the ingest server said about everything sent."""
@@ -46,9 +47,17 @@ RETRYABLE_STATUS = (429, 503)
 _MAX_KEPT_REJECTIONS = 20
 
 
-def send(url: str, events: Iterable[dict], *, batch_size: int = 500, concurrency: int = 2,
-         token: str | None = None, progress: Callable[[int], None] | None = None,
-         timeout: float = 30.0, max_attempts: int = 10) -> SendStats:
+def send(
+    url: str,
+    events: Iterable[dict],
+    *,
+    batch_size: int = 500,
+    concurrency: int = 2,
+    token: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    timeout: float = 30.0,
+    max_attempts: int = 10,
+) -> SendStats:
     """POST events to `url` (the full `/v1/events` URL) in batches from `concurrency` threads.
 
     Retries a batch on 429/503 and connection errors with backoff (safe: ids make re-sends
@@ -77,7 +86,7 @@ def send(url: str, events: Iterable[dict], *, batch_size: int = 500, concurrency
             stats.batches += 1
             stats.retries += retries
             room = _MAX_KEPT_REJECTIONS - len(stats.rejections)
-            stats.rejections.extend(rejected[:max(room, 0)])
+            stats.rejections.extend(rejected[: max(room, 0)])
             if progress is not None:
                 progress(count)
 
@@ -90,7 +99,7 @@ def send(url: str, events: Iterable[dict], *, batch_size: int = 500, concurrency
                 try:
                     answer, retries = _post(client, url, body, max_attempts)
                     record(answer, count, retries)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                except BaseException as exc:
                     failures.append(exc)
                     stop.set()
 
@@ -135,8 +144,7 @@ def _post(client: httpx.Client, url: str, body: bytes, max_attempts: int) -> tup
             if response.status_code == 200:
                 return msgspec.json.decode(response.content), attempt - 1
             if response.status_code not in RETRYABLE_STATUS:
-                raise SendError(f"{url} answered {response.status_code}: {response.text[:500]}",
-                                response.status_code)
+                raise SendError(f"{url} answered {response.status_code}: {response.text[:500]}", response.status_code)
             problem = f"{url} answered {response.status_code} (busy)"
             delay = max(delay, _retry_after(response))
         if attempt == max_attempts:

@@ -51,7 +51,8 @@ class ServerProcess:
         self.log_path = self.data_dir.parent / f"server-{self.ingest_port}.log"
         args = [*self.command, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
                 "--ingest-port", str(self.ingest_port), *(["--dev"] if self.dev else []), *self._backend(), *extra]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from litestar.types import ASGIApp, Receive, Scope, Send
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+# Plain ASGI, as both Litestar and FastAPI speak it (their own type aliases disagree in detail).
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class ClientPortApp:
@@ -11,7 +15,7 @@ class ClientPortApp:
     def __init__(self, read_api: ASGIApp, dashboard: ASGIApp) -> None:
         self.read_api, self.dashboard = read_api, dashboard
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             await self.read_api(scope, receive, send)
         else:

@@ -12,8 +12,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from agentdash.web.dependencies import RowLimit
 from agentdash.metrics import DIMENSIONS, BreakdownRow, DayMetrics, MetricSet, MetricsQuery, breakdown, org_metrics
+from agentdash.web.dependencies import RowLimit
 
 CSV_MEDIA_TYPE = "text/csv"  # Litestar appends "; charset=utf-8" to text types
 SCALARS = [f.name for f in msgspec.structs.fields(MetricSet) if f.name != "failures_by_category"]
@@ -62,7 +62,9 @@ def _csv_response(body: str, name: str) -> Response:
 
 @get("/api/v1/orgs/{org_id:str}/metrics.csv", sync_to_thread=True, summary="The daily series of /metrics as CSV")
 def get_metrics_csv(state: State, metrics_query: NamedDependency[MetricsQuery]) -> Response:
-    return _csv_response(metrics_csv(org_metrics(state.storage, metrics_query).series), filename(metrics_query, "metrics"))
+    return _csv_response(
+        metrics_csv(org_metrics(state.storage, metrics_query).series), filename(metrics_query, "metrics")
+    )
 
 
 def _breakdown_csv_route(dimension: str):

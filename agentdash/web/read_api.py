@@ -21,7 +21,11 @@ def get_metrics(state: State, metrics_query: NamedDependency[MetricsQuery]) -> O
     return org_metrics(state.storage, metrics_query)
 
 
-@get("/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}", sync_to_thread=True, summary="Metrics per team, user, model or repo")
+@get(
+    "/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}",
+    sync_to_thread=True,
+    summary="Metrics per team, user, model or repo",
+)
 def get_breakdown(
     state: State, metrics_query: NamedDependency[MetricsQuery], dimension: FromPath[str], limit: RowLimit = None
 ) -> list[BreakdownRow]:

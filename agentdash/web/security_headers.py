@@ -46,7 +46,10 @@ class SecurityHeaders:
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []), *(h for h in extra if h[0] not in present)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *(h for h in extra if h[0] not in present)],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
