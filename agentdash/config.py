@@ -28,6 +28,13 @@ class Settings:
     port: int = field(default=3000, metadata={"help": "dashboard and read API port"})
     ingest_host: str = field(default="127.0.0.1", metadata={"help": "ingest API bind address (internal)"})
     ingest_port: int = field(default=3001, metadata={"help": "ingest API port (internal)"})
+    trusted_proxies: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated addresses of reverse proxies whose X-Forwarded-For and -Proto are believed "
+            "(on both ports); empty: none, the connecting peer is the client"
+        },
+    )
     projector_interval: float = field(default=1.0, metadata={"help": "seconds between projector folds"})
     fold_chunk: int = field(default=250_000, metadata={"help": "most log entries folded in one transaction"})
     ingest_queue_limit: int = field(

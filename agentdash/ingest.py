@@ -17,7 +17,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from agentdash.auth import IngestAuth
+from agentdash.auth import IngestAuth, client_address
 from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, TooLarge, decode_batch, parse_event
 from agentdash.projector import Projector
 from agentdash.storage import ActiveKey, Storage
@@ -57,7 +57,7 @@ async def provide_writer(request: Request, state: State) -> ActiveKey | None:
     """The ingest key the request writes with (None in insecure mode); Unauthenticated or Throttled before the
     body is read."""
     auth: IngestAuth = state.ingest_auth
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request.client.host if request.client else None)
     return auth.writer(request.headers.get("authorization"), client)
 
 

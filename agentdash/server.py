@@ -63,8 +63,11 @@ class Running:
         return f"http://{self.settings.host}:{self.settings.port}"
 
 
-def _server(app, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="auto")
+def _server(app, host: str, port: int, trusted_proxies: str) -> uvicorn.Server:
+    # uvicorn by default believes X-Forwarded-For from loopback peers; we believe it only from named proxies.
+    proxies = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="auto",
+                            proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)  # fmt: skip
     return uvicorn.Server(config)
 
 
@@ -77,13 +80,12 @@ def running(settings: Settings):
     projector = Projector(storage, settings.fold_chunk)
     job = ProjectorJob(projector, settings.projector_interval)
     secret = dev_secret(settings.secret_path) if settings.dev else None
-    ingest = _server(
-        create_ingest_app(storage, projector, open_ingest_auth(settings)), settings.ingest_host, settings.ingest_port
-    )
+    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings))
+    ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings.trusted_proxies)
     client = _server(
         SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
                                                 create_dashboard(storage, projector, verifier, secret, code_flow)))),
-        settings.host, settings.port,
+        settings.host, settings.port, settings.trusted_proxies,
     )  # fmt: skip
     # Servers run off the main thread so that the signal handlers below stay ours.
     threads = [

@@ -9,8 +9,7 @@ import io
 import httpx
 import pytest
 
-from agentdash.demo import GeneratorConfig, generate
-from agentdash.demo import send
+from agentdash.demo import GeneratorConfig, generate, send
 
 END = dt.date(2026, 3, 31)
 FROM = END - dt.timedelta(days=20)
@@ -58,7 +57,11 @@ def cell(text: str):
 
 def same_numbers(csv_row: dict, json_row: dict, first: str) -> None:
     failures = {f["category"]: f["runs"] for f in json_row.pop("failures_by_category")}
-    flattened = {k.removeprefix("failures_by_category."): int(v) for k, v in csv_row.items() if k.startswith("failures_by_category.")}
+    flattened = {
+        k.removeprefix("failures_by_category."): int(v)
+        for k, v in csv_row.items()
+        if k.startswith("failures_by_category.")
+    }
     assert {c: n for c, n in flattened.items() if n} == failures
     scalars = {k: cell(v) for k, v in csv_row.items() if not k.startswith("failures_by_category.") and k != first}
     expected = {k: v for k, v in json_row.items() if k != first}
@@ -112,7 +115,10 @@ def test_filename_names_org_what_and_range(loaded):
     assert answer.headers["content-disposition"] == f'attachment; filename="agentdash-acme-metrics-{FROM}-{END}.csv"'
     answer = get(server, "/api/v1/orgs/acme/breakdown/model.csv", token, to=str(END))
     start = END - dt.timedelta(days=29)  # the API's default range: 30 days ending `to`
-    assert answer.headers["content-disposition"] == f'attachment; filename="agentdash-acme-breakdown-model-{start}-{END}.csv"'
+    assert (
+        answer.headers["content-disposition"]
+        == f'attachment; filename="agentdash-acme-breakdown-model-{start}-{END}.csv"'
+    )
 
 
 def test_csv_is_guarded_like_the_json(loaded):
@@ -126,11 +132,18 @@ def test_csv_is_guarded_like_the_json(loaded):
     user = some(events, "user_id", 0)
     member = server.token("acme", role="member", user=user)
     assert get(server, "/api/v1/orgs/acme/metrics.csv", member, user_id="someone-else", **params).status_code == 403
-    assert get(server, "/api/v1/orgs/acme/breakdown/repo.csv", member, user_id="someone-else", **params).status_code == 403
+    assert (
+        get(server, "/api/v1/orgs/acme/breakdown/repo.csv", member, user_id="someone-else", **params).status_code == 403
+    )
     manager = server.token("acme", role="manager", teams=some(events, "team_id", 0))
-    assert get(server, "/api/v1/orgs/acme/metrics.csv", manager, team_id=some(events, "team_id", 1), **params).status_code == 403
+    assert (
+        get(server, "/api/v1/orgs/acme/metrics.csv", manager, team_id=some(events, "team_id", 1), **params).status_code
+        == 403
+    )
     assert get(server, "/api/v1/orgs/acme/breakdown/colour.csv", server.token("acme"), **params).status_code == 400
-    assert get(server, "/api/v1/orgs/acme/metrics.csv", server.token("acme"), **{"from": "yesterday"}).status_code == 400
+    assert (
+        get(server, "/api/v1/orgs/acme/metrics.csv", server.token("acme"), **{"from": "yesterday"}).status_code == 400
+    )
 
 
 def test_a_member_downloads_only_their_own_numbers(loaded):
@@ -176,10 +189,21 @@ def _run_events(org: str, user: str, model: str, day: str, n: int) -> list[dict]
         run = {"org_id": org, "user_id": user, "session_id": f"s-{user}-{i}", "run_id": f"r-{user}-{i}"}
         events += [
             {**run, "id": f"{user}-{i}-q", "type": "run.queued", "occurred_at": f"{day}T10:00:00Z"},
-            {**run, "id": f"{user}-{i}-s", "type": "run.started", "occurred_at": f"{day}T10:00:05Z",
-             "attributes": {"model": model}},  # fmt: skip
-            {**run, "id": f"{user}-{i}-f", "type": "run.finished", "occurred_at": f"{day}T10:01:00Z",
-             "status": "succeeded", "cost_usd": 0.5},  # fmt: skip
+            {
+                **run,
+                "id": f"{user}-{i}-s",
+                "type": "run.started",
+                "occurred_at": f"{day}T10:00:05Z",
+                "attributes": {"model": model},
+            },  # fmt: skip
+            {
+                **run,
+                "id": f"{user}-{i}-f",
+                "type": "run.finished",
+                "occurred_at": f"{day}T10:01:00Z",
+                "status": "succeeded",
+                "cost_usd": 0.5,
+            },  # fmt: skip
         ]
     return events
 
@@ -199,5 +223,7 @@ def test_breakdown_csv_neutralises_producer_formulas(server):
     models = parse(get(server, "/api/v1/orgs/acme/breakdown/model.csv", token, **{"from": day, "to": day}))
     assert {row["key"] for row in models} == {"'" + evil_model, "gpt-5"}
     # The JSON keeps the exact key: the apostrophe is a spreadsheet's concern, not the data's.
-    json_keys = {r["key"] for r in get(server, "/api/v1/orgs/acme/breakdown/user", token, **{"from": day, "to": day}).json()}
+    json_keys = {
+        r["key"] for r in get(server, "/api/v1/orgs/acme/breakdown/user", token, **{"from": day, "to": day}).json()
+    }
     assert json_keys == {evil_user, "bob"}

@@ -12,14 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from agentdash.config import Settings
 from agentdash.auth.ingest_auth import REFRESH_S, ActiveKeys, warn_insecure
 from agentdash.auth.ingest_keys import MalformedKey, issue_key, parse_key, secret_matches, valid_orgs
+from agentdash.config import Settings
 from agentdash.storage import IngestKeyError, IngestKeyStore, open_ingest_keys
 from agentdash.storage.embedded.key_store import SqliteIngestKeyStore
 from agentdash.testing import ServerProcess
@@ -45,7 +45,7 @@ def test_a_key_is_issued_listed_and_revoked(store):
     key_id, secret = parse_key(issued.key)
     assert issued.key == f"adk_{key_id}_{secret}" and len(secret) >= 43  # 32 random bytes
     assert (issued.record.id, issued.record.name, issued.record.orgs) == (key_id, "ci", ("acme", "globex"))
-    assert abs(datetime.now(timezone.utc) - issued.record.created_at).total_seconds() < 60
+    assert abs(datetime.now(UTC) - issued.record.created_at).total_seconds() < 60
     assert store.list_keys() == [issued.record] and issued.record.active
 
     [active] = store.active_keys()
@@ -185,7 +185,7 @@ def keyed(tmp_path_factory):
 
 def event(org: str, id_: str | None = None) -> dict:
     return {"id": id_ or uuid.uuid4().hex, "type": "session.started", "org_id": org, "user_id": "u1",
-            "session_id": "s1", "occurred_at": datetime.now(timezone.utc).isoformat()}  # fmt: skip
+            "session_id": "s1", "occurred_at": datetime.now(UTC).isoformat()}  # fmt: skip
 
 
 def post(client: httpx.Client, server: ServerProcess, events: list[dict] | bytes, key: str | None = None,
@@ -215,7 +215,7 @@ def test_the_cli_creates_lists_and_revokes_keys_while_the_server_runs(keyed):
     cells = next(line for line in listing.splitlines() if line.startswith(key_id)).split()
     assert cells[:3] == [key_id, "ci-bot", "acme,globex"] and cells[5:] == ["active"]
     created = datetime.fromisoformat(f"{cells[3]}T{cells[4]}+00:00")
-    assert abs(datetime.now(timezone.utc) - created).total_seconds() < 60  # shown in UTC
+    assert abs(datetime.now(UTC) - created).total_seconds() < 60  # shown in UTC
     assert listing.splitlines()[0].split()[:4] == ["ID", "NAME", "ORGS", "CREATED"]
     assert parse_key(keyed.ingest_key)[0] in listing  # the server's own key too
     assert secret not in listing and secret_of(keyed.ingest_key) not in listing
@@ -305,18 +305,54 @@ def test_no_file_in_the_data_dir_holds_a_key_secret(keyed, client):
 
 
 def test_repeated_failures_from_one_address_are_throttled_with_429(keyed, client):
+    guess = f"adk_{'0' * 12}_guess"
     for _ in range(10):
-        assert_401(post(client, keyed, [event("acme")], key=f"adk_{'0' * 12}_guess"), "unknown or revoked")
+        assert_401(post(client, keyed, [event("acme")], key=guess), "unknown or revoked")
     before = logged(keyed)
-    throttled = post(client, keyed, [event("acme")], key=keyed.ingest_key)  # a good key too: the key is not even looked at
+    throttled = post(client, keyed, [event("acme")], key=guess)
     assert throttled.status_code == 429, throttled.text
     assert 1 <= int(throttled.headers["retry-after"]) <= 60
     assert "too many failed ingest key attempts" in throttled.json()["error"]
     assert logged(keyed) == before
     assert client.get(f"{keyed.ingest_url}/healthz").status_code == 200
+    # The key's owner behind the same address is not locked out by someone else's guesses.
+    assert post(client, keyed, [event("acme")], key=keyed.ingest_key).json()["accepted"] == 1
+    assert post(client, keyed, [event("acme")], key=guess).status_code == 429  # the guesser still is
     with loopback_client() as elsewhere:  # another address is not affected
-        assert post(elsewhere, keyed, [event("acme")], key=keyed.ingest_key).json()["accepted"] == 1
+        assert_401(post(elsewhere, keyed, [event("acme")], key=guess), "unknown or revoked")
     assert "10 failed key attempts from 127.0.0." in keyed.log()
+
+
+def test_a_forged_x_forwarded_for_neither_dodges_nor_aims_the_throttle(keyed, client):
+    """Without --trusted-proxies the connecting peer is the client, whatever X-Forwarded-For says."""
+    guess = f"adk_{'0' * 12}_guess"
+    answers = [
+        client.post(f"{keyed.ingest_url}/v1/events", json={"events": [event("acme")]},
+                    headers={"authorization": f"Bearer {guess}", "x-forwarded-for": f"198.51.100.{i}, evil-text-{i}"})
+        for i in range(11)
+    ]  # fmt: skip
+    assert [a.status_code for a in answers] == [401] * 10 + [429]  # a fresh header per try buys no fresh budget
+    assert "198.51.100." not in keyed.log() and "evil-text" not in keyed.log()
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_path):
+    server = ServerProcess(tmp_path / "data", ingest_orgs=("acme",)).start("--trusted-proxies", "127.0.0.1")
+    try:
+        with httpx.Client(timeout=30, trust_env=False) as proxy:  # connects from 127.0.0.1, the trusted proxy
+
+            def write(client_ip: str, key: str) -> int:
+                headers = {"authorization": f"Bearer {key}", "x-forwarded-for": client_ip}
+                body = {"events": [event("acme")]}
+                return proxy.post(f"{server.ingest_url}/v1/events", json=body, headers=headers).status_code
+
+            guess = f"adk_{'0' * 12}_guess"
+            assert [write("203.0.113.5", guess) for _ in range(11)] == [401] * 10 + [429]
+            assert write("203.0.113.6", guess) == 401  # another client behind the proxy keeps its budget
+            assert write("203.0.113.5", server.ingest_key) == 200  # and valid keys pass everywhere
+            assert write("2001:db8::1", guess) == 401
+            assert "failed key attempts from 203.0.113.5" in server.log()
+    finally:
+        server.stop()
 
 
 def test_the_server_log_never_shows_a_key(keyed, client):

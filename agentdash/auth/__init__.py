@@ -3,7 +3,7 @@ and the role scope that narrows every metrics query."""
 
 from __future__ import annotations
 
-from agentdash.auth.failure_limiter import FailureLimiter, Throttled
+from agentdash.auth.failure_limiter import FailureLimiter, Throttled, client_address
 from agentdash.auth.ingest_auth import IngestAuth, Unauthenticated, open_ingest_auth
 from agentdash.auth.ingest_keys import IssuedKey, MalformedKey, issue_key, key_table
 from agentdash.auth.oidc_login import CodeFlow, LoginFailed, code_flow_for
@@ -27,5 +27,5 @@ __all__ = [
     "ROLES", "CodeFlow", "FailureLimiter", "Forbidden", "HmacKey", "Identity", "IdentityConfigError", "IngestAuth", "IssuedKey",
     "LoginFailed", "MalformedKey", "NotAuthorized", "NotVisible", "ProviderUnavailable", "Throttled", "TokenExpired",
     "TokenVerifier", "Unauthenticated", "code_flow_for", "dev_secret", "issue_key", "issue_local_token",
-    "issue_token", "key_table", "open_ingest_auth", "scoped_query", "verifier_for",
+    "client_address", "issue_token", "key_table", "open_ingest_auth", "scoped_query", "verifier_for",
 ]  # fmt: skip

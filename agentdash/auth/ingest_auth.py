@@ -36,15 +36,16 @@ class ActiveKeys:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def find(self, key_id: str) -> ActiveKey | None:
-        """The active key with this id: revocations show within REFRESH_S, new keys at once."""
+    def find(self, key_id: str, look_again: bool = True) -> ActiveKey | None:
+        """The active key with this id: revocations show within REFRESH_S, new keys at once (unless not `look_again`:
+        a throttled client's unknown ids must not reach the database)."""
         stale = self._clock() - self._loaded_at >= REFRESH_S
         if stale:
             self._reload()
         key = self._keys.get(key_id)
-        if key is None and not stale:
+        if key is None and not stale and look_again:
             # Perhaps created a moment ago: look again rather than refuse it for up to a second. Only failing
-            # requests get here, and the FailureLimiter caps those per client, so this cannot be a flood.
+            # requests of unthrottled clients get here, and the FailureLimiter caps those, so this cannot be a flood.
             self._reload()
             key = self._keys.get(key_id)
         return key
@@ -68,14 +69,19 @@ class IngestAuth:
         self.limiter = limiter or FailureLimiter()
 
     def writer(self, authorization: str | None, client: str) -> ActiveKey | None:
-        """The key the request writes with (None in insecure mode). Raises Throttled or Unauthenticated."""
+        """The key the request writes with (None in insecure mode). Raises Throttled or Unauthenticated.
+
+        A valid key is accepted even from a throttled address: behind NAT or a proxy, other clients' failures must
+        not lock its owner out, and a 256-bit secret leaves nothing to guess.
+        """
         if self.keys is None:
             return None
-        if wait := self.limiter.retry_after(client):  # before looking at the key: a guesser learns nothing more
-            raise Throttled(f"too many failed ingest key attempts from {client}; retry in {wait} s", wait)
+        wait = self.limiter.retry_after(client)
         try:
-            return self._verify(authorization)
+            return self._verify(authorization, look_again=not wait)
         except Unauthenticated as exc:
+            if wait:  # not logged again: the client was logged when it crossed the limit
+                raise Throttled(f"too many failed ingest key attempts from {client}; retry in {wait} s", wait) from None
             self._failed(client, str(exc))
             raise
 
@@ -83,7 +89,7 @@ class IngestAuth:
         if self.keys is not None:
             self.keys.close()
 
-    def _verify(self, authorization: str | None) -> ActiveKey:
+    def _verify(self, authorization: str | None, look_again: bool) -> ActiveKey:
         assert self.keys is not None
         if not authorization:
             raise Unauthenticated("missing Authorization: Bearer <ingest key>")
@@ -94,7 +100,7 @@ class IngestAuth:
             key_id, secret = parse_key(token.strip())
         except MalformedKey as exc:
             raise Unauthenticated(str(exc)) from None
-        key = self.keys.find(key_id)
+        key = self.keys.find(key_id, look_again)
         # One answer for an unknown id and a wrong secret: a caller cannot tell which part was wrong.
         if key is None or not secret_matches(secret, key.secret_sha256):
             raise Unauthenticated("unknown or revoked ingest key")

@@ -47,7 +47,11 @@ def _table(first: str, rows: list[tuple[str | None, MetricSet]]) -> str:
     for label, m in rows:
         failed = {f.category: f.runs for f in m.failures_by_category}
         # csv writes None as an empty cell and floats as repr: full precision, as in the JSON.
-        cells = [spreadsheet_safe(label), *(getattr(m, name) for name in SCALARS), *(failed.get(c, 0) for c in categories)]
+        cells = [
+            spreadsheet_safe(label),
+            *(getattr(m, name) for name in SCALARS),
+            *(failed.get(c, 0) for c in categories),
+        ]
         writer.writerow(cells)
     return out.getvalue()
 

@@ -8,7 +8,15 @@ from typing import Annotated
 from litestar import Request
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from agentdash.auth import Identity, NotAuthorized, ProviderUnavailable, Throttled, Unauthenticated, scoped_query
+from agentdash.auth import (
+    Identity,
+    NotAuthorized,
+    ProviderUnavailable,
+    Throttled,
+    Unauthenticated,
+    client_address,
+    scoped_query,
+)  # fmt: skip
 from agentdash.metrics import DIMENSIONS, InvalidQuery, MetricsQuery
 
 MAX_RANGE_DAYS = 3 * 366
@@ -21,14 +29,16 @@ def identify(request: Request) -> Identity:
     token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get("agentdash_token")
     if not token:
         raise Unauthenticated("missing Authorization: Bearer <token>")
-    client, failures = request.client.host if request.client else "", request.app.state.failures
-    if wait := failures.retry_after(client):
-        raise Throttled("too many invalid tokens from this address; try again later", wait)
+    client, failures = client_address(request.client.host if request.client else None), request.app.state.failures
+    wait = failures.retry_after(client)
     try:
+        # A valid token passes even from a throttled address (others behind the same NAT may be guessing).
         return request.app.state.verifier.verify(token)
     except ProviderUnavailable:  # not the caller's fault: not counted against it
         raise
     except NotAuthorized:
+        if wait:
+            raise Throttled("too many invalid tokens from this address; try again later", wait) from None
         failures.failed(client)
         raise
 
