@@ -11,12 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
-from fastapi import FastAPI
 
 from agentdash.auth import (
-    CodeFlow,
-    FailureLimiter,
-    TokenVerifier,
     code_flow_for,
     dev_secret,
     open_ingest_auth,
@@ -26,22 +22,10 @@ from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.storage import Storage, open_storage
+from agentdash.ui import create_dashboard
 from agentdash.web import BodyLimit, ClientPortApp, SecurityHeaders, create_read_api
 
 log = logging.getLogger("agentdash")
-
-
-def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None,
-                     code_flow: CodeFlow | None = None) -> FastAPI:  # fmt: skip
-    from nicegui import ui
-
-    from agentdash.ui import overview, signin
-
-    dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    signin.install(signin.SignIn(verifier, dev_secret, FailureLimiter(), code_flow))
-    overview.install(storage, projector, verifier)
-    ui.run_with(dashboard, title="agentdash", show_welcome_message=False, reconnect_timeout=10)
-    return dashboard
 
 
 @dataclass

@@ -26,8 +26,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import browser_page, chromium_path  # noqa: E402
 
-from agentdash.demo import GeneratorConfig, generate_days  # noqa: E402
-from agentdash.demo import send  # noqa: E402
+from agentdash.demo import (  # noqa: E402
+    GeneratorConfig,
+    generate_days,
+    send,
+)
 from agentdash.testing import ServerProcess  # noqa: E402
 
 PAGES = ["/", "/adoption", "/reliability", "/speed", "/cost", "/human-intervention", "/iteration", "/people", "/teams"]
@@ -41,7 +44,9 @@ DRAWN = """() => {
 
 def fill(server: ServerProcess, days: int) -> None:
     config = GeneratorConfig(days=days)
-    stats = send(f"{server.ingest_url}/v1/events", (e for day in generate_days(config) for e in day), token=server.ingest_key)
+    stats = send(
+        f"{server.ingest_url}/v1/events", (e for day in generate_days(config) for e in day), token=server.ingest_key
+    )
     print(f"sent {stats.accepted:,} events for {days} days", file=sys.stderr)
     server.wait_projected(timeout=600)
 
@@ -50,7 +55,9 @@ def own_pages(server: ServerProcess, token: str) -> list[str]:
     """The busiest person's and team's own pages: the demo's ids are known only from its data."""
     pages = []
     for dimension, path in (("user", "/people"), ("team", "/teams")):
-        answer = httpx.get(f"{server.url}/api/v1/orgs/demo/breakdown/{dimension}", headers={"Authorization": f"Bearer {token}"})
+        answer = httpx.get(
+            f"{server.url}/api/v1/orgs/demo/breakdown/{dimension}", headers={"Authorization": f"Bearer {token}"}
+        )
         answer.raise_for_status()
         pages.append(f"{path}/{quote(answer.json()[0]['key'], safe='')}")
     return pages
@@ -91,7 +98,9 @@ def main() -> None:
             server.stop()
 
     base_p50 = statistics.median(baseline)
-    print(f"\npage draw times, headless chromium 1280x800, {range_query[1:]}, {args.rounds} visits each after a warm-up")
+    print(
+        f"\npage draw times, headless chromium 1280x800, {range_query[1:]}, {args.rounds} visits each after a warm-up"
+    )
     print(f"  {'page':22} {'p50 s':>7} {'max s':>7} {'x baseline':>11}  target < 1.5 s")
     print(f"  {'signed-out (baseline)':22} {base_p50:7.2f} {max(baseline):7.2f} {1:11.1f}")
     for path, times in results.items():

@@ -13,7 +13,9 @@ from agentdash.ui import charts
 START = date(2026, 3, 20)  # a Friday: three days of ISO week 12, then all of week 13
 
 
-def day(i: int, succeeded: int, failed: int, cost: float, handed_off: int = 0, followed: int = 0, **extra) -> DayMetrics:
+def day(
+    i: int, succeeded: int, failed: int, cost: float, handed_off: int = 0, followed: int = 0, **extra
+) -> DayMetrics:
     finished = succeeded + failed
     return DayMetrics(
         date=START + timedelta(days=i), runs=finished + 1, runs_finished=finished, runs_succeeded=succeeded,
@@ -65,7 +67,7 @@ def test_weekly_sums_counts_and_money_and_recomputes_ratios():
     option = charts.time_series(SERIES, ["cost_usd"], weekly=True, unit="$")
     assert option["xAxis"]["data"] == ["2026-W12", "2026-W13"]
     assert option["series"][0]["data"] == [w.cost_usd for w in weeks]
-    assert option["yAxis"]["name"] == "USD ($)" and "ISO week (UTC)" == option["xAxis"]["name"]
+    assert option["yAxis"]["name"] == "USD ($)" and option["xAxis"]["name"] == "ISO week (UTC)"
 
 
 def test_weekly_leaves_out_p95s_with_a_note():
@@ -128,7 +130,9 @@ def test_handoff_funnel():
         lambda s: charts.time_series(s, ["success_rate"], weekly=True, unit="%"),
         lambda s: charts.failures_stacked(s),
         lambda s: charts.breakdown_bars([], "runs", "runs"),
-        lambda s: charts.handoff_funnel(OrgMetrics(org_id="a", from_=START, to=START, team_id=None, user_id=None, series=s)),
+        lambda s: charts.handoff_funnel(
+            OrgMetrics(org_id="a", from_=START, to=START, team_id=None, user_id=None, series=s)
+        ),
     ],
 )
 @pytest.mark.parametrize("series", [[], [DayMetrics(date=START), DayMetrics(date=START + timedelta(days=1))]])

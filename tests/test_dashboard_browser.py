@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -12,14 +12,16 @@ from browser import browser_page, chromium_path, screenshot
 from dashboard_events import run_events
 
 from agentdash.ui import format as fmt
-from agentdash.ui.overview import QUESTIONS
+from agentdash.ui.cards import QUESTIONS
 from agentdash.ui.questions import PAGES
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)"
+)
 
 
 def _events(org: str) -> list[dict]:
-    now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     events = []
     for i, status in enumerate(["succeeded", "succeeded", "failed", "succeeded"]):
         at = now - timedelta(days=i)
@@ -43,7 +45,12 @@ def _metric(page, name: str) -> str:
 
 
 def test_overview_shows_the_read_api_numbers(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events("acme")}).json()["accepted"] == 16
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events("acme")}
+        ).json()["accepted"]
+        == 16
+    )
     server.wait_projected()
     token = server.token("acme")
     to = date.today()
@@ -65,7 +72,11 @@ def test_overview_shows_the_read_api_numbers(server):
         screenshot(page, "overview")
         # The sparklines' series download as CSV: one row per day, the same runs.
         href = page.locator("[data-testid=csv-series]").get_attribute("href")
-        rows = list(csv.DictReader(httpx.get(f"{server.url}{href}", headers={"Authorization": f"Bearer {token}"}).text.splitlines()))
+        rows = list(
+            csv.DictReader(
+                httpx.get(f"{server.url}{href}", headers={"Authorization": f"Bearer {token}"}).text.splitlines()
+            )
+        )
         assert len(rows) == 30 and sum(int(r["runs"]) for r in rows) == api["runs"]
 
         page.goto(f"{server.url}/?days=7")
@@ -87,19 +98,27 @@ def test_overview_without_a_token_asks_to_sign_in(server):
 
 def _two_periods(org: str) -> list[dict]:
     """Runs this week and the week before, in two teams, so that changes and team filters show."""
-    plan = [(1, "web", "u0", "succeeded", 2.0, 200), (2, "web", "u1", "succeeded", 3.0, 300), (3, "ops", "u2", "failed", 1.0, 90),
-            (9, "web", "u0", "failed", 4.0, 400), (10, "ops", "u2", "succeeded", 5.0, 500), (40, "web", "u1", "succeeded", 1.5, 120)]
+    plan = [
+        (1, "web", "u0", "succeeded", 2.0, 200),
+        (2, "web", "u1", "succeeded", 3.0, 300),
+        (3, "ops", "u2", "failed", 1.0, 90),
+        (9, "web", "u0", "failed", 4.0, 400),
+        (10, "ops", "u2", "succeeded", 5.0, 500),
+        (40, "web", "u1", "succeeded", 1.5, 120),
+    ]
     return [e for n, (ago, *rest) in enumerate(plan) for e in run_events(org, n, ago, *rest)]  # fmt: skip
 
 
 def _api(server, token: str, days: int = 30, **params) -> dict:
-    to = datetime.now(timezone.utc).date()
+    to = datetime.now(UTC).date()
     params = {"from": str(to - timedelta(days=days - 1)), "to": str(to), **params}
-    return httpx.get(f"{server.url}/api/v1/orgs/acme/metrics", params=params, headers={"Authorization": f"Bearer {token}"}).json()
+    return httpx.get(
+        f"{server.url}/api/v1/orgs/acme/metrics", params=params, headers={"Authorization": f"Bearer {token}"}
+    ).json()
 
 
 def _previous(server, token: str, days: int, **params) -> dict:
-    to = datetime.now(timezone.utc).date() - timedelta(days=days)
+    to = datetime.now(UTC).date() - timedelta(days=days)
     return _api(server, token, days, **{"from": str(to - timedelta(days=days - 1)), "to": str(to), **params})
 
 
@@ -122,7 +141,12 @@ def _badge(current: float | None, previous: float | None, better: int) -> tuple[
 
 
 def test_filters_live_in_the_url_and_survive_page_changes(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     token = server.token("acme")
     with browser_page() as page:
@@ -131,7 +155,11 @@ def test_filters_live_in_the_url_and_survive_page_changes(server):
         week, before = _api(server, token, 7), _previous(server, token, 7)
         assert _metric(page, "Runs") == fmt.count(week["runs"]) == "3"
         assert _metric(page, "Per run") == fmt.money(week["cost_per_run_usd"])
-        for card, key, better in (("Reliability", "success_rate", 1), ("Cost", "cost_per_run_usd", -1), ("Speed", "run_duration_p95_s", -1)):
+        for card, key, better in (
+            ("Reliability", "success_rate", 1),
+            ("Cost", "cost_per_run_usd", -1),
+            ("Speed", "run_duration_p95_s", -1),
+        ):
             text, good = _badge(week[key], before[key], better)
             badge = page.locator(f"[data-change='{card}']")
             assert badge.inner_text() == text
@@ -189,7 +217,12 @@ def _color_of(page, badge, name: str) -> bool:
 
 
 def test_managers_and_members_see_only_their_scope(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     admin = server.token("acme")
     with browser_page() as page:
@@ -206,14 +239,24 @@ def test_managers_and_members_see_only_their_scope(server):
 
 
 def test_panels_refresh_when_new_events_are_folded(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
         _open(page, f"{server.url}/?days=7")
         assert _metric(page, "Runs") == "3"
         more = run_events("acme", 99, 0, "web", "u3", "succeeded", 1.0, 60)
-        assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": more}).json()["accepted"] == 4
+        assert (
+            httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": more}).json()[
+                "accepted"
+            ]
+            == 4
+        )
         page.wait_for_function("document.querySelector(\"[data-metric='Runs']\").innerText === '4'", timeout=15_000)
 
 
@@ -227,7 +270,12 @@ def _open_question(page, url: str) -> None:
 
 
 def test_every_question_page_draws_its_charts_without_errors(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
@@ -236,12 +284,19 @@ def test_every_question_page_draws_its_charts_without_errors(server):
             assert page.locator("[data-testid=message]").count() == 0
             assert page.locator("[data-testid=breakdown-team]").is_visible()
             assert page.locator(".nicegui-echart").count() == PAGES[q.path].charts
-            page.wait_for_function("[...document.querySelectorAll('.nicegui-echart')].every(e => e.querySelector('canvas'))")
+            page.wait_for_function(
+                "[...document.querySelectorAll('.nicegui-echart')].every(e => e.querySelector('canvas'))"
+            )
             screenshot(page, f"question-{_slug(q.path)}")
 
 
 def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
@@ -266,17 +321,27 @@ def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
 
 
 def test_a_question_page_arrives_with_a_loading_state_then_fills_in(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     first = httpx.get(f"{server.url}/speed?days=30", cookies={"agentdash_token": server.token("acme")}).text
     assert "Loading…" in first and "breakdown-team" not in first  # the queries run after the page is sent
 
 
 def test_breakdown_tables_and_csv_links_match_the_read_api(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     token = server.token("acme")
-    to = datetime.now(timezone.utc).date()
+    to = datetime.now(UTC).date()
     params = {"from": str(to - timedelta(days=29)), "to": str(to)}
     headers = {"Authorization": f"Bearer {token}"}
     with browser_page() as page:
@@ -316,13 +381,23 @@ def _with_models(events: list[dict]) -> list[dict]:
     for e in events:
         if e["type"] == "run.queued":
             n = int(e["run_id"][1:])
-            e = {**e, "attributes": {"model": "fast", "repo": "web-app"} if n % 2 == 0 else {"model": "slow", "repo": "api"}}
+            e = {
+                **e,
+                "attributes": {"model": "fast", "repo": "web-app"} if n % 2 == 0 else {"model": "slow", "repo": "api"},
+            }
         out.append(e)
     return out
 
 
 def test_model_and_repo_filters_narrow_every_panel_and_live_in_the_url(server):
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _with_models(_two_periods("acme"))}).json()["accepted"] == 24
+    assert (
+        httpx.post(
+            f"{server.ingest_url}/v1/events",
+            headers=server.ingest_headers,
+            json={"events": _with_models(_two_periods("acme"))},
+        ).json()["accepted"]
+        == 24
+    )
     server.wait_projected()
     token = server.token("acme")
     with browser_page() as page:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from browser import browser_page, chromium_path, screenshot
 
-from agentdash.ui.frame import NAV
+from agentdash.ui.layout import NAV
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)"
+)
 
-SETTLED = "[data-metric], [data-testid=empty], [data-testid=message], [data-testid=user-table], [data-testid=team-table]"
+SETTLED = (
+    "[data-metric], [data-testid=empty], [data-testid=message], [data-testid=user-table], [data-testid=team-table]"
+)
 
 
 def _history() -> list[dict]:
     """Three weeks of runs by two people in two teams, on two models, some failed, some handed off."""
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     events = []
     for n in range(24):
         user, team = ("ana", "ops") if n % 3 else ("ben", "web")
@@ -35,7 +39,9 @@ def _history() -> list[dict]:
             finished,
         ]  # fmt: skip
         if n % 4 == 0:
-            events.append({**base, "id": f"h{n}", "type": "handoff", "occurred_at": (at + timedelta(minutes=30)).isoformat()})
+            events.append(
+                {**base, "id": f"h{n}", "type": "handoff", "occurred_at": (at + timedelta(minutes=30)).isoformat()}
+            )
     return events
 
 

@@ -51,7 +51,7 @@ async def _navigated(user) -> str:
 def _expected(days: int, **only) -> tuple[int, float]:
     """Runs and cost of PLAN in the last `days` days, keeping only runs whose fields match `only`."""
     fields = ("ago", "team", "user", "status", "cost", "seconds", "model")
-    runs = [dict(zip(fields, p)) for p in PLAN]
+    runs = [dict(zip(fields, p, strict=True)) for p in PLAN]
     kept = [r for r in runs if r["ago"] < days and all(r[k] == v for k, v in only.items())]
     return len(kept), sum(r["cost"] for r in kept)
 

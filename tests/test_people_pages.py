@@ -21,7 +21,9 @@ from agentdash.ui.signin import COOKIE
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 
-needs_chromium = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+needs_chromium = pytest.mark.skipif(
+    chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)"
+)
 
 ORG = "acme"
 # (days ago, team, user, status, cost in USD, run seconds): four people in two teams, every cost different.
@@ -51,7 +53,12 @@ def _range(days: int = 30) -> dict:
 @pytest.fixture
 def filled(server):
     """The real server with PLAN's runs folded."""
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events()}).json()["accepted"] == RUNS
+    assert (
+        httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events()}).json()[
+            "accepted"
+        ]
+        == RUNS
+    )
     server.wait_projected()
     return server
 
@@ -119,8 +126,17 @@ def test_the_people_table_lists_the_read_apis_users_and_sorts(filled):
         _open_list(page, f"{filled.url}/people?days=30", "user-table")
         assert _table(page, "user-table") == _expected(users, PEOPLE.columns)
         head = page.locator("[data-testid=user-table] thead").inner_text()
-        for label in ("Person", "Runs", "Sessions", "Success rate", "Avg run duration", "P95 run duration", "Cost",
-                      "Handoff rate", "Runs per session"):  # a key number of every question
+        for label in (
+            "Person",
+            "Runs",
+            "Sessions",
+            "Success rate",
+            "Avg run duration",
+            "P95 run duration",
+            "Cost",
+            "Handoff rate",
+            "Runs per session",
+        ):  # a key number of every question
             assert label in head
         screenshot(page, "people")
 
@@ -216,7 +232,9 @@ def test_members_and_managers_see_only_their_scope(filled):
     with browser_page() as page:
         _sign_in(page, filled, member)
         _open_list(page, f"{filled.url}/people?days=30", "user-table")
-        assert _table(page, "user-table") == _expected(_api(filled, admin, "breakdown/user", user_id="u1"), PEOPLE.columns)
+        assert _table(page, "user-table") == _expected(
+            _api(filled, admin, "breakdown/user", user_id="u1"), PEOPLE.columns
+        )
         assert [r[0] for r in _table(page, "user-table")] == ["u1"]
         screenshot(page, "people-member")
         _open_own(page, f"{filled.url}/people/u1?days=30")
@@ -237,6 +255,7 @@ def test_members_and_managers_see_only_their_scope(filled):
 
 
 # ---------------------------------------------------------------- in-process, with NiceGUI's User fixture
+
 
 @pytest.fixture
 def user_app(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -70,7 +70,7 @@ def expected(role: Role, target: Target) -> int | frozenset[str]:
 
 
 def _events() -> list[dict]:
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     events = []
     for n, (person, (org, team, cost)) in enumerate(PEOPLE.items()):
         base = {"org_id": org, "user_id": person, "team_id": team, "session_id": f"s-{person}"}
@@ -99,7 +99,11 @@ def loaded(tmp_path_factory):
         server.stop()
 
 
-ENDPOINTS = ["metrics", "metrics.csv", *(f"breakdown/{d}{ext}" for d in ("team", "user", "model", "repo") for ext in ("", ".csv"))]
+ENDPOINTS = [
+    "metrics",
+    "metrics.csv",
+    *(f"breakdown/{d}{ext}" for d in ("team", "user", "model", "repo") for ext in ("", ".csv")),
+]
 
 
 def _leaks(body: str, allowed: frozenset[str], asked_for: str | None = None) -> list[str]:
@@ -114,7 +118,7 @@ def _leaks(body: str, allowed: frozenset[str], asked_for: str | None = None) -> 
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
 def test_read_api(loaded, role, target, endpoint):
     server, tokens = loaded
-    to = datetime.now(timezone.utc).date()
+    to = datetime.now(UTC).date()
     params = {"from": str(to - timedelta(days=29)), "to": str(to), **target.params}
     answer = httpx.get(f"{server.url}/api/v1/orgs/{target.org}/{endpoint}", params=params,
                        headers={"Authorization": f"Bearer {tokens[role.name]}"}, trust_env=False)  # fmt: skip
@@ -146,7 +150,9 @@ PAGE_TARGETS = [
     ("?days=30", {}), ("?days=30&team_id=web", {"team_id": "web"}), ("?days=30&user_id=wendy", {"user_id": "wendy"}),
 ]  # fmt: skip
 OWN_PAGES = [("/people/wendy?days=30", {"user_id": "wendy"}), ("/teams/web?days=30", {"team_id": "web"})]
-SETTLED = "[data-metric], [data-testid=empty], [data-testid=message], [data-testid=user-table], [data-testid=team-table]"
+SETTLED = (
+    "[data-metric], [data-testid=empty], [data-testid=message], [data-testid=user-table], [data-testid=team-table]"
+)
 CHART_OPTIONS = """() => [...document.querySelectorAll('[_echarts_instance_]')]
     .map(el => JSON.stringify(getElement(el).chart.getOption())).join('\\n')"""
 

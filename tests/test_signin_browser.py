@@ -9,7 +9,9 @@ import httpx
 import pytest
 from browser import browser_page, chromium_path, screenshot
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)"
+)
 
 
 def _query(page) -> dict:

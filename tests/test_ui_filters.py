@@ -6,11 +6,13 @@ from datetime import date
 
 import pytest
 
-from agentdash.auth import Identity
+from agentdash.auth import Forbidden, Identity
 from agentdash.metrics import MetricsQuery
+from agentdash.ui.cards import QUESTIONS, change, change_badge
 from agentdash.ui.filters import DEFAULT_DAYS, MAX_DAYS, Filters
-from agentdash.ui.frame import NAV, ScopeError, freshness_text, scope
-from agentdash.ui.overview import QUESTIONS, change, change_badge
+from agentdash.ui.freshness import freshness_text
+from agentdash.ui.layout import NAV
+from agentdash.ui.view import scope
 
 TODAY = date(2026, 3, 31)
 
@@ -55,7 +57,12 @@ def test_metrics_query_and_previous_period():
     f = parse(days="7", team_id="web")
     assert f.metrics_query("acme") == MetricsQuery("acme", date(2026, 3, 25), TODAY, "web", None)
     previous = f.previous_period()
-    assert (previous.date_from, previous.date_to, previous.days, previous.team_id) == (date(2026, 3, 18), date(2026, 3, 24), None, "web")
+    assert (previous.date_from, previous.date_to, previous.days, previous.team_id) == (
+        date(2026, 3, 18),
+        date(2026, 3, 24),
+        None,
+        "web",
+    )
     custom = parse(**{"from": "2026-03-01", "to": "2026-03-31"}).previous_period()
     assert (custom.date_from, custom.date_to) == (date(2026, 1, 29), date(2026, 2, 28))
 
@@ -66,12 +73,15 @@ def test_scope_uses_the_read_api_rule():
     manager = Identity("boss", "acme", "manager", ("ops", "web"))
     assert scope(admin, f).team_id is None
     assert scope(member, f).user_id == "m"
-    with pytest.raises(ScopeError, match="own data"):
+    with pytest.raises(Forbidden, match="own data"):
         scope(member, parse(user_id="other"))
     assert scope(admin, f).teams is None
     assert (scope(manager, f).team_id, scope(manager, f).teams) == (None, ("ops", "web"))  # all their teams at once
-    assert (scope(manager, parse(team_id="web")).team_id, scope(manager, parse(team_id="web")).teams) == ("web", ("ops", "web"))
-    with pytest.raises(ScopeError, match="not one of yours"):
+    assert (scope(manager, parse(team_id="web")).team_id, scope(manager, parse(team_id="web")).teams) == (
+        "web",
+        ("ops", "web"),
+    )
+    with pytest.raises(Forbidden, match="not one of yours"):
         scope(manager, parse(team_id="sales"))
     assert scope(Identity("a", "other", "org_admin"), f).org_id == "other"  # the org always comes from the token
     assert scope(Identity("boss", "acme", "manager", ()), f).teams == ()  # a manager of no team sees nothing
@@ -136,15 +146,19 @@ def test_breakdown_table_rows_sort_by_raw_values_and_show_text_for_people():
     from agentdash.metrics import BreakdownRow
     from agentdash.ui.questions import table_rows
 
-    rows = table_rows([BreakdownRow(key=None, runs=1200, cost_usd=3.4, success_rate=None)], ("runs", "cost_usd", "success_rate"))
+    rows = table_rows(
+        [BreakdownRow(key=None, runs=1200, cost_usd=3.4, success_rate=None)], ("runs", "cost_usd", "success_rate")
+    )
     assert rows == [{"id": 0, "key": "(none)", "runs": 1200, "runs__text": "1.2k", "cost_usd": 3.4, "cost_usd__text": "$3.40",
                      "success_rate": None, "success_rate__text": "—"}]  # fmt: skip
 
 
 def test_a_page_address_keeps_what_its_path_pins():
-    from agentdash.ui.frame import View
+    from agentdash.ui.view import View
 
-    person = View(Identity("a", "acme", "org_admin"), parse(days="30", user_id="u 1", team_id="ops"), None, "/people/{user_id}")
+    person = View(
+        Identity("a", "acme", "org_admin"), parse(days="30", user_id="u 1", team_id="ops"), None, "/people/{user_id}"
+    )
     assert person.path == "/people/u%201"
     assert person.url(weekly=True) == "/people/u%201?days=30&team_id=ops&weekly=1"  # the person stays in the path
     assert person.url(user_id="u2") == "/people/u2?days=30&team_id=ops"  # another person: their page

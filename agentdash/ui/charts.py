@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agentdash.metrics import BreakdownRow, DayMetrics, DurationBucket, FailureCount, MetricSet, OrgMetrics, ratio
 from agentdash.ui import format as fmt
@@ -90,7 +91,8 @@ def weekly_totals(series: list[DayMetrics]) -> list[DayMetrics]:
 
 
 def _week_total(days: list[DayMetrics]) -> DayMetrics:
-    w = DayMetrics(date=days[0].date, **{key: sum(getattr(d, key) or 0 for d in days) for key in SUMMED})
+    sums: dict[str, Any] = {key: sum(getattr(d, key) or 0 for d in days) for key in SUMMED}  # field name -> total
+    w = DayMetrics(date=days[0].date, **sums)
     w.cost_usd = math.fsum(d.cost_usd for d in days)
     w.dau, w.wau, w.mau = days[-1].dau, days[-1].wau, days[-1].mau
     w.active_users = None
@@ -98,7 +100,7 @@ def _week_total(days: list[DayMetrics]) -> DayMetrics:
     w.cost_per_run_usd = ratio(w.cost_usd, w.runs_finished)
     w.handoff_rate = ratio(w.runs_handed_off, w.runs_finished)
     w.post_handoff_iteration_rate = ratio(sum(followed_up_runs(d) for d in days), w.runs_handed_off)
-    failures = Counter()
+    failures: Counter[str] = Counter()
     for d in days:
         failures.update({f.category: f.runs for f in d.failures_by_category})
     w.failures_by_category = [FailureCount(c, n) for c, n in sorted(failures.items(), key=lambda cn: (-cn[1], cn[0]))]
@@ -111,15 +113,19 @@ def time_series(series: list[DayMetrics], metrics: list[str], *, weekly: bool = 
     points = weekly_totals(series) if weekly else series
     shown = [m for m in metrics if not (weekly and m in NOT_WEEKLY)]
     left_out = [METRICS[m][0] for m in metrics if m not in shown]
-    note = f"{', '.join(left_out)}: daily view only (a week's value cannot be derived from its days)" if left_out else ""
+    note = (
+        f"{', '.join(left_out)}: daily view only (a week's value cannot be derived from its days)" if left_out else ""
+    )
     values = [[getattr(p, m) for p in points] for m in shown]
     names = [METRICS[m][0] for m in shown]
     return {
         **_frame(_x_axis(points, weekly), _value_axis(u), not _has_runs(points), note, legend=len(shown) > 1),
         "legend": _legend(names, len(shown) > 1),
         "tooltip": _axis_tooltip(_x_headers(points, weekly), names, [[u.text(v) for v in vs] for vs in values], "line"),
-        "series": [{"name": n, "type": "line", "data": vs, "showSymbol": len(points) <= 31, "connectNulls": False}
-                   for n, vs in zip(names, values)],
+        "series": [
+            {"name": n, "type": "line", "data": vs, "showSymbol": len(points) <= 31, "connectNulls": False}
+            for n, vs in zip(names, values, strict=True)
+        ],
     }
 
 
@@ -127,17 +133,26 @@ def failures_stacked(series: list[DayMetrics], weekly: bool = False) -> dict:
     """Failed runs per day (or ISO week), stacked by failure category, largest category at the bottom."""
     points = weekly_totals(series) if weekly else series
     per_point = [{f.category: f.runs for f in p.failures_by_category} for p in points]
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for counts in per_point:
         totals.update(counts)
     categories = sorted(totals, key=lambda c: (-totals[c], c))
     values = [[counts.get(c, 0) for counts in per_point] for c in categories]
     return {
-        **_frame(_x_axis(points, weekly), _value_axis(UNITS["runs"], "failed runs"), not categories, "",
-                 empty_text="No failed runs in this range", legend=bool(categories)),
+        **_frame(
+            _x_axis(points, weekly),
+            _value_axis(UNITS["runs"], "failed runs"),
+            not categories,
+            "",
+            empty_text="No failed runs in this range",
+            legend=bool(categories),
+        ),
         "legend": _legend(categories, bool(categories)),
         "tooltip": _axis_tooltip(_x_headers(points, weekly), categories, [[fmt.count(v) for v in vs] for vs in values]),
-        "series": [{"name": c, "type": "bar", "stack": "failures", "data": vs} for c, vs in zip(categories, values)],
+        "series": [
+            {"name": c, "type": "bar", "stack": "failures", "data": vs}
+            for c, vs in zip(categories, values, strict=True)
+        ],
     }
 
 
@@ -150,8 +165,12 @@ def breakdown_bars(rows: list[BreakdownRow], metric: str, unit: str, top: int = 
     note = f"Top {len(ranked)} of {len(rows)}" if len(rows) > len(ranked) else ""
     name = METRICS[metric][0]
     return {
-        **_frame(_value_axis(u), {"type": "category", "data": keys, "inverse": True,
-                                  "axisLabel": {"width": 140, "overflow": "truncate"}}, not rows, note),
+        **_frame(
+            _value_axis(u),
+            {"type": "category", "data": keys, "inverse": True, "axisLabel": {"width": 140, "overflow": "truncate"}},
+            not rows,
+            note,
+        ),
         "tooltip": _axis_tooltip([html.escape(k) for k in keys], [name], [[u.text(v) for v in values]]),
         "series": [{"name": name, "type": "bar", "data": values}],
     }
@@ -197,11 +216,26 @@ def sparkline(series: list[DayMetrics], metric: str) -> dict:
     return {
         "animation": False,
         "grid": {"left": 2, "right": 2, "top": 2, "bottom": 2},
-        "xAxis": {"type": "category", "show": False, "boundaryGap": False, "data": [d.date.isoformat() for d in series]},
+        "xAxis": {
+            "type": "category",
+            "show": False,
+            "boundaryGap": False,
+            "data": [d.date.isoformat() for d in series],
+        },
         "yAxis": {"type": "value", "show": False, "scale": True},
-        "tooltip": _axis_tooltip(_x_headers(series, False), [METRICS[metric][0]], [[u.text(v) for v in values]], "line"),
-        "series": [{"name": METRICS[metric][0], "type": "line", "data": values, "showSymbol": False,
-                    "lineStyle": {"width": 1.5}, "areaStyle": {"opacity": 0.15}}],
+        "tooltip": _axis_tooltip(
+            _x_headers(series, False), [METRICS[metric][0]], [[u.text(v) for v in values]], "line"
+        ),
+        "series": [
+            {
+                "name": METRICS[metric][0],
+                "type": "line",
+                "data": values,
+                "showSymbol": False,
+                "lineStyle": {"width": 1.5},
+                "areaStyle": {"opacity": 0.15},
+            }
+        ],
     }
 
 
@@ -209,16 +243,31 @@ def handoff_funnel(metrics: OrgMetrics) -> dict:
     """Finished runs → handed off to a person → followed up by the user within 4 h, as bars with shares."""
     stages = ["Finished runs", "Handed off", "Followed up within 4 h"]
     values = [metrics.runs_finished, metrics.runs_handed_off, followed_up_runs(metrics)]
-    shares = ["", f"{fmt.percent(metrics.handoff_rate)} of finished", f"{fmt.percent(metrics.post_handoff_iteration_rate)} of handed off"]
-    texts = [f"{fmt.count(v)} runs" + (f" · {s}" if s else "") for v, s in zip(values, shares)]
+    shares = [
+        "",
+        f"{fmt.percent(metrics.handoff_rate)} of finished",
+        f"{fmt.percent(metrics.post_handoff_iteration_rate)} of handed off",
+    ]
+    texts = [f"{fmt.count(v)} runs" + (f" · {s}" if s else "") for v, s in zip(values, shares, strict=True)]
     label_js = f"(p) => {json.dumps(texts)}[p.dataIndex]"
     return {
-        **_frame(_value_axis(UNITS["runs"]), {"type": "category", "data": stages, "inverse": True},
-                 not metrics.runs_finished, "", empty_text="No finished runs in this range"),
+        **_frame(
+            _value_axis(UNITS["runs"]),
+            {"type": "category", "data": stages, "inverse": True},
+            not metrics.runs_finished,
+            "",
+            empty_text="No finished runs in this range",
+        ),
         "grid": {"left": 8, "right": 160, "top": 40, "bottom": 48, "containLabel": True},
         "tooltip": _axis_tooltip(stages, ["Runs"], [texts]),
-        "series": [{"name": "Runs", "type": "bar", "data": values,
-                    "label": {"show": True, "position": "right", ":formatter": label_js}}],
+        "series": [
+            {
+                "name": "Runs",
+                "type": "bar",
+                "data": values,
+                "label": {"show": True, "position": "right", ":formatter": label_js},
+            }
+        ],
     }
 
 
@@ -240,13 +289,17 @@ def _legend(names: list[str], show: bool) -> dict:
     return {"show": show, "data": names, "top": 0, "type": "scroll"}
 
 
-def _frame(x_axis: dict, y_axis: dict, empty: bool, note: str, empty_text: str = EMPTY_TEXT, legend: bool = False) -> dict:
+def _frame(
+    x_axis: dict, y_axis: dict, empty: bool, note: str, empty_text: str = EMPTY_TEXT, legend: bool = False
+) -> dict:
     """Axes, grid and titles: the empty-state message centred over the axes, a note as a subtitle.
 
     Horizontal bar charts pass the value axis as x and the category axis as y."""
-    titles = []
+    titles: list[dict[str, Any]] = []
     if empty:
-        titles.append({"text": empty_text, "left": "center", "top": "middle", "textStyle": {"color": "#888", "fontSize": 14}})
+        titles.append(
+            {"text": empty_text, "left": "center", "top": "middle", "textStyle": {"color": "#888", "fontSize": 14}}
+        )
     if note:
         titles.append({"subtext": note, "left": "center", "bottom": 0, "subtextStyle": {"fontSize": 11}})
     return {
@@ -266,7 +319,7 @@ def _x_axis(points: list[DayMetrics], weekly: bool) -> dict:
 
 def _value_axis(u: Unit, name: str | None = None) -> dict:
     label = {":formatter": u.axis_label[3:]} if u.axis_label.startswith("js:") else {"formatter": u.axis_label}
-    axis = {"type": "value", "name": name or u.axis_name, "axisLabel": label}
+    axis: dict[str, Any] = {"type": "value", "name": name or u.axis_name, "axisLabel": label}
     return axis | ({"min": 0, "max": 1} if u.axis_name == "%" else {})
 
 

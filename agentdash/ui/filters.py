@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from agentdash.metrics import MetricsQuery
@@ -17,7 +18,7 @@ FILTER_KEYS = ("team_id", "user_id", "model", "repo")  # URL names, and Filters'
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Filters:
     @classmethod
     def from_params(cls, params: Mapping[str, str], today: date | None = None) -> Filters:
         """Parse `?days=30` or `?from=..&to=..`, plus the FILTER_KEYS and `weekly=1`; bad values fall back."""
-        ids = {key: _identifier(params.get(key)) for key in FILTER_KEYS}
+        ids: dict[str, Any] = {key: _identifier(params.get(key)) for key in FILTER_KEYS}  # field name -> value
         ids["weekly"] = params.get("weekly") == "1"
         if "from" in params or "to" in params:
             custom = _custom_range(params.get("from"), params.get("to"))
@@ -53,7 +54,9 @@ class Filters:
     def to_query(self, **changes) -> str:
         """The URL query string of these filters (with `changes` applied), for links and navigation."""
         f = replace(self, **changes) if changes else self
-        params = {"days": f.days} if f.days else {"from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
+        params: dict[str, str | int] = (
+            {"days": f.days} if f.days else {"from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
+        )
         params.update(f.picked())
         if f.weekly:
             params["weekly"] = 1

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import quote
 
 from nicegui import ui
 
 from agentdash.metrics import BreakdownRow, breakdown
-from agentdash.ui import overview, questions
-from agentdash.ui.frame import Sources, View, dashboard_page
+from agentdash.ui import cards, questions
+from agentdash.ui.page import dashboard_page
+from agentdash.ui.view import ScopedView, Sources, View
 
 # The key number of every question: volume, reach, reliability, speed, cost, human fixes, iteration.
 # A person is one active user by definition, so people show sessions where teams show active users.
-_KEY_NUMBERS = ("success_rate", "run_duration_avg_s", "run_duration_p95_s", "cost_usd", "handoff_rate", "runs_per_session")
+_KEY_NUMBERS = (
+    "success_rate",
+    "run_duration_avg_s",
+    "run_duration_p95_s",
+    "cost_usd",
+    "handoff_rate",
+    "runs_per_session",
+)
 
 
 @dataclass(frozen=True)
@@ -43,24 +52,37 @@ _CHARTS = (_series("/reliability", "Success rate"), _series("/speed", "Run durat
            _series("/human-intervention", "Handoff and follow-up rates"), _series("/iteration", "Runs per session"))  # fmt: skip
 _EXTRAS = (_extra("/reliability", "Failed runs by category"), _extra("/speed", "Run durations"))  # fmt: skip
 
-PEOPLE = Subject("user", "user_id", "/people", "People", "Person", "person", ("runs", "sessions", *_KEY_NUMBERS),
-                 questions.Page((_series("/reliability", "Runs by outcome"), *_CHARTS), ("runs", *_KEY_NUMBERS), _EXTRAS))
+PEOPLE = Subject(
+    "user",
+    "user_id",
+    "/people",
+    "People",
+    "Person",
+    "person",
+    ("runs", "sessions", *_KEY_NUMBERS),
+    questions.Page((_series("/reliability", "Runs by outcome"), *_CHARTS), ("runs", *_KEY_NUMBERS), _EXTRAS),
+)
 TEAMS = Subject("team", "team_id", "/teams", "Teams", "Team", "groups", ("runs", "active_users", *_KEY_NUMBERS),
                 questions.Page((_series("/adoption", "Daily, weekly and 30-day active users"), *_CHARTS),
                                ("runs", "active_users", *_KEY_NUMBERS), _EXTRAS))  # fmt: skip
 
 
-def install(sources: Sources) -> None:
+def create(sources: Sources) -> None:
     """Register /people, /teams and every person's and team's own page."""
     for subject in (PEOPLE, TEAMS):
-        dashboard_page(subject.path, subject.plural, sources, lambda view, s=subject: load_rows(view, s),
-                       lambda view, rows, s=subject: _list_page(view, rows, s))
+        dashboard_page(
+            subject.path,
+            subject.plural,
+            sources,
+            partial(load_rows, subject=subject),
+            partial(_list_page, subject=subject),
+        )
         # `:path`: an id may hold a slash (sent as %2F, which the router sees decoded).
         dashboard_page(f"{subject.path}/{{{subject.field}:path}}", subject.singular, sources, questions.load,
-                       lambda view, data, s=subject: _own_page(view, data, s))  # fmt: skip
+                       partial(_own_page, subject=subject))  # fmt: skip
 
 
-def load_rows(view: View, subject: Subject) -> list[BreakdownRow]:
+def load_rows(view: ScopedView, subject: Subject) -> list[BreakdownRow]:
     """The list page's rows, busiest first (runs in a worker thread)."""
     return breakdown(view.sources.storage, view.query, subject.dimension)
 
@@ -76,7 +98,7 @@ def linked_table(view: View, subject: Subject, rows: list[BreakdownRow]) -> ui.t
     """questions.table whose rows open their own page: a click anywhere on a row, or Enter on the name's link."""
     testid = f"{subject.dimension}-table"
     t = questions.table(subject.singular, rows, subject.columns).props(f"data-testid={testid}").mark(testid)
-    t.rows = [{**cells, "href": own_page_url(view, subject, row.key)} for cells, row in zip(t.rows, rows)]
+    t.rows = [{**cells, "href": own_page_url(view, subject, row.key)} for cells, row in zip(t.rows, rows, strict=True)]
     # The name is a real link, so the keyboard reaches every row with Tab and opens it with Enter.
     t.add_slot("body-cell-key", """
         <q-td :props="props">
@@ -93,7 +115,7 @@ def _open(href: str | None) -> None:
         ui.navigate.to(href)
 
 
-def _list_page(view: View, rows: list[BreakdownRow], subject: Subject) -> None:
+def _list_page(view: ScopedView, rows: list[BreakdownRow], subject: Subject) -> None:
     with ui.card().classes("w-full gap-2"):
         ui.label(_list_caption(view, subject)).classes("text-caption text-grey")
         table = linked_table(view, subject, rows)
@@ -107,13 +129,13 @@ def _list_caption(view: View, subject: Subject) -> str:
     return f"{view.filters.label}{mine}. Sort by any column; click a row to open its own page."
 
 
-def _own_page(view: View, data: questions.PageData, subject: Subject) -> None:
+def _own_page(view: ScopedView, data: questions.PageData, subject: Subject) -> None:
     """A person's or team's dashboard: their header, the overview's cards and the question pages' charts."""
     key = getattr(view.filters, subject.field)
     ui.page_title(f"{key} · {subject.singular} · agentdash")
     _header(view, data, subject, key)
-    overview.cards(view, (data.current, data.previous))
-    if overview.is_empty(data.current):
+    cards.draw(view, (data.current, data.previous))
+    if cards.is_empty(data.current):
         return
     if subject is TEAMS:
         with ui.card().classes("w-full gap-2"):
@@ -122,17 +144,19 @@ def _own_page(view: View, data: questions.PageData, subject: Subject) -> None:
     questions.draw(view, data, subject.page, headline=lambda: None)
 
 
-def _header(view: View, data: questions.PageData, subject: Subject, key: str) -> None:
+def _header(view: ScopedView, data: questions.PageData, subject: Subject, key: str) -> None:
     back = f"{subject.path}?{view.filters.to_query(**{subject.field: None})}"
     ui.link(f"← All {subject.plural.lower()}", back).classes("text-caption").props("data-testid=back")
     with ui.row().classes("items-center gap-3"):
         ui.icon(subject.icon, size="lg").classes("text-primary").props("aria-hidden=true")
         with ui.column().classes("gap-0"):
             ui.label(key).classes("text-h5 text-weight-bold").props("data-testid=subject").mark("subject")
-            ui.label(_context(view, data, subject)).classes("text-caption text-grey").props("data-testid=subject-context")
+            ui.label(_context(view, data, subject)).classes("text-caption text-grey").props(
+                "data-testid=subject-context"
+            )
 
 
-def _context(view: View, data: questions.PageData, subject: Subject) -> str:
+def _context(view: ScopedView, data: questions.PageData, subject: Subject) -> str:
     """Who or what the page is about, in a line: a person's teams or a team's head count, and any narrowing."""
     if subject is PEOPLE:
         teams = [row.key for row in data.breakdowns["team"] if row.key]

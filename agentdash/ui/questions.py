@@ -8,10 +8,18 @@ from urllib.parse import quote, urlencode
 
 from nicegui import ui
 
-from agentdash.metrics import DIMENSIONS, BreakdownRow, DurationBucket, OrgMetrics, breakdown, duration_histogram, org_metrics
+from agentdash.metrics import (
+    DIMENSIONS,
+    BreakdownRow,
+    DurationBucket,
+    OrgMetrics,
+    breakdown,
+    duration_histogram,
+    org_metrics,
+)
 from agentdash.ui import charts
 from agentdash.ui.filters import FILTER_KEYS
-from agentdash.ui.frame import View
+from agentdash.ui.view import ScopedView
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ PAGES: dict[str, Page] = {
 DIMENSION_LABELS = {"team": "Team", "user": "User", "model": "Model", "repo": "Repo"}
 
 
-def load(view: View) -> PageData:
+def load(view: ScopedView) -> PageData:
     """Every query a question page needs (runs in a worker thread)."""
     storage = view.sources.storage
     return PageData(
@@ -94,7 +102,7 @@ def load(view: View) -> PageData:
     )  # fmt: skip
 
 
-def csv_url(view: View, what: str) -> str:
+def csv_url(view: ScopedView, what: str) -> str:
     """The export endpoint for `what` ("metrics" or "breakdown/<dimension>") with the page's scoped filters."""
     q = view.query
     params = {"from": q.date_from.isoformat(), "to": q.date_to.isoformat()}
@@ -102,11 +110,11 @@ def csv_url(view: View, what: str) -> str:
     return f"/api/v1/orgs/{quote(q.org_id, safe='')}/{what}.csv?{urlencode(params)}"
 
 
-def csv_link(view: View, what: str, label: str, testid: str) -> None:
+def csv_link(view: ScopedView, what: str, label: str, testid: str) -> None:
     ui.link(label, csv_url(view, what)).props(f"download data-testid={testid}").classes("text-caption")
 
 
-def draw(view: View, data: PageData, page: Page, headline: Callable[[], None]) -> None:
+def draw(view: ScopedView, data: PageData, page: Page, headline: Callable[[], None]) -> None:
     weekly = view.filters.weekly
     with ui.row().classes("w-full items-center justify-between"):
         ui.toggle({0: "Daily", 1: "Weekly"}, value=int(weekly),
@@ -133,7 +141,7 @@ def _chart(title: str, option: dict) -> None:
         ui.echart(option).classes("w-full h-64").props(f"aria-label='{title}'")
 
 
-def _breakdowns(view: View, data: PageData, page: Page) -> None:
+def _breakdowns(view: ScopedView, data: PageData, page: Page) -> None:
     with ui.card().classes("w-full gap-2"):
         ui.label("Breakdowns").classes("text-subtitle1 text-weight-medium")
         with ui.tabs().props("dense align=left no-caps").classes("w-full") as tabs:
@@ -162,10 +170,15 @@ def table_rows(rows: list[BreakdownRow], columns: tuple[str, ...]) -> list[dict]
 
 def table(label: str, rows: list[BreakdownRow], columns: tuple[str, ...]) -> ui.table:
     cols = [{"name": "key", "label": label, "field": "key", "sortable": True, "align": "left"}]
-    cols += [{"name": key, "label": charts.METRICS[key][0], "field": key, "sortable": True, "align": "right"} for key in columns]
-    t = ui.table(columns=cols, rows=table_rows(rows, columns), row_key="id", pagination=10).props(
-        "dense flat no-data-label='No runs in this range'"
-    ).classes("w-full")
+    cols += [
+        {"name": key, "label": charts.METRICS[key][0], "field": key, "sortable": True, "align": "right"}
+        for key in columns
+    ]
+    t = (
+        ui.table(columns=cols, rows=table_rows(rows, columns), row_key="id", pagination=10)
+        .props("dense flat no-data-label='No runs in this range'")
+        .classes("w-full")
+    )
     t.add_slot("body-cell", """
         <q-td :props="props">{{ props.row[props.col.name + '__text'] ?? props.value }}</q-td>
     """)  # fmt: skip

@@ -13,9 +13,8 @@ from fastapi import Form, Request
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
-from agentdash.auth import ROLES, NotAuthorized, TokenVerifier, issue_token
-from agentdash.auth.oidc_login import FLOW_COOKIE, FLOW_TTL_S, CodeFlow, LoginFailed
-from agentdash.auth import FailureLimiter
+from agentdash.auth import ROLES, CodeFlow, FailureLimiter, LoginFailed, NotAuthorized, TokenVerifier, issue_token
+from agentdash.auth.oidc_login import FLOW_COOKIE, FLOW_TTL_S  # not on the package surface
 
 log = logging.getLogger(__name__)
 
