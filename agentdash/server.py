@@ -23,7 +23,7 @@ from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.storage import Storage, open_storage
 from agentdash.ui import create_dashboard
-from agentdash.web import BodyLimit, ClientPortApp, SecurityHeaders, create_read_api
+from agentdash.web import ASGIApp, BodyLimit, ClientPortApp, LoopbackHostOnly, SecurityHeaders, create_read_api
 
 log = logging.getLogger("agentdash")
 
@@ -66,11 +66,11 @@ def running(settings: Settings):
     secret = dev_secret(settings.secret_path) if settings.dev else None
     ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings))
     ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings.trusted_proxies)
-    client = _server(
-        SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
-                                                create_dashboard(storage, projector, verifier, secret, code_flow)))),
-        settings.host, settings.port, settings.trusted_proxies,
-    )  # fmt: skip
+    client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
+                                                         create_dashboard(storage, projector, verifier, secret, code_flow))))  # fmt: skip
+    if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
+        client_app = LoopbackHostOnly(client_app)
+    client = _server(client_app, settings.host, settings.port, settings.trusted_proxies)
     # Servers run off the main thread so that the signal handlers below stay ours.
     threads = [
         threading.Thread(target=s.run, name=name, daemon=True)

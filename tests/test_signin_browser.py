@@ -87,8 +87,10 @@ def test_bad_tokens_set_no_cookie_and_repeated_failures_are_throttled(server):
         for _ in range(12):
             answer = client.post("/login", data={"token": "nonsense"})
         assert "reason=throttled" in answer.headers["location"]
-        # Even a good token waits out the throttle: the limiter cannot be used to test guesses.
-        assert "reason=throttled" in client.get("/login", params={"token": server.token("acme")}).headers["location"]
+        # A good token passes the throttle: guessers behind the same address cannot lock its owner out.
+        passed = client.post("/login", data={"token": server.token("acme")})
+        assert passed.headers["location"] == "/" and "agentdash_token=" in passed.headers["set-cookie"]
+        assert "reason=throttled" in client.post("/login", data={"token": "nonsense"}).headers["location"]
     server.stop()
     assert forged not in server.log() and "eyJ" not in server.log()  # refused tokens are not logged either
 
@@ -100,8 +102,13 @@ def test_without_dev_mode_there_is_no_issuer_only_the_providers_tokens(server_fa
     server = ServerProcess(tmp_path / "idp-data", dev=False).start("--jwt-secret", secret)
     try:
         with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
-            issued = client.get("/signin/dev", params={"org": "acme", "role": "org_admin", "user": "me"})
+            issued = client.post("/signin/dev", data={"org": "acme", "role": "org_admin", "user": "me"})
             assert issued.status_code == 303 and "agentdash_token" not in issued.headers.get("set-cookie", "")
+            # Outside dev mode a token in the URL is not taken: it would sit in proxy logs and browser history.
+            good = server.cli("token", "--org", "acme", "--role", "org_admin", "--jwt-secret", secret)
+            link = client.get("/login", params={"token": good})
+            assert link.status_code == 303 and "reason=token-link" in link.headers["location"]
+            assert "agentdash_token" not in link.headers.get("set-cookie", "")
         token = server.cli("token", "--org", "acme", "--role", "org_admin", "--user", "pat", "--jwt-secret", secret)
         with browser_page() as page:
             page.goto(f"{server.url}/signin")
@@ -141,3 +148,42 @@ def test_the_client_port_refuses_big_bodies_declared_or_streamed(server):
     assert streamed.status_code == 413
     small = httpx.post(f"{server.url}/login", data={"token": "x"}, trust_env=False, follow_redirects=False)
     assert small.status_code == 303  # an ordinary sign-in form still goes through
+
+
+CROSS_SITE = [{"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"},
+              {"origin": "null"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_another_site_can_neither_sign_you_in_nor_out(server, headers):
+    """Login CSRF (switching the victim to the attacker's account) and logout CSRF are refused."""
+    with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
+        forced = client.post("/login", data={"token": server.token("acme", user="attacker")}, headers=headers)
+        assert forced.status_code == 303 and "reason=cross-site" in forced.headers["location"]
+        assert "agentdash_token" not in forced.headers.get("set-cookie", "")
+        mine = client.post("/login", data={"token": server.token("acme")},
+                           headers={"origin": server.url, "sec-fetch-site": "same-origin"})  # fmt: skip
+        assert mine.headers["location"] == "/" and "agentdash_token=" in mine.headers["set-cookie"]
+        assert "agentdash_token" not in client.post("/logout", headers=headers).headers.get("set-cookie", "")
+        embedded = client.get("/logout")  # an <img src=/logout> on any page
+        assert embedded.status_code == 405 and "agentdash_token" not in embedded.headers.get("set-cookie", "")
+        out = client.post("/logout", headers={"sec-fetch-site": "same-origin"})
+        assert out.status_code == 303 and 'agentdash_token=""' in out.headers["set-cookie"]
+
+
+def test_the_dev_issuer_answers_only_same_origin_posts_under_a_loopback_name(server):
+    """Against DNS rebinding: a page under another name that resolves to 127.0.0.1 gets nothing."""
+    port = server.port
+    form = {"org": "acme", "role": "org_admin", "user": "rebound"}
+    with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}"):
+            for method, path in (("GET", "/signin"), ("POST", "/signin/dev"), ("GET", "/api/v1/orgs/acme/metrics")):
+                answer = client.request(method, path, data=form if method == "POST" else None, headers={"host": host})
+                assert answer.status_code == 403, (host, path)
+                assert "agentdash_token" not in answer.headers.get("set-cookie", "")
+        assert client.get("/signin/dev", params=form).status_code == 405  # a plain GET issues nothing
+        refused = client.post("/signin/dev", data=form, headers={"origin": "http://evil.example"})
+        assert "reason=cross-site" in refused.headers["location"]
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            issued = client.post("/signin/dev", data=form, headers={"host": host, "sec-fetch-site": "same-origin"})
+            assert "agentdash_token=" in issued.headers["set-cookie"], host

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from nicegui import ui
 
 from agentdash.ui.filter_bar import filter_bar
+from agentdash.ui.forms import post_form
 from agentdash.ui.freshness import freshness_line
 from agentdash.ui.view import View
 
@@ -46,7 +47,7 @@ def _header(view: View, dark: ui.dark_mode) -> None:
             ui.button(icon="dark_mode", on_click=lambda: _toggle_dark(dark)).props(
                 "flat round color=white aria-label='Toggle dark mode' data-testid=dark-toggle"
             ).tooltip("Light / dark")
-            ui.button(icon="logout", on_click=lambda: ui.navigate.to("/logout")).props(
+            ui.button(icon="logout", on_click=lambda: post_form("/logout")).props(
                 "flat round color=white aria-label='Sign out' data-testid=logout"
             ).tooltip("Sign out")
 

@@ -6,15 +6,25 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from fastapi import Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from nicegui import app, ui
 
-from agentdash.auth import ROLES, CodeFlow, FailureLimiter, LoginFailed, NotAuthorized, TokenVerifier, issue_token
+from agentdash.auth import (
+    ROLES,
+    CodeFlow,
+    FailureLimiter,
+    LoginFailed,
+    NotAuthorized,
+    TokenVerifier,
+    client_address,
+    issue_token,
+)  # fmt: skip
 from agentdash.auth.oidc_login import FLOW_COOKIE, FLOW_TTL_S  # not on the package surface
+from agentdash.ui.forms import post_form
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +38,21 @@ REASONS = {
     "throttled": "Too many failed sign-ins from this address. Wait a minute, then try again.",
     "unavailable": "The identity provider cannot be reached right now. Try again in a moment.",
     "misconfigured": "Signing in with the identity provider is not set up correctly on this server. "
-                     "Ask your administrator (the server log says what is wrong).",
+    "Ask your administrator (the server log says what is wrong).",
     "flow-mismatch": "That sign-in could not be matched to one started in this browser. Start again.",
     "flow-expired": "The sign-in took too long. Start again.",
     "denied": "The identity provider did not sign you in (access denied).",
     "provider-error": "The identity provider could not sign you in. Try again, or ask your administrator.",
     "token-refused": "The identity provider did not complete the sign-in. Start again.",
     "id-token": "The identity provider's answer was not accepted. Ask your administrator to check that it "
-                "sends org_id and role in the ID token.",
+    "sends org_id and role in the ID token.",
     "nonce": "The identity provider's answer belongs to another sign-in. Start again.",
+    "cross-site": "A sign-in or sign-out sent from another site was refused. Use this page instead.",
+    "token-link": "Sign-in links are turned off on this server (they would leave tokens in proxy logs). "
+    "Paste the token below instead.",
 }
+# What a browser says of a request's initiator; "none" is the person typing the address or using a bookmark.
+SAME_SITE_FETCHES = ("same-origin", "none")
 
 
 @dataclass(frozen=True)
@@ -68,31 +83,63 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
+def cross_site(request: Request) -> bool:
+    """Whether a browser sent this request on another site's behalf (login/logout CSRF).
+
+    Browsers send Sec-Fetch-Site, or at least Origin, on every POST; a request with neither is no browser's, and so
+    carries no victim's cookie. Origin is compared by host only: behind a TLS proxy the scheme we see may differ.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in SAME_SITE_FETCHES
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
+
+
 def install(signin: SignIn) -> None:
     """Register /login (token → cookie), /logout, /signin, /signin/dev (dev mode) and /auth/* (the code flow)."""
 
     @app.get("/login")
     def login_link(request: Request, token: str = "", next: str = "/") -> RedirectResponse:
-        # The one-click link from `agentdash demo`: the token leaves the address bar for an HttpOnly cookie.
+        # The one-click link from `agentdash demo`; elsewhere tokens must not sit in URLs (proxy logs, history).
+        if signin.dev_secret is None:
+            return RedirectResponse(signin_url("token-link", next), status_code=303)
         return _start_session(signin, request, token, next)
 
     @app.post("/login")
     def login_form(request: Request, token: str = Form(""), next: str = Form("/")) -> RedirectResponse:
+        if cross_site(request):
+            return _refuse_cross_site(request, next)
         return _start_session(signin, request, token, next)
 
     @app.get("/logout")
-    def logout() -> RedirectResponse:
+    def logout_link() -> JSONResponse:
+        # Not a way out: any page could embed it. The Sign out button posts.
+        return JSONResponse({"error": "sign out with POST /logout (the Sign out button)"}, status_code=405,
+                            headers={"Allow": "POST"})  # fmt: skip
+
+    @app.post("/logout")
+    def logout(request: Request) -> RedirectResponse:
+        if cross_site(request):
+            return _refuse_cross_site(request, "/")
         response = RedirectResponse(signin_url("signed-out"), status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    @app.get("/signin/dev")
-    def dev_signin(request: Request, org: str, role: str, user: str, teams: str = "", next: str = "/") -> RedirectResponse:
+    @app.post("/signin/dev")
+    def dev_signin(request: Request, org: str = Form(""), role: str = Form(""), user: str = Form(""),
+                   teams: str = Form(""), next: str = Form("/")) -> RedirectResponse:  # fmt: skip
         if signin.dev_secret is None or not is_loopback(request.client.host if request.client else None):
             return RedirectResponse(signin_url("required", next), status_code=303)
+        if cross_site(request):
+            return _refuse_cross_site(request, next)
         role = role if role in ROLES else "member"
         team_list = tuple(t.strip() for t in teams.split(",") if t.strip())
-        token = issue_token(signin.dev_secret, org.strip() or "demo", role, user.strip() or "dev", team_list, DEV_TOKEN_TTL_S)
+        token = issue_token(
+            signin.dev_secret, org.strip() or "demo", role, user.strip() or "dev", team_list, DEV_TOKEN_TTL_S
+        )
         return _start_session(signin, request, token, next)
 
     @ui.page("/signin", title="Sign in · agentdash")
@@ -139,6 +186,15 @@ def _install_code_flow(signin: SignIn, flow: CodeFlow) -> None:
         return response
 
 
+def _refuse_cross_site(request: Request, next_path: str) -> RedirectResponse:
+    origin = (
+        request.headers.get("origin", "-")[:100].encode("unicode_escape").decode()
+    )  # one log line, whatever it holds
+    log.warning("refused a cross-site %s %s from %s (Origin %s)", request.method, request.url.path, _client(request),
+                origin)  # fmt: skip
+    return RedirectResponse(signin_url("cross-site", next_path), status_code=303)
+
+
 def _login_failed(signin: SignIn, request: Request, failure: LoginFailed) -> RedirectResponse:
     log.warning("sign-in with the identity provider failed for %s: %s", _client(request), failure.detail)
     if failure.counts:
@@ -147,17 +203,18 @@ def _login_failed(signin: SignIn, request: Request, failure: LoginFailed) -> Red
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else ""
+    return client_address(request.client.host if request.client else None)
 
 
 def _start_session(signin: SignIn, request: Request, token: str, next_path: str) -> RedirectResponse:
     """Check the token, then keep it in an HttpOnly cookie that expires with it; throttle repeated failures."""
-    client = request.client.host if request.client else ""
-    if signin.failures.retry_after(client):
-        return RedirectResponse(signin_url("throttled", next_path), status_code=303)
+    client = _client(request)
     try:
+        # A valid token passes even from a throttled address (others behind the same NAT may be guessing).
         signin.verifier.verify(token.strip())
     except NotAuthorized as exc:
+        if signin.failures.retry_after(client):
+            return RedirectResponse(signin_url("throttled", next_path), status_code=303)
         signin.failures.failed(client)
         reason = "expired" if "expired" in str(exc) else "invalid"
         return RedirectResponse(signin_url(reason, next_path), status_code=303)
@@ -194,12 +251,16 @@ def _dev_issuer(next_path: str) -> None:
         org = ui.input("Org", value="demo").props("dense outlined data-testid=dev-org").classes("w-full")
         role = ui.select({r: r for r in ROLES}, value="org_admin", label="Role").props(
             "dense outlined data-testid=dev-role").classes("w-full")  # fmt: skip
-        teams = ui.input("Teams (comma-separated, for managers)").props("dense outlined data-testid=dev-teams").classes("w-full")
+        teams = (
+            ui.input("Teams (comma-separated, for managers)")
+            .props("dense outlined data-testid=dev-teams")
+            .classes("w-full")
+        )
         user = ui.input("User", value="dev").props("dense outlined data-testid=dev-user").classes("w-full")
 
         def go() -> None:
-            query = {"org": org.value, "role": role.value, "user": user.value, "teams": teams.value, "next": next_path}
-            ui.navigate.to(f"/signin/dev?{urlencode(query)}")
+            fields = {"org": org.value, "role": role.value, "user": user.value, "teams": teams.value, "next": next_path}
+            post_form("/signin/dev", {key: str(value or "") for key, value in fields.items()})
 
         ui.button("Sign in", on_click=go).props("data-testid=dev-signin")
 

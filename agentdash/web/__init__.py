@@ -4,9 +4,18 @@ middleware around it and the dashboard (body limit, security headers)."""
 from __future__ import annotations
 
 from agentdash.web.body_limit import BodyLimit
-from agentdash.web.client_port import ClientPortApp
+from agentdash.web.client_port import ASGIApp, ClientPortApp
 from agentdash.web.errors import EXCEPTION_HANDLERS
+from agentdash.web.loopback_host import LoopbackHostOnly
 from agentdash.web.read_api import create_read_api
 from agentdash.web.security_headers import SecurityHeaders
 
-__all__ = ["EXCEPTION_HANDLERS", "BodyLimit", "ClientPortApp", "SecurityHeaders", "create_read_api"]
+__all__ = [
+    "ASGIApp",
+    "EXCEPTION_HANDLERS",
+    "BodyLimit",
+    "ClientPortApp",
+    "LoopbackHostOnly",
+    "SecurityHeaders",
+    "create_read_api",
+]
