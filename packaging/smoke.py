@@ -23,7 +23,7 @@ with tempfile.TemporaryDirectory() as data_dir:
                     break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the executable did not start")
+                    raise SystemExit("the executable did not start") from None
                 time.sleep(0.2)
         event = {"id": "smoke-1", "type": "session.started", "org_id": "smoke", "user_id": "u", "session_id": "s",
                  "occurred_at": "2026-01-01T12:00:00Z"}  # fmt: skip

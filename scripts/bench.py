@@ -24,23 +24,23 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
-import httpx  # noqa: E402
-import msgspec  # noqa: E402
+import httpx
+import msgspec
 
-from agentdash.config import load_settings  # noqa: E402
-from agentdash.events import dedupe_key, parse_event  # noqa: E402
-from agentdash.demo.generator import GeneratorConfig, generate, window  # noqa: E402
-from agentdash.demo import send  # noqa: E402
-from agentdash.projector import Projector  # noqa: E402
-from agentdash.storage import open_storage  # noqa: E402
-from agentdash.storage.embedded.event_log import INSERT, SCHEMA, connect, event_row  # noqa: E402
-from agentdash.testing import ServerProcess, free_port  # noqa: E402
+from agentdash.config import load_settings
+from agentdash.demo import send
+from agentdash.demo.generator import GeneratorConfig, generate, window
+from agentdash.events import dedupe_key, parse_event
+from agentdash.projector import Projector
+from agentdash.storage import open_storage
+from agentdash.storage.embedded.event_log import INSERT, SCHEMA, connect, event_row
+from agentdash.testing import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("ingest", "latency", "fold", "freshness", "metrics", "demo")
@@ -184,8 +184,10 @@ class fresh_server:
         self.server = Server(Path(self.tmp.name) / "data", ingest_orgs=("demo", "fresh"))  # the orgs sent here
         started = time.perf_counter()
         self.server.start(*self.extra)
-        note(f"server pid {self.server.process.pid} up in {time.perf_counter() - started:.1f} s "
-             f"(ingest :{self.server.ingest_port}, dashboard :{self.server.port})")
+        note(
+            f"server pid {self.server.process.pid} up in {time.perf_counter() - started:.1f} s "
+            f"(ingest :{self.server.ingest_port}, dashboard :{self.server.port})"
+        )
         return self.server
 
     def __exit__(self, *exc) -> None:
@@ -269,7 +271,7 @@ def post_all(url: str, bodies: list[bytes], counts: list[int], threads: int, pro
                     answer = msgspec.json.decode(r.content)
                     if answer["rejected"]:
                         raise RuntimeError(f"ingest rejected events: {answer['rejected'][:3]}")
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     errors.append(exc)
                     return
                 with lock:
@@ -307,7 +309,9 @@ def bench_ingest(sizes: Sizes) -> None:
     with fresh_server() as server:
         progress = Progress("ingest events acknowledged", len(events))
         server_cpu, client_cpu = proc_cpu_s(server.process.pid), time.process_time()
-        seconds, acks, retries = post_all(f"{server.ingest_url}/v1/events", bodies, counts, 2, progress, server.ingest_headers)
+        seconds, acks, retries = post_all(
+            f"{server.ingest_url}/v1/events", bodies, counts, 2, progress, server.ingest_headers
+        )
         server_cpu, client_cpu = proc_cpu_s(server.process.pid) - server_cpu, time.process_time() - client_cpu
         progress.close()
         logged = server.status()["events_logged"]
@@ -320,17 +324,31 @@ def bench_ingest(sizes: Sizes) -> None:
         ceiling = sqlite_ceiling(Path(tmp) / "ceiling.sqlite", rows)
         naive, naive_n = sqlite_naive(Path(tmp) / "naive.sqlite", rows, prefill=logged, sample=sizes.naive_sample)
 
-    say(f"  events sent            {len(events):>12,}   in {seconds:.1f} s   (503 retries: {retries}; log holds {logged:,})")
+    say(
+        f"  events sent            {len(events):>12,}   in {seconds:.1f} s   (503 retries: {retries}; log holds {logged:,})"
+    )
     say(f"  ingest over HTTP       {rate:>12,.0f} events/s   (slowest 5-s window {sustained:,.0f}/s)")
-    say(f"  CPU while posting      server {server_cpu:.1f} s ({server_cpu / seconds:.0%} of a core, "
+    say(
+        f"  CPU while posting      server {server_cpu:.1f} s ({server_cpu / seconds:.0%} of a core, "
         f"{server_cpu / len(events) * 1e6:.1f} us/event incl. projector folds), bench client {client_cpu:.1f} s "
-        f"({client_cpu / seconds:.0%})")
+        f"({client_cpu / seconds:.0%})"
+    )
     say(f"  append ceiling         {ceiling:>12,.0f} rows/s     raw executemany, no index, commit per 500")
-    say(f"  naive unique index     {naive:>12,.0f} rows/s     INSERT OR IGNORE, UNIQUE(org_id, id), "
-        f"{naive_n:,} rows into a table pre-filled to {logged:,}")
+    say(
+        f"  naive unique index     {naive:>12,.0f} rows/s     INSERT OR IGNORE, UNIQUE(org_id, id), "
+        f"{naive_n:,} rows into a table pre-filled to {logged:,}"
+    )
     say(f"  ingest = {rate / ceiling:.0%} of the ceiling, {rate / naive:.1f}x the naive design")
-    RESULTS.append(Row("ingest events/s (HTTP, 500/batch)", f"{rate:,.0f}/s", f"ceiling {ceiling:,.0f}/s; naive {naive:,.0f}/s",
-                       f"{rate / ceiling:.0%} of ceiling, {rate / naive:.1f}x naive", ">= 60,000/s", rate >= 60_000))
+    RESULTS.append(
+        Row(
+            "ingest events/s (HTTP, 500/batch)",
+            f"{rate:,.0f}/s",
+            f"ceiling {ceiling:,.0f}/s; naive {naive:,.0f}/s",
+            f"{rate / ceiling:.0%} of ceiling, {rate / naive:.1f}x naive",
+            ">= 60,000/s",
+            rate >= 60_000,
+        )
+    )
 
 
 def sqlite_ceiling(path: Path, rows: list[tuple]) -> float:
@@ -388,8 +406,9 @@ def sqlite_naive(path: Path, rows: list[tuple], prefill: int, sample: int) -> tu
 # --- 2. single-event POST latency ---------------------------------------------------------------
 
 
-def paced(client: httpx.Client, make: Callable[[int], httpx.Request], rate: float, seconds: float,
-          label: str) -> tuple[list[float], float]:
+def paced(
+    client: httpx.Client, make: Callable[[int], httpx.Request], rate: float, seconds: float, label: str
+) -> tuple[list[float], float]:
     """Send `rate` requests/s for `seconds` on one keep-alive connection; per-request latency in ms."""
     n = int(rate * seconds)
     latencies = []
@@ -428,7 +447,7 @@ def bench_latency(sizes: Sizes) -> None:
         note(f"prefill: {stats.accepted:,} accepted at {stats.events_per_second:,.0f}/s")
         status, _ = server.wait_projected(label="prefill projected")
         time.sleep(1.0)
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         n = int(200 * sizes.latency_seconds)
         bodies = [msgspec.json.encode({"events": [{
             "id": str(uuid.uuid4()), "type": "session.started", "org_id": "demo", "user_id": "bench-latency",
@@ -443,8 +462,13 @@ def bench_latency(sizes: Sizes) -> None:
                 "id": str(uuid.uuid4()), "type": "session.started", "org_id": "demo", "user_id": "bench-latency",
                 "session_id": "ses-bench-warm", "occurred_at": now}]}), headers={"content-type": "application/json", **server.ingest_headers})  # fmt: skip
             warm.raise_for_status()
-            base, base_rate = paced(client, lambda i: client.build_request("GET", health), 200, sizes.latency_seconds,
-                                    "GET /healthz (baseline)")
+            base, base_rate = paced(
+                client,
+                lambda i: client.build_request("GET", health),
+                200,
+                sizes.latency_seconds,
+                "GET /healthz (baseline)",
+            )
             lat, lat_rate = paced(client, lambda i: client.build_request(
                 "POST", post, content=bodies[i], headers={"content-type": "application/json", **server.ingest_headers}),
                 200, sizes.latency_seconds, "POST /v1/events, 1 event")  # fmt: skip
@@ -452,15 +476,27 @@ def bench_latency(sizes: Sizes) -> None:
     say(f"  log size during the test {status['events_logged']:,} -> {end['events_logged']:,} events")
     say(f"  {'':24} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}   rate")
     for name, values, achieved in (("POST 1 event (ms)", lat, lat_rate), ("GET /healthz (ms)", base, base_rate)):
-        say(f"  {name:24} {pct(values, .5):8.2f} {pct(values, .95):8.2f} {pct(values, .99):8.2f} {max(values):8.2f}"
-            f"   {achieved:.0f} req/s, n={len(values)}")
-    p99, b99 = pct(lat, .99), pct(base, .99)
+        say(
+            f"  {name:24} {pct(values, 0.5):8.2f} {pct(values, 0.95):8.2f} {pct(values, 0.99):8.2f} {max(values):8.2f}"
+            f"   {achieved:.0f} req/s, n={len(values)}"
+        )
+    p99, b99 = pct(lat, 0.99), pct(base, 0.99)
     slow = sum(1 for v in lat if v > 10)
-    say(f"  POST requests over 10 ms: {slow} of {len(lat)} ({slow / len(lat):.1%}); "
-        f"healthz over 10 ms: {sum(1 for v in base if v > 10)}")
+    say(
+        f"  POST requests over 10 ms: {slow} of {len(lat)} ({slow / len(lat):.1%}); "
+        f"healthz over 10 ms: {sum(1 for v in base if v > 10)}"
+    )
     say(f"  POST p99 is {p99 / b99:.1f}x the bare HTTP round trip (+{p99 - b99:.2f} ms)")
-    RESULTS.append(Row("POST 1 event p99 @200 req/s", f"{p99:.2f} ms (p50 {pct(lat, .5):.2f})",
-                       f"healthz p99 {b99:.2f} ms", f"{p99 / b99:.1f}x", "p99 < 10 ms", p99 < 10))
+    RESULTS.append(
+        Row(
+            "POST 1 event p99 @200 req/s",
+            f"{p99:.2f} ms (p50 {pct(lat, 0.5):.2f})",
+            f"healthz p99 {b99:.2f} ms",
+            f"{p99 / b99:.1f}x",
+            "p99 < 10 ms",
+            p99 < 10,
+        )
+    )
 
 
 # --- 3. projector fold rate and freshness -------------------------------------------------------
@@ -478,14 +514,28 @@ def bench_fold(sizes: Sizes) -> None:
     tick, tick_s = r["tick"], r["tick_s"]
     fold_rate, read_rate = folded / fold_s, logged / read_s
     say(f"  fold (read + fold)     {fold_rate:>12,.0f} events/s   {folded:,} events in {fold_s:.1f} s")
-    say(f"  baseline: read only    {read_rate:>12,.0f} events/s   {logged:,} events in {read_s:.1f} s (SQLite -> Arrow; "
-        f"passes {', '.join(f'{r:.1f}' for r in reads)} s)")
-    say(f"  fold step alone        {folded / max(fold_s - read_s, 1e-9):>12,.0f} events/s   "
-        f"(catch_up minus the read: {fold_s - read_s:.1f} s)")
+    say(
+        f"  baseline: read only    {read_rate:>12,.0f} events/s   {logged:,} events in {read_s:.1f} s (SQLite -> Arrow; "
+        f"passes {', '.join(f'{r:.1f}' for r in reads)} s)"
+    )
+    say(
+        f"  fold step alone        {folded / max(fold_s - read_s, 1e-9):>12,.0f} events/s   "
+        f"(catch_up minus the read: {fold_s - read_s:.1f} s)"
+    )
     say(f"  one tick on a {logged:,}-event model: {tick:,} new events folded in {tick_s * 1000:.0f} ms")
-    say(f"  folding runs at {fold_rate / read_rate:.0%} of the bare read rate; the read is {read_s / fold_s:.0%} of the fold time")
-    RESULTS.append(Row("projector fold rate", f"{fold_rate:,.0f}/s", f"read-only {read_rate:,.0f}/s",
-                       f"{fold_rate / read_rate:.0%} of read", ">= 150,000/s", fold_rate >= 150_000))
+    say(
+        f"  folding runs at {fold_rate / read_rate:.0%} of the bare read rate; the read is {read_s / fold_s:.0%} of the fold time"
+    )
+    RESULTS.append(
+        Row(
+            "projector fold rate",
+            f"{fold_rate:,.0f}/s",
+            f"read-only {read_rate:,.0f}/s",
+            f"{fold_rate / read_rate:.0%} of read",
+            ">= 150,000/s",
+            fold_rate >= 150_000,
+        )
+    )
 
 
 def fold_child(sizes: Sizes) -> None:
@@ -549,12 +599,14 @@ def fold_child(sizes: Sizes) -> None:
 
 def bench_freshness(sizes: Sizes) -> None:
     rate, batch = 5000, 100
-    say(f"\n## 3b. freshness at the default --projector-interval 1 under a steady {rate:,} events/s "
-        f"({sizes.fresh_seconds:.0f} s)")
+    say(
+        f"\n## 3b. freshness at the default --projector-interval 1 under a steady {rate:,} events/s "
+        f"({sizes.fresh_seconds:.0f} s)"
+    )
     batches_n = int(sizes.fresh_seconds * rate / batch)
     every = 25  # one tagged event every 25 batches = 2 per second
     history = pool(batches_n * batch, sizes.pool_days)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     stamp = started_at.isoformat(timespec="milliseconds")
     day = started_at.date().isoformat()
     bodies, tags = [], 0
@@ -599,7 +651,7 @@ def bench_freshness(sizes: Sizes) -> None:
                                         s["t_api"] = t
                         if done.is_set() and time.perf_counter() - done_at[0] > 60:
                             raise TimeoutError("tagged events still not visible 60 s after the last send")
-                    except BaseException as exc:  # noqa: BLE001
+                    except BaseException as exc:
                         errors.append(exc)
                         return
                     time.sleep(0.1)
@@ -609,7 +661,9 @@ def bench_freshness(sizes: Sizes) -> None:
         poll_thread.start()
         progress = Progress("events sent", batches_n * batch)
         behind = 0
-        with httpx.Client(timeout=30, trust_env=False, headers={"content-type": "application/json", **server.ingest_headers}) as client:
+        with httpx.Client(
+            timeout=30, trust_env=False, headers={"content-type": "application/json", **server.ingest_headers}
+        ) as client:
             t0 = time.perf_counter()
             for b, body in enumerate(bodies):
                 due = t0 + b * batch / rate
@@ -635,23 +689,40 @@ def bench_freshness(sizes: Sizes) -> None:
         if errors:
             raise errors[0]
         # Confirm at the end: every tagged user is in the metrics API.
-        r = httpx.get(f"{server.url}/api/v1/orgs/fresh/metrics", params={"from": day, "to": day},
-                      headers={"authorization": f"Bearer {token}"}, trust_env=False, timeout=30)
+        r = httpx.get(
+            f"{server.url}/api/v1/orgs/fresh/metrics",
+            params={"from": day, "to": day},
+            headers={"authorization": f"Bearer {token}"},
+            trust_env=False,
+            timeout=30,
+        )
         final_users = r.json()["active_users"]
     achieved = batches_n * batch / send_s
     api = [s["t_api"] - s["t_ack"] for s in samples]
     by_status = [s["t_status"] - s["t_ack"] for s in samples if s.get("t_status") is not None]
-    say(f"  sent {batches_n * batch:,} events at {achieved:,.0f}/s ({behind} of {batches_n} batches late); "
-        f"{len(samples)} tagged events; max lag seen {max_lag[0]:,} events")
+    say(
+        f"  sent {batches_n * batch:,} events at {achieved:,.0f}/s ({behind} of {batches_n} batches late); "
+        f"{len(samples)} tagged events; max lag seen {max_lag[0]:,} events"
+    )
     say(f"  end check: metrics API shows {final_users} of {tags} tagged users")
     say(f"  {'':34} {'p50':>7} {'p95':>7} {'max':>7}  (seconds, 100 ms polling)")
-    say(f"  {'200 -> visible in metrics API':34} {pct(api, .5):7.2f} {pct(api, .95):7.2f} {max(api):7.2f}")
+    say(f"  {'200 -> visible in metrics API':34} {pct(api, 0.5):7.2f} {pct(api, 0.95):7.2f} {max(api):7.2f}")
     if by_status:
-        say(f"  {'200 -> /status events_projected':34} {pct(by_status, .5):7.2f} {pct(by_status, .95):7.2f} {max(by_status):7.2f}")
+        say(
+            f"  {'200 -> /status events_projected':34} {pct(by_status, 0.5):7.2f} {pct(by_status, 0.95):7.2f} {max(by_status):7.2f}"
+        )
     say("  baseline: the projector interval, 1.00 s")
-    p95 = pct(api, .95)
-    RESULTS.append(Row("freshness p95 @5k events/s", f"{p95:.2f} s (p50 {pct(api, .5):.2f}, max {max(api):.2f})",
-                       "interval 1.00 s", f"{p95:.1f}x", "p95 < 3 s", p95 < 3 and final_users == tags))
+    p95 = pct(api, 0.95)
+    RESULTS.append(
+        Row(
+            "freshness p95 @5k events/s",
+            f"{p95:.2f} s (p50 {pct(api, 0.5):.2f}, max {max(api):.2f})",
+            "interval 1.00 s",
+            f"{p95:.1f}x",
+            "p95 < 3 s",
+            p95 < 3 and final_users == tags,
+        )
+    )
 
 
 # --- 4. metrics API latency ---------------------------------------------------------------------
@@ -709,14 +780,26 @@ def bench_metrics(sizes: Sizes) -> None:
                 timed(f"breakdown/{dim}, full year", f"/breakdown/{dim}", year, 5)
             progress.close()
     series = full_body.get("series") or []
-    say(f"  server holds {status['events_logged']:,} events; full-year answer has {len(full_body)} keys, "
-        f"{len(series)} series days, runs={full_body.get('runs')}")
+    say(
+        f"  server holds {status['events_logged']:,} events; full-year answer has {len(full_body)} keys, "
+        f"{len(series)} series days, runs={full_body.get('runs')}"
+    )
     say(f"  {'request (ms)':32} {'n':>4} {'first':>8} {'p50':>8} {'p95':>8} {'max':>8}")
     for name, values in timings.items():
-        say(f"  {name:32} {len(values):>4} {cold[name]:8.1f} {pct(values, .5):8.1f} {pct(values, .95):8.1f} {max(values):8.1f}")
-    p95, b95 = pct(timings["full year"], .95), pct(timings["one day (baseline)"], .95)
-    RESULTS.append(Row(f"metrics API {sizes.metrics_days} d p95", f"{p95:.1f} ms (p50 {pct(timings['full year'], .5):.1f})",
-                       f"1 day p95 {b95:.1f} ms", f"{p95 / b95:.1f}x", "p95 < 100 ms", p95 < 100))
+        say(
+            f"  {name:32} {len(values):>4} {cold[name]:8.1f} {pct(values, 0.5):8.1f} {pct(values, 0.95):8.1f} {max(values):8.1f}"
+        )
+    p95, b95 = pct(timings["full year"], 0.95), pct(timings["one day (baseline)"], 0.95)
+    RESULTS.append(
+        Row(
+            f"metrics API {sizes.metrics_days} d p95",
+            f"{p95:.1f} ms (p50 {pct(timings['full year'], 0.5):.1f})",
+            f"1 day p95 {b95:.1f} ms",
+            f"{p95 / b95:.1f}x",
+            "p95 < 100 ms",
+            p95 < 100,
+        )
+    )
 
 
 # --- 5. demo start to ready ---------------------------------------------------------------------
@@ -790,9 +873,16 @@ def bench_demo(sizes: Sizes) -> None:
     say(f"  peak memory (VmHWM)            {hwm_kb / 1024:8.0f} MiB")
     say(f"  baseline: generate in process  {gen_s:8.1f} s   ({n_events:,} events)")
     say(f"  stop after SIGINT              {stop_s:8.1f} s   exit code {code}")
-    RESULTS.append(Row(f"demo --days {days} start->ready", f"{wall:.1f} s, peak {hwm_kb / 1024:.0f} MiB",
-                       f"generate only {gen_s:.1f} s", f"{wall / gen_s:.1f}x", "<= 90 s (365 d)",
-                       ok and wall <= 90 and code == 0))
+    RESULTS.append(
+        Row(
+            f"demo --days {days} start->ready",
+            f"{wall:.1f} s, peak {hwm_kb / 1024:.0f} MiB",
+            f"generate only {gen_s:.1f} s",
+            f"{wall / gen_s:.1f}x",
+            "<= 90 s (365 d)",
+            ok and wall <= 90 and code == 0,
+        )
+    )
 
 
 def machine_busy() -> tuple[int, int]:
@@ -840,18 +930,24 @@ def summary(quick: bool, total_s: float) -> None:
                           "n/a" if r.met is None else ("yes" if r.met else "NO")) for r in RESULTS]  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     for i, row in enumerate(table):
-        say("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        say("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
         if i == 0:
             say("  " + "  ".join("-" * w for w in widths))
-    say(f"\n  total {total_s:.0f} s on {os.cpu_count()} CPUs, python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}")
+    say(
+        f"\n  total {total_s:.0f} s on {os.cpu_count()} CPUs, python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~1 min)")
     parser.add_argument("--fold-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=BENCHMARKS + ("projector",), action="append",
-                        help="run only this benchmark (repeatable; 'projector' = fold + freshness)")
+    parser.add_argument(
+        "--only",
+        choices=BENCHMARKS + ("projector",),
+        action="append",
+        help="run only this benchmark (repeatable; 'projector' = fold + freshness)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.fold_child:
@@ -883,8 +979,10 @@ def main() -> int:
             failed.append(name)
             say(f"  {name} FAILED: {exc!r}")
             RESULTS.append(Row(name, "failed", "-", "-", "-", False))
-        say(f"  [{name}: {time.perf_counter() - t0:.0f} s; all {os.cpu_count()} CPUs {busy_share(before, machine_busy()):.0%} busy "
-            f"(this benchmark and anything else on the machine); {load} at its start]")
+        say(
+            f"  [{name}: {time.perf_counter() - t0:.0f} s; all {os.cpu_count()} CPUs {busy_share(before, machine_busy()):.0%} busy "
+            f"(this benchmark and anything else on the machine); {load} at its start]"
+        )
     summary(args.quick, time.perf_counter() - started)
     return 1 if failed else 0
 

@@ -21,12 +21,15 @@ from pathlib import Path
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-import httpx  # noqa: E402
+import httpx
 
-from agentdash.demo.generator import GeneratorConfig, generate, window  # noqa: E402
-from agentdash.demo import send  # noqa: E402
-from agentdash.testing import ServerProcess  # noqa: E402
-from agentdash.testing import PostgresCluster, postgres_bin_dir  # noqa: E402
+from agentdash.demo import send
+from agentdash.demo.generator import GeneratorConfig, generate, window
+from agentdash.testing import (
+    PostgresCluster,
+    ServerProcess,
+    postgres_bin_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,12 @@ def main() -> int:
     config = GeneratorConfig(days=args.days)
     events = generate(config)
     rows = [measure(backend, events, config, args.repeats) for backend in ("embedded", "postgres")]
-    print(f"\n{args.days}-day demo history, {len(events):,} events; {os.cpu_count()} cores shared with whatever else runs")
-    print(f"{'backend':10} {'ingest ev/s':>12} {'projected after':>16} {'year p50 ms':>12} {'year p95 ms':>12} {'1 day p95 ms':>13}")
+    print(
+        f"\n{args.days}-day demo history, {len(events):,} events; {os.cpu_count()} cores shared with whatever else runs"
+    )
+    print(
+        f"{'backend':10} {'ingest ev/s':>12} {'projected after':>16} {'year p50 ms':>12} {'year p95 ms':>12} {'1 day p95 ms':>13}"
+    )
     for f in rows:
         print(f"{f.backend:10} {f.ingest_per_s:12,.0f} {f.projected_after_s:15.1f}s {f.year_p50_ms:12.1f} "
               f"{f.year_p95_ms:12.1f} {f.day_p95_ms:13.1f}")  # fmt: skip

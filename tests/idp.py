@@ -42,7 +42,9 @@ class ProviderKey:
         return {**as_jwk(public, as_dict=True), "kid": self.kid, "use": "sig", "alg": self.algorithm}
 
     def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def sign(self, claims: dict, kid: str | None = None) -> str:
         return jwt.encode(claims, self.private, algorithm=self.algorithm, headers={"kid": kid or self.kid})
@@ -142,7 +144,9 @@ class FakeProvider:
             answer = {"error": "access_denied", "state": query["state"]}
         else:
             code = secrets.token_urlsafe(24)
-            self.grants[code] = Grant(CLIENT_ID, query["redirect_uri"], query["code_challenge"], query["nonce"], dict(self.knobs.user))
+            self.grants[code] = Grant(
+                CLIENT_ID, query["redirect_uri"], query["code_challenge"], query["nonce"], dict(self.knobs.user)
+            )
             answer = {"code": code, "state": query["state"]}
         return 302, {"Location": f"{query['redirect_uri']}?{urlencode(answer)}"}, {}
 
@@ -155,7 +159,10 @@ class FakeProvider:
         if not self._client_authenticated(form, authorization):
             return 401, {"error": "invalid_client"}
         if form.get("redirect_uri") != grant.redirect_uri:
-            return 400, {"error": "invalid_grant", "error_description": "redirect_uri differs from the authorization request's"}
+            return 400, {
+                "error": "invalid_grant",
+                "error_description": "redirect_uri differs from the authorization request's",
+            }
         if pkce_s256(form.get("code_verifier", "")) != grant.code_challenge:
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         return 200, {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": 600,
@@ -163,7 +170,14 @@ class FakeProvider:
 
     def id_token(self, grant: Grant) -> str:
         now = int(time.time())
-        base = {**grant.user, "iss": self.issuer, "aud": grant.client_id, "nonce": grant.nonce, "iat": now, "exp": now + 600}
+        base = {
+            **grant.user,
+            "iss": self.issuer,
+            "aud": grant.client_id,
+            "nonce": grant.nonce,
+            "iat": now,
+            "exp": now + 600,
+        }
         return self.signer.sign({k: v for k, v in (base | self.knobs.id_token_changes).items() if v is not None})
 
     def _client_authenticated(self, form: dict[str, str], authorization: str) -> bool:
@@ -209,7 +223,11 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
-            for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **(headers or {})}.items():
+            for name, value in {
+                "Content-Type": "application/json",
+                "Content-Length": str(len(data)),
+                **(headers or {}),
+            }.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)

@@ -13,22 +13,44 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FOUR_HOURS_US = 4 * 3600 * 1_000_000
 RUN_EVENT_TYPES = ("run.queued", "run.started", "run.finished", "handoff")
 
 # Metric keys in the order the read API lists them.
 METRIC_KEYS = (
-    "active_users", "dau", "wau", "mau", "runs_per_user", "sessions_per_user",
-    "runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled", "success_rate",
-    "failures_by_category", "run_duration_avg_s", "run_duration_p95_s", "queue_wait_avg_s",
-    "queue_wait_p95_s", "active_agent_time_per_session_s", "cost_usd", "input_tokens",
-    "output_tokens", "cost_per_run_usd", "runs_handed_off", "handoff_rate",
-    "post_handoff_iteration_rate", "sessions", "runs_per_session", "session_lifespan_avg_s",
+    "active_users",
+    "dau",
+    "wau",
+    "mau",
+    "runs_per_user",
+    "sessions_per_user",
+    "runs",
+    "runs_finished",
+    "runs_succeeded",
+    "runs_failed",
+    "runs_cancelled",
+    "success_rate",
+    "failures_by_category",
+    "run_duration_avg_s",
+    "run_duration_p95_s",
+    "queue_wait_avg_s",
+    "queue_wait_p95_s",
+    "active_agent_time_per_session_s",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "cost_per_run_usd",
+    "runs_handed_off",
+    "handoff_rate",
+    "post_handoff_iteration_rate",
+    "sessions",
+    "runs_per_session",
+    "session_lifespan_avg_s",
 )
 
 
@@ -67,7 +89,7 @@ def parse_time(value: str | datetime) -> datetime:
         parsed = msgspec.json.decode(msgspec.json.encode(value), type=datetime)
     if parsed.tzinfo is None:
         raise ValueError(f"occurred_at needs an offset: {value!r}")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def to_us(moment: datetime) -> int:
@@ -85,17 +107,19 @@ def distinct_org_events(events: list[dict], org_id: str) -> list[Ev]:
             continue
         seen.add(raw["id"])
         moment = parse_time(raw["occurred_at"])
-        kept.append(Ev(
-            id=raw["id"],
-            type=raw["type"],
-            user_id=raw["user_id"],
-            session_id=raw["session_id"],
-            run_id=raw.get("run_id"),
-            team_id=raw.get("team_id"),
-            at_us=to_us(moment),
-            day=moment.date(),
-            raw=raw,
-        ))
+        kept.append(
+            Ev(
+                id=raw["id"],
+                type=raw["type"],
+                user_id=raw["user_id"],
+                session_id=raw["session_id"],
+                run_id=raw.get("run_id"),
+                team_id=raw.get("team_id"),
+                at_us=to_us(moment),
+                day=moment.date(),
+                raw=raw,
+            )
+        )
     kept.sort(key=lambda e: e.order_key)
     return kept
 
@@ -157,8 +181,7 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
             continue
         run = runs.get(e.run_id)
         if run is None:  # the earliest event of the run: its anchor
-            run = Run(run_id=e.run_id, user_id=e.user_id, team_id=e.team_id,
-                      session_id=e.session_id, day=e.day)
+            run = Run(run_id=e.run_id, user_id=e.user_id, team_id=e.team_id, session_id=e.session_id, day=e.day)
             runs[e.run_id] = run
         if e.type == "run.queued" and run.queued_us is None:
             run.queued_us = e.at_us
@@ -322,8 +345,7 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
     handed_off = [r for r in finished if r.first_handoff_us is not None]
     iterated = [r for r in handed_off if followed_up(r, data.events)]
 
-    sessions = [s for s in data.sessions.values()
-                if date_from <= s.day <= date_to and matches(s.team_id, s.user_id, f)]
+    sessions = [s for s in data.sessions.values() if date_from <= s.day <= date_to and matches(s.team_id, s.user_id, f)]
     if f.filters_runs:  # the sessions that hold a matching run (of any day)
         holding = {r.session_id for r in data.runs.values() if run_matches(r, f)}
         sessions = [s for s in sessions if s.session_id in holding]
@@ -361,9 +383,18 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
     }
 
 
-def reference_metrics(events: list[dict], org_id: str, date_from: date, date_to: date,
-                      team_id: str | None = None, user_id: str | None = None, *, model: str | None = None,
-                      repo: str | None = None, teams: tuple[str, ...] | None = None) -> dict:
+def reference_metrics(
+    events: list[dict],
+    org_id: str,
+    date_from: date,
+    date_to: date,
+    team_id: str | None = None,
+    user_id: str | None = None,
+    *,
+    model: str | None = None,
+    repo: str | None = None,
+    teams: tuple[str, ...] | None = None,
+) -> dict:
     """The read API's answer for an org over [date_from, date_to], computed from raw wire events."""
     if date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -380,7 +411,6 @@ def reference_metrics(events: list[dict], org_id: str, date_from: date, date_to:
     f = Filters(team_id, user_id, model, repo, teams)
     answer.update(metrics_for_range(data, date_from, date_to, f))
     answer["series"] = [
-        {"date": day.isoformat(), **metrics_for_range(data, day, day, f)}
-        for day in days_between(date_from, date_to)
+        {"date": day.isoformat(), **metrics_for_range(data, day, day, f)} for day in days_between(date_from, date_to)
     ]
     return answer

@@ -14,7 +14,14 @@ import pytest
 from idp import AUDIENCE, ISSUER, FakeProvider, claims, ec_key, rsa_key
 
 from agentdash.auth.tokens import (
-    HmacKey, Identity, IdentityConfigError, NotAuthorized, TokenExpired, TokenVerifier, issue_local_token, verifier_for,
+    HmacKey,
+    Identity,
+    IdentityConfigError,
+    NotAuthorized,
+    TokenExpired,
+    TokenVerifier,
+    issue_local_token,
+    verifier_for,
 )  # fmt: skip
 from agentdash.config import Settings
 
@@ -49,7 +56,7 @@ def promoted(token: str) -> str:
 def with_flipped_signature(token: str) -> str:
     head, signature = token.rsplit(".", 1)
     middle = len(signature) // 2
-    return f"{head}.{signature[:middle]}{'A' if signature[middle] != 'A' else 'B'}{signature[middle + 1:]}"
+    return f"{head}.{signature[:middle]}{'A' if signature[middle] != 'A' else 'B'}{signature[middle + 1 :]}"
 
 
 def in_(seconds: int) -> int:
@@ -192,7 +199,9 @@ def test_a_jwks_url_needs_issuer_and_audience(tmp_path, missing):
 
 def test_a_jwks_url_must_be_http(tmp_path):
     with pytest.raises(IdentityConfigError, match="jwks-url"):
-        verifier_for(Settings(data_dir=tmp_path, jwks_url="file:///etc/passwd", jwt_issuer=ISSUER, jwt_audience=AUDIENCE))
+        verifier_for(
+            Settings(data_dir=tmp_path, jwks_url="file:///etc/passwd", jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+        )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])

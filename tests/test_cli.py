@@ -9,13 +9,15 @@ import sys
 import time
 
 import httpx
-from agentdash.testing import free_port
 
 from agentdash import __version__
+from agentdash.testing import free_port
 
 
 def agentdash(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentdash", *args], capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "agentdash", *args], capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 def test_version():
@@ -43,7 +45,9 @@ def test_demo_fills_serves_and_signs_the_visitor_in(tmp_path):
         assert signed_in.status_code == 303 and "agentdash_token" in signed_in.headers["set-cookie"]
         assert "httponly" in signed_in.headers["set-cookie"].lower()
         token = link.split("token=")[1]
-        metrics = httpx.get(f"http://127.0.0.1:{port}/api/v1/orgs/demo/metrics", headers={"Authorization": f"Bearer {token}"})
+        metrics = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/orgs/demo/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
         assert metrics.json()["runs"] > 0
     finally:
         demo.send_signal(signal.SIGINT)
@@ -52,9 +56,10 @@ def test_demo_fills_serves_and_signs_the_visitor_in(tmp_path):
 
 
 def test_rebuild_gives_the_same_numbers_as_the_incremental_path(server_factory, tmp_path):
+    import datetime as dt
+
     from agentdash.demo.generator import GeneratorConfig, generate
     from agentdash.demo.sender import send
-    import datetime as dt
 
     server = server_factory()
     send(f"{server.ingest_url}/v1/events", generate(GeneratorConfig(days=10, scale=0.2, end=dt.date(2026, 5, 10))),

@@ -20,7 +20,9 @@ def test_a_bad_value_names_the_setting(monkeypatch):
         load_settings()
 
 
-@pytest.mark.parametrize(("text", "expected"), [("1", True), ("true", True), ("YES", True), ("0", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1", True), ("true", True), ("YES", True), ("0", False), ("off", False)]
+)
 def test_boolean_settings_read_words_from_the_environment(monkeypatch, text, expected):
     monkeypatch.setenv("AGENTDASH_INSECURE_INGEST", text)
     assert load_settings().insecure_ingest is expected

@@ -8,8 +8,8 @@ import msgspec
 from reference_metrics import load
 
 from agentdash.config import load_settings
-from agentdash.events import parse_event
 from agentdash.demo import GeneratorConfig, generate
+from agentdash.events import parse_event
 from agentdash.metrics import DURATION_EDGES_S, MetricsQuery, duration_histogram, org_metrics
 from agentdash.projector import Projector
 from agentdash.storage import open_storage

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -24,7 +24,7 @@ from agentdash.events import (
     parse_event,
 )
 
-NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
 NOW_US = calendar.timegm(NOW.utctimetuple()) * 1_000_000
 AT = "2026-03-01T10:00:00Z"
 AT_US = calendar.timegm((2026, 3, 1, 10, 0, 0)) * 1_000_000
@@ -260,8 +260,8 @@ def test_future_limit_is_measured_against_now():
 
 
 def test_default_clock_is_the_real_one():
-    soon = datetime.now(timezone.utc) + timedelta(hours=23)
-    later = datetime.now(timezone.utc) + timedelta(hours=25)
+    soon = datetime.now(UTC) + timedelta(hours=23)
+    later = datetime.now(UTC) + timedelta(hours=25)
     assert parse_event(json.dumps(wire(occurred_at=soon.isoformat())).encode())
     with pytest.raises(InvalidEvent, match="occurred_at"):
         parse_event(json.dumps(wire(occurred_at=later.isoformat())).encode())

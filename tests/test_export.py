@@ -88,7 +88,7 @@ def test_metrics_csv_equals_the_json_series(loaded, scope):
     rows = parse(get(server, "/api/v1/orgs/acme/metrics.csv", token, **params))
     series = get(server, "/api/v1/orgs/acme/metrics", token, **params).json()["series"]
     assert [r["date"] for r in rows] == [d["date"] for d in series]
-    for row, day in zip(rows, series):
+    for row, day in zip(rows, series, strict=True):
         same_numbers(row, day, "date")
     if scope == "all":
         assert sum(int(r["runs"]) for r in rows) > 0
@@ -104,7 +104,7 @@ def test_breakdown_csv_equals_the_json_rows(loaded, dimension, limit):
     expected = get(server, f"/api/v1/orgs/acme/breakdown/{dimension}", token, **params).json()
     assert [cell(r["key"]) for r in rows] == [e["key"] for e in expected]
     assert len(rows) == (limit or len(expected)) and rows
-    for row, json_row in zip(rows, expected):
+    for row, json_row in zip(rows, expected, strict=True):
         same_numbers(row, json_row, "key")
 
 

@@ -11,7 +11,6 @@ from collections import Counter, defaultdict
 import msgspec
 import pytest
 
-from agentdash.events import Event, decode_batch, parse_event
 from agentdash.demo.generator import (
     GeneratorConfig,
     generate,
@@ -19,6 +18,7 @@ from agentdash.demo.generator import (
     incidents,
     window,
 )
+from agentdash.events import Event, decode_batch, parse_event
 
 SMALL = GeneratorConfig(days=60, scale=0.2, end=dt.date(2025, 6, 30))
 DEFAULT_YEAR_BOUNDS = (1_100_000, 1_600_000)
@@ -70,8 +70,8 @@ def test_same_config_gives_identical_events_and_another_seed_does_not():
 def test_every_event_passes_the_ingest_validator(small_events, parsed):
     assert len(parsed) == len(small_events) > 0
     for start in range(0, len(small_events), 1000):
-        body = msgspec.json.encode({"events": small_events[start:start + 1000]})
-        assert len(decode_batch(body)) == len(small_events[start:start + 1000])
+        body = msgspec.json.encode({"events": small_events[start : start + 1000]})
+        assert len(decode_batch(body)) == len(small_events[start : start + 1000])
 
 
 def test_event_ids_are_unique_and_uuid_shaped(small_events):
@@ -146,7 +146,7 @@ def test_adoption_grows_over_the_window(parsed):
 
 def test_usage_is_skewed_between_heavy_and_light_users(runs):
     per_user = sorted(Counter(run[0].user_id for run in runs.values()).values())
-    top_tenth = per_user[-len(per_user) // 10:]
+    top_tenth = per_user[-len(per_user) // 10 :]
     assert sum(top_tenth) > 0.25 * sum(per_user)
 
 
@@ -171,9 +171,9 @@ def test_durations_and_queue_waits_are_plausible(runs):
             durations.append((finish.occurred_us - times["run.started"]) / 1e6)
         if {"run.queued", "run.started"} <= times.keys():
             waits.append((times["run.started"] - times["run.queued"]) / 1e6)
-    assert 19 <= min(durations) and max(durations) <= 1810
+    assert min(durations) >= 19 and max(durations) <= 1810
     assert 60 <= statistics.median(durations) <= 600
-    assert 0 < min(waits) and statistics.median(waits) < 120 and max(waits) > 600
+    assert min(waits) > 0 and statistics.median(waits) < 120 and max(waits) > 600
 
 
 def test_queue_waits_are_worse_during_the_capacity_crunch(runs):

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -53,7 +53,7 @@ def ev(org: str, type_: str, at: datetime, session: str = "s1", run: str | None 
 
 def run_batch(org: str, rng: random.Random, runs: int = RUNS_PER_BATCH) -> list[dict]:
     """`runs` complete runs, each in its own session, with random ids, all in the last few hours."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = []
     for _ in range(runs):
         run, session, user = f"r-{uuid.uuid4().hex}", f"s-{uuid.uuid4().hex}", f"u{rng.randrange(25)}"
@@ -102,7 +102,7 @@ def metrics(server: ServerProcess, org: str) -> dict:
     key = (server.data_dir, org)
     if key not in _tokens:
         _tokens[key] = server.token(org)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     params = {"from": (today - timedelta(days=2)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
     response = httpx.get(f"{server.url}/api/v1/orgs/{org}/metrics", params=params,
                          headers={"Authorization": f"Bearer {_tokens[key]}"}, timeout=30)  # fmt: skip
@@ -160,7 +160,7 @@ def shared(tmp_path_factory):
 
 def test_partial_success_stores_valid_events_and_explains_each_rejection(shared):
     org = new_org("partial")
-    t = datetime.now(timezone.utc) - timedelta(hours=1)
+    t = datetime.now(UTC) - timedelta(hours=1)
     long_id = "x" * 129
     events = [
         ev(org, "session.started", t, id_="ok-0"),
@@ -209,8 +209,11 @@ def test_partial_success_stores_valid_events_and_explains_each_rejection(shared)
 def test_a_nul_character_is_a_per_event_rejection_over_http(shared):
     """Through the real decoder (events arrive as raw slices of the body), not only parse_event on bytes."""
     org = new_org("nul")
-    t = datetime.now(timezone.utc) - timedelta(hours=1)
-    events = [ev(org, "session.started", t, id_="clean"), ev(org, "session.started", t, id_="dirty") | {"user_id": "u\u0000"}]
+    t = datetime.now(UTC) - timedelta(hours=1)
+    events = [
+        ev(org, "session.started", t, id_="clean"),
+        ev(org, "session.started", t, id_="dirty") | {"user_id": "u\u0000"},
+    ]
     before = logged(shared)
     response = post(shared, {"events": events})
     assert response.status_code == 200, response.text
@@ -224,7 +227,7 @@ def test_integer_too_large_for_storage_is_rejected_not_a_server_error(shared):
     """input_tokens of 2**63 passes validation but cannot be stored: it must be a per-event rejection,
     not a 500 that also throws away the valid events of the batch."""
     org = new_org("huge")
-    t = datetime.now(timezone.utc) - timedelta(hours=1)
+    t = datetime.now(UTC) - timedelta(hours=1)
     events = [
         ev(org, "session.started", t, id_="fine"),
         ev(org, "run.finished", t, run="r1", id_="huge", status="succeeded", input_tokens=2**63),
@@ -259,7 +262,7 @@ def test_dedupe_on_org_and_id_forever(server_factory):
     assert ingest(server, changed) == {"accepted": 0, "duplicates": 40, "rejected": []}
 
     # the same id twice in one batch counts once; the first copy is the one kept
-    t = datetime.now(timezone.utc) - timedelta(hours=2)
+    t = datetime.now(UTC) - timedelta(hours=2)
     twin_a = ev(org_a, "run.finished", t, "s-twin", "r-twin", id_="twin", status="succeeded", cost_usd=1.0)
     twin_b = dict(twin_a, status="failed", failure_category="timeout", cost_usd=7.0)
     assert ingest(server, [twin_a, twin_b]) == {"accepted": 1, "duplicates": 1, "rejected": []}
@@ -323,7 +326,7 @@ def test_more_than_1000_events_is_413_and_stores_nothing(shared):
     events = run_batch(org, random.Random(2), runs=250)
     assert len(events) == 1000
     before = logged(shared)
-    error = assert_json_error(post(shared, {"events": events + [ev(org, "session.started", datetime.now(timezone.utc))]}), 413)
+    error = assert_json_error(post(shared, {"events": events + [ev(org, "session.started", datetime.now(UTC))]}), 413)
     assert "1000" in error
     assert logged(shared) == before
     assert ingest(shared, events)["accepted"] == 1000  # exactly 1000 is fine
@@ -331,7 +334,7 @@ def test_more_than_1000_events_is_413_and_stores_nothing(shared):
 
 def _body_of_size(org: str, size: int, count: int = 1000) -> bytes:
     """A valid batch of `count` events whose JSON body is exactly `size` bytes."""
-    t = datetime.now(timezone.utc) - timedelta(hours=1)
+    t = datetime.now(UTC) - timedelta(hours=1)
     events = [ev(org, "session.started", t, session=f"s{i}", attributes={"pad": ""}) for i in range(count)]
     overhead = len(json.dumps({"events": events}).encode())
     pad, extra = divmod(size - overhead, count)
@@ -355,7 +358,7 @@ def test_body_over_4_mib_is_413_and_exactly_4_mib_is_accepted(shared):
 
 def test_event_over_32_kib_is_413_and_stores_nothing(shared):
     org = new_org("fat")
-    t = datetime.now(timezone.utc) - timedelta(hours=1)
+    t = datetime.now(UTC) - timedelta(hours=1)
     small = ev(org, "session.started", t)
 
     def sized(size: int) -> dict:
@@ -394,7 +397,7 @@ def test_healthz_schema_and_status(shared):
     assert s["lag_events"] == s["events_logged"] - s["events_projected"] == 0
     assert s["lag_seconds"] == 0
     folded_at = datetime.fromisoformat(s["last_fold_at"].replace("Z", "+00:00"))
-    assert abs(datetime.now(timezone.utc) - folded_at) < timedelta(minutes=5)
+    assert abs(datetime.now(UTC) - folded_at) < timedelta(minutes=5)
 
 
 # -- durability ---------------------------------------------------------------------------------

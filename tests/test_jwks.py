@@ -33,7 +33,9 @@ def clock() -> Clock:
 
 
 def oidc_verifier(url: str, clock: Clock) -> TokenVerifier:
-    return TokenVerifier(oidc=OidcProvider(JwksKeys(url, max_age_s=300, min_fetch_gap_s=10, clock=clock), ISSUER, AUDIENCE))
+    return TokenVerifier(
+        oidc=OidcProvider(JwksKeys(url, max_age_s=300, min_fetch_gap_s=10, clock=clock), ISSUER, AUDIENCE)
+    )
 
 
 def test_rs256_and_es256_tokens_verify_with_one_fetch(clock):
@@ -136,7 +138,9 @@ def jwks_flags(idp: FakeProvider) -> tuple[str, ...]:
 
 
 def status(server: ServerProcess, token: str) -> httpx.Response:
-    return httpx.get(f"{server.url}{METRICS}", headers={"Authorization": f"Bearer {token}"}, timeout=30, trust_env=False)
+    return httpx.get(
+        f"{server.url}{METRICS}", headers={"Authorization": f"Bearer {token}"}, timeout=30, trust_env=False
+    )
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from browser import browser_page, chromium_path, screenshot
 from idp import CLIENT_ID, USER, FakeProvider, SignInKnobs, rsa_key
 
 from agentdash.auth import IdentityConfigError, verifier_for
-from agentdash.config import Settings
 from agentdash.auth.oidc_discovery import Discovery, DiscoveryFailed, ProviderMisconfigured
 from agentdash.auth.oidc_login import CodeFlow, LoginFailed, PendingLogin, PendingLogins, code_flow_for, pkce_challenge
+from agentdash.config import Settings
 from agentdash.testing import ServerProcess, free_port
 
 PROVIDER_NAME = "Acme SSO"
@@ -60,7 +60,9 @@ def flow_for(idp: FakeProvider, **settings) -> CodeFlow:
 
 
 def test_the_pkce_challenge_is_rfc_7636_s256():
-    assert pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert (
+        pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )
 
 
 def test_a_public_client_signs_in_with_pkce_and_no_secret(idp):
@@ -89,7 +91,9 @@ def test_an_id_token_must_be_signed_by_the_provider_not_with_a_shared_secret(idp
     flow = code_flow_for(config, verifier_for(config))
     started = flow.start("/", "http://dash.test/", None)
     nonce = query_of(started.authorization_url)["nonce"]
-    forged = jwt.encode({**USER, "iss": idp.issuer, "aud": CLIENT_ID, "nonce": nonce, "exp": int(time.time()) + 600}, secret)
+    forged = jwt.encode(
+        {**USER, "iss": idp.issuer, "aud": CLIENT_ID, "nonce": nonce, "exp": int(time.time()) + 600}, secret
+    )
     flow._redeem = lambda code, login: forged  # a token endpoint that answers with an HS256 token
     with pytest.raises(LoginFailed) as refused:
         flow.finish(query_of(approve(started.authorization_url)), started.browser)
@@ -162,7 +166,9 @@ def test_a_provider_that_is_down_is_asked_once_per_gap():
         raise httpx.ConnectError("connection refused", request=request)
 
     http = httpx.Client(transport=httpx.MockTransport(unreachable))
-    discovery = Discovery("https://idp.example.test", "https://idp.example.test/jwks", http, min_fetch_gap_s=10, clock=clock)
+    discovery = Discovery(
+        "https://idp.example.test", "https://idp.example.test/jwks", http, min_fetch_gap_s=10, clock=clock
+    )
     for _ in range(5):
         with pytest.raises(DiscoveryFailed, match="discovery document .* failed: connection refused") as failed:
             discovery.endpoints()
@@ -389,7 +395,10 @@ def test_failed_sign_ins_are_throttled_per_address(server):
     with new_browser(server) as browser:
         good = approve(start(browser))  # a sign-in under way while someone at this address guesses
         for _ in range(10):
-            assert refused_with(browser.get("/auth/callback", params={"state": "guess", "code": "guess"}), browser) == "flow-mismatch"
+            assert (
+                refused_with(browser.get("/auth/callback", params={"state": "guess", "code": "guess"}), browser)
+                == "flow-mismatch"
+            )
         assert refused_with(browser.get(good), browser) == "throttled"  # even a good answer waits
         throttled = browser.get("/auth/start", params={"next": "/teams"})
         assert query_of(throttled.headers["location"]) == {"reason": "throttled", "next": "/teams"}
@@ -403,10 +412,12 @@ def test_a_provider_that_is_down_is_named_on_the_signin_page(tmp_path):
         with new_browser(server) as browser:
             for _ in range(12):  # not the person's fault, so never throttled
                 answer = browser.get("/auth/start", params={"next": "/cost"})
-                assert answer.status_code == 303 and query_of(answer.headers["location"]) == {"reason": "unavailable", "next": "/cost"}
+                assert answer.status_code == 303 and query_of(answer.headers["location"]) == {
+                    "reason": "unavailable",
+                    "next": "/cost",
+                }
             page = browser.get(answer.headers["location"])
             assert "cannot be reached right now" in page.text and "Sign in with your identity provider" in page.text
         assert logged(server, "openid-configuration")  # the log says which request failed
     finally:
         server.stop()
-

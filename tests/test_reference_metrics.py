@@ -43,8 +43,18 @@ def ev(type_, at, user="u1", session="s1", run=None, team=None, id_=None, org=OR
     return event
 
 
-def run_events(run, queued=None, started=None, finished=None, status="succeeded", handoffs=(),
-               user="u1", session="s1", team=None, **finish_fields):
+def run_events(
+    run,
+    queued=None,
+    started=None,
+    finished=None,
+    status="succeeded",
+    handoffs=(),
+    user="u1",
+    session="s1",
+    team=None,
+    **finish_fields,
+):
     """The events of one run; each time may be None to leave that event out."""
     out = []
     if queued:
@@ -78,11 +88,18 @@ def no_nan(value):
 
 
 def test_shape_of_the_answer():
-    events = run_events("r1", "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", "2026-03-02T10:02:00Z",
-                        cost_usd=1.25, input_tokens=5)
+    events = run_events(
+        "r1", "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", "2026-03-02T10:02:00Z", cost_usd=1.25, input_tokens=5
+    )
     m = reference_metrics(events, ORG, D1, D3, team_id=None, user_id="u1")
     assert list(m) == ["org_id", "from", "to", "team_id", "user_id", "model", "repo", *METRIC_KEYS, "series"]
-    assert (m["org_id"], m["from"], m["to"], m["team_id"], m["user_id"]) == (ORG, "2026-03-01", "2026-03-03", None, "u1")
+    assert (m["org_id"], m["from"], m["to"], m["team_id"], m["user_id"]) == (
+        ORG,
+        "2026-03-01",
+        "2026-03-03",
+        None,
+        "u1",
+    )
     assert [day["date"] for day in m["series"]] == ["2026-03-01", "2026-03-02", "2026-03-03"]
     for day in m["series"]:
         assert list(day) == ["date", *METRIC_KEYS]
@@ -169,10 +186,25 @@ def test_run_queued_or_started_twice_earliest_counts():
 
 
 def test_run_finished_twice_latest_wins():
-    late = ev("run.finished", "2026-03-02T10:20:00Z", run="r1", status="succeeded",
-              cost_usd=2.5, input_tokens=100, output_tokens=200)
-    early = ev("run.finished", "2026-03-02T10:10:00Z", run="r1", status="failed",
-               failure_category="timeout", cost_usd=1.0, input_tokens=10, output_tokens=20)
+    late = ev(
+        "run.finished",
+        "2026-03-02T10:20:00Z",
+        run="r1",
+        status="succeeded",
+        cost_usd=2.5,
+        input_tokens=100,
+        output_tokens=200,
+    )
+    early = ev(
+        "run.finished",
+        "2026-03-02T10:10:00Z",
+        run="r1",
+        status="failed",
+        failure_category="timeout",
+        cost_usd=1.0,
+        input_tokens=10,
+        output_tokens=20,
+    )
     started = ev("run.started", "2026-03-02T10:00:00Z", run="r1")
     for events in ([late, early, started], [started, early, late]):
         m = metrics(events)
@@ -185,8 +217,15 @@ def test_run_finished_twice_latest_wins():
 
 def test_run_finished_twice_at_the_same_instant_larger_id_wins():
     a = ev("run.finished", "2026-03-02T10:10:00Z", run="r1", id_="fin-a", status="succeeded", cost_usd=1.0)
-    b = ev("run.finished", "2026-03-02T12:10:00+02:00", run="r1", id_="fin-b", status="failed",
-           failure_category="tool_error", cost_usd=3.0)
+    b = ev(
+        "run.finished",
+        "2026-03-02T12:10:00+02:00",
+        run="r1",
+        id_="fin-b",
+        status="failed",
+        failure_category="tool_error",
+        cost_usd=3.0,
+    )
     for events in ([a, b], [b, a]):
         m = metrics(events)
         assert (m["runs_succeeded"], m["runs_failed"]) == (0, 1)
@@ -227,7 +266,9 @@ def test_p95_interpolates_on_a_known_list():
     durations = [40, 10, 100, 30, 20]  # sorted: 10 20 30 40 100; rank 0.95 * 4 = 3.8
     events = []
     for i, seconds in enumerate(durations):
-        events += run_events(f"r{i}", None, "2026-03-02T10:00:00Z", f"2026-03-02T10:{seconds // 60:02d}:{seconds % 60:02d}Z")
+        events += run_events(
+            f"r{i}", None, "2026-03-02T10:00:00Z", f"2026-03-02T10:{seconds // 60:02d}:{seconds % 60:02d}Z"
+        )
     m = metrics(events)
     assert m["run_duration_avg_s"] == 40.0
     assert m["run_duration_p95_s"] == pytest.approx(88.0)  # 40 + 0.8 * (100 - 40)
@@ -247,8 +288,15 @@ def test_p95_agrees_with_numpy(values):
 
 
 def handed_off_run(handoffs=("2026-03-02T11:00:00Z",)):
-    return run_events("r1", "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", "2026-03-02T10:10:00Z",
-                      handoffs=handoffs, user="u1", session="s1")
+    return run_events(
+        "r1",
+        "2026-03-02T10:00:00Z",
+        "2026-03-02T10:01:00Z",
+        "2026-03-02T10:10:00Z",
+        handoffs=handoffs,
+        user="u1",
+        session="s1",
+    )
 
 
 @pytest.mark.parametrize(
@@ -283,8 +331,14 @@ def test_follow_up_counts_from_the_first_handoff():
 
 
 def test_follow_up_may_fall_outside_the_range_and_outside_the_team_filter():
-    events = run_events("r1", "2026-03-02T20:00:00Z", "2026-03-02T20:01:00Z", "2026-03-02T20:10:00Z",
-                        handoffs=("2026-03-02T22:00:00Z",), team="A")
+    events = run_events(
+        "r1",
+        "2026-03-02T20:00:00Z",
+        "2026-03-02T20:01:00Z",
+        "2026-03-02T20:10:00Z",
+        handoffs=("2026-03-02T22:00:00Z",),
+        team="A",
+    )
     events.append(ev("run.queued", "2026-03-03T01:00:00Z", run="r2", team="B"))  # next day, other team
     m = metrics(events, D2, team_id="A")
     assert (m["runs"], m["runs_handed_off"]) == (1, 1)
@@ -356,9 +410,21 @@ def test_session_belongs_to_its_anchor_day_and_lifespan_spans_days():
 # ---------------------------------------------------------------- zero denominators
 
 
-RATIO_KEYS = ("runs_per_user", "sessions_per_user", "success_rate", "run_duration_avg_s", "run_duration_p95_s",
-              "queue_wait_avg_s", "queue_wait_p95_s", "active_agent_time_per_session_s", "cost_per_run_usd",
-              "handoff_rate", "post_handoff_iteration_rate", "runs_per_session", "session_lifespan_avg_s")
+RATIO_KEYS = (
+    "runs_per_user",
+    "sessions_per_user",
+    "success_rate",
+    "run_duration_avg_s",
+    "run_duration_p95_s",
+    "queue_wait_avg_s",
+    "queue_wait_p95_s",
+    "active_agent_time_per_session_s",
+    "cost_per_run_usd",
+    "handoff_rate",
+    "post_handoff_iteration_rate",
+    "runs_per_session",
+    "session_lifespan_avg_s",
+)
 
 
 def test_no_events_gives_zero_counts_and_null_ratios():
@@ -366,8 +432,21 @@ def test_no_events_gives_zero_counts_and_null_ratios():
     for key in RATIO_KEYS:
         assert m[key] is None, key
         assert all(day[key] is None for day in m["series"]), key
-    for key in ("active_users", "dau", "wau", "mau", "runs", "runs_finished", "runs_succeeded", "runs_failed",
-                "runs_cancelled", "input_tokens", "output_tokens", "runs_handed_off", "sessions"):
+    for key in (
+        "active_users",
+        "dau",
+        "wau",
+        "mau",
+        "runs",
+        "runs_finished",
+        "runs_succeeded",
+        "runs_failed",
+        "runs_cancelled",
+        "input_tokens",
+        "output_tokens",
+        "runs_handed_off",
+        "sessions",
+    ):
         assert m[key] == 0 and type(m[key]) is int, key
     assert m["cost_usd"] == 0.0 and type(m["cost_usd"]) is float
     assert m["failures_by_category"] == []
@@ -403,8 +482,15 @@ def test_duplicates_first_copy_wins():
         ev("message.sent", "2026-03-02T09:00:00Z", user="u2", session="s2", id_="m1"),  # re-sent id: ignored
         ev("run.started", "2026-03-02T10:00:00Z", run="r1", id_="st"),
         ev("run.finished", "2026-03-02T10:10:00Z", run="r1", id_="fin", status="succeeded", cost_usd=1.0),
-        ev("run.finished", "2026-03-02T10:30:00Z", run="r1", id_="fin", status="failed",
-           failure_category="timeout", cost_usd=9.0),  # same id: ignored, not "the latest"
+        ev(
+            "run.finished",
+            "2026-03-02T10:30:00Z",
+            run="r1",
+            id_="fin",
+            status="failed",
+            failure_category="timeout",
+            cost_usd=9.0,
+        ),  # same id: ignored, not "the latest"
         ev("run.finished", "2026-03-02T10:10:00Z", run="r1", id_="fin", status="succeeded", cost_usd=1.0),
     ]
     m = metrics(events)
@@ -432,8 +518,15 @@ def test_other_orgs_are_ignored_and_do_not_dedupe():
 def filter_events():
     return [
         ev("session.started", "2026-03-02T09:00:00Z", user="u1", session="s1", team="A"),
-        *run_events("r1", "2026-03-02T09:10:00Z", "2026-03-02T09:11:00Z", "2026-03-02T09:20:00Z",
-                    user="u1", session="s1", team="A"),
+        *run_events(
+            "r1",
+            "2026-03-02T09:10:00Z",
+            "2026-03-02T09:11:00Z",
+            "2026-03-02T09:20:00Z",
+            user="u1",
+            session="s1",
+            team="A",
+        ),
         # u1 moved to team B during the day, still in session s1 (anchored in team A)
         ev("message.sent", "2026-03-02T12:00:00Z", user="u1", session="s1", team="B"),
         *run_events("r2", "2026-03-02T12:05:00Z", None, None, user="u1", session="s1", team="B"),
@@ -518,8 +611,16 @@ def test_tie_on_occurred_at_smaller_id_is_earlier():
         # r1: two events at the same instant; "a" < "b" so the run is u2's, team B, session s2
         ev("run.queued", "2026-03-02T10:00:00Z", user="u1", session="s1", run="r1", team="A", id_="b"),
         ev("run.started", "2026-03-02T12:00:00+02:00", user="u2", session="s2", run="r1", team="B", id_="a"),
-        ev("run.finished", "2026-03-02T10:01:00Z", user="u1", session="s1", run="r1", team="A", id_="c",
-           status="succeeded"),
+        ev(
+            "run.finished",
+            "2026-03-02T10:01:00Z",
+            user="u1",
+            session="s1",
+            run="r1",
+            team="A",
+            id_="c",
+            status="succeeded",
+        ),
         # session s3: tie again, smaller id "m1" decides the session's user
         ev("message.sent", "2026-03-02T11:00:00Z", user="u1", session="s3", id_="m2"),
         ev("message.sent", "2026-03-02T11:00:00Z", user="u2", session="s3", id_="m1"),
@@ -565,9 +666,18 @@ def event_lists(draw):
                 extra["failure_category"] = draw(st.sampled_from(["timeout", "other"]))
             extra["cost_usd"] = draw(st.sampled_from([0.1, 0.2, 0.3, 1e-9, 1e9]))
             extra["input_tokens"] = draw(st.integers(0, 1000))
-        events.append(ev(type_, stamp, user=draw(st.sampled_from(["u1", "u2"])),
-                         session=draw(st.sampled_from(["s1", "s2", "s3"])), run=run,
-                         team=draw(st.sampled_from([None, "A", "B"])), id_=f"id{i:03d}", **extra))
+        events.append(
+            ev(
+                type_,
+                stamp,
+                user=draw(st.sampled_from(["u1", "u2"])),
+                session=draw(st.sampled_from(["s1", "s2", "s3"])),
+                run=run,
+                team=draw(st.sampled_from([None, "A", "B"])),
+                id_=f"id{i:03d}",
+                **extra,
+            )
+        )
     return events
 
 
@@ -619,8 +729,12 @@ def test_a_model_filter_keeps_matching_runs_their_users_and_the_sessions_that_ho
 
 
 def test_a_team_scope_keeps_only_those_teams_and_drops_events_without_a_team():
-    events = [*run_events("r1", "2026-03-02T09:00:00Z", team="a"), *run_events("r2", "2026-03-02T09:00:00Z", team="b"),
-              *run_events("r3", "2026-03-02T09:00:00Z", team="c"), *run_events("r4", "2026-03-02T09:00:00Z")]
+    events = [
+        *run_events("r1", "2026-03-02T09:00:00Z", team="a"),
+        *run_events("r2", "2026-03-02T09:00:00Z", team="b"),
+        *run_events("r3", "2026-03-02T09:00:00Z", team="c"),
+        *run_events("r4", "2026-03-02T09:00:00Z"),
+    ]
     assert metrics(events, teams=("a", "b"))["runs"] == 2
     assert metrics(events, teams=())["runs"] == 0
     assert metrics(events, teams=("a", "b"), team_id="b")["runs"] == 1

@@ -10,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from agentdash.demo import GeneratorConfig, generate
-from agentdash.demo import SendError, send
+from agentdash.demo import GeneratorConfig, SendError, generate, send
 
 SMALL = GeneratorConfig(days=60, scale=0.2, end=dt.date(2025, 6, 30))
 
@@ -23,14 +22,17 @@ class FakeIngest(BaseHTTPRequestHandler):
     received: list[dict] = []
     auth: list[str | None] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         FakeIngest.auth.append(self.headers.get("authorization"))
         status = FakeIngest.script.pop(0) if FakeIngest.script else 200
         if status == 200:
             FakeIngest.received.extend(body["events"])
-            rejected = [{"index": i, "id": e["id"], "error": "no"} for i, e in enumerate(body["events"])
-                        if e["id"].startswith("bad")]
+            rejected = [
+                {"index": i, "id": e["id"], "error": "no"}
+                for i, e in enumerate(body["events"])
+                if e["id"].startswith("bad")
+            ]
             answer = {"accepted": len(body["events"]) - len(rejected), "duplicates": 0, "rejected": rejected}
         else:
             answer = {"error": f"status {status}"}
