@@ -1,20 +1,53 @@
-"""Shared fixtures: a real agentdash server in a subprocess, on free ports, with its own data dir."""
+"""Shared fixtures: each storage backend (embedded, postgres) for contract tests, and a real agentdash server in a
+subprocess, on free ports, with its own data dir."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agentdash.config import Settings
+from agentdash.storage import IngestKeyStore, Storage, open_ingest_keys
 from agentdash.testing import DEFAULT_INGEST_ORGS, ServerProcess, free_port
 
 __all__ = ["ServerProcess", "free_port"]
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import reference_metrics`
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import support`, `import reference_metrics`
 
-from postgres_server import module_postgres_url, postgres_cluster, postgres_url  # noqa: E402,F401  (fixtures)
+from postgres_server import module_postgres_url, postgres_cluster, postgres_url  # noqa: F401  (fixtures)
+from support import BACKENDS, Backend
+
+# -- storage backends: a test that takes `backend`, `storage` or `key_store` runs once on each ----------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path) -> Backend:
+    """Where a storage lives: embedded files in a fresh data dir, or a fresh PostgreSQL database."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    return Backend(request.param, tmp_path / "data", url)
+
+
+@pytest.fixture
+def storage(backend: Backend) -> Iterator[Storage]:
+    opened = backend.open()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def key_store(request, tmp_path) -> Iterator[IngestKeyStore]:
+    """The ingest key store of each backend: <data-dir>/ingest-keys.sqlite, or the database's table."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    opened = open_ingest_keys(Settings(data_dir=tmp_path, database_url=url))
+    yield opened
+    opened.close()
+
+
+# -- servers ---------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import itertools
 import os
 
 import pytest
+from support import postgres_missing
 
 from agentdash.testing import PostgresCluster, postgres_bin_dir
 
@@ -18,14 +19,10 @@ _names = itertools.count()
 
 @pytest.fixture(scope="session")
 def postgres_cluster():
+    missing = postgres_missing()
     bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): "
-                    "apt-get install postgresql, as .ci/run does")  # fmt: skip
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed: pip install -e '.[postgres]'")
+    if missing is not None or bin_dir is None:
+        pytest.skip(missing or "PostgreSQL is not installed")
     cluster = PostgresCluster(bin_dir).start()
     yield cluster
     cluster.stop()

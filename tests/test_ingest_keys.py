@@ -26,14 +26,11 @@ from agentdash.testing import ServerProcess
 
 # -- the store: one contract for every backend ------------------------------------------------------
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def store(request, tmp_path) -> IngestKeyStore:
-    if request.param == "postgres":
-        opened = open_ingest_keys(Settings(database_url=request.getfixturevalue("postgres_url")))
-    else:
-        opened = SqliteIngestKeyStore(tmp_path / "ingest-keys.sqlite")
-    yield opened
-    opened.close()
+
+@pytest.fixture
+def store(key_store) -> IngestKeyStore:
+    """conftest's `key_store`: each backend's store (embedded SQLite file, PostgreSQL table)."""
+    return key_store
 
 
 def secret_of(key: str) -> str:
@@ -273,7 +270,7 @@ def test_events_outside_the_keys_orgs_are_rejected_and_the_rest_stored(keyed, cl
     result = answer.json()
     assert (result["accepted"], result["duplicates"]) == (2, 0)
     assert [(r["index"], r["id"]) for r in result["rejected"]] == [(1, batch[1]["id"]), (3, batch[3]["id"])]
-    for rejection, org in zip(result["rejected"], ("globex", "initech")):
+    for rejection, org in zip(result["rejected"], ("globex", "initech"), strict=True):
         assert f"'{org}'" in rejection["error"] and key_id in rejection["error"] and "acme" in rejection["error"]
     assert logged(keyed) == before + 2
 
@@ -373,15 +370,32 @@ def test_the_server_log_never_shows_a_key(keyed, client):
 def test_generate_needs_a_key_and_sends_with_it(keyed):
     env = {k: v for k, v in os.environ.items() if k != "AGENTDASH_INGEST_KEY"}
     url = f"{keyed.ingest_url}/v1/events"
-    args = [sys.executable, "-m", "agentdash", "generate", "--days", "2", "--scale", "0.05", "--org", "acme", "--url", url]
+    args = [
+        sys.executable,
+        "-m",
+        "agentdash",
+        "generate",
+        "--days",
+        "2",
+        "--scale",
+        "0.05",
+        "--org",
+        "acme",
+        "--url",
+        url,
+    ]
 
     started = time.monotonic()
     missing = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert missing.returncode != 0 and "AGENTDASH_INGEST_KEY" in missing.stderr and "ingest-key create" in missing.stderr
+    assert (
+        missing.returncode != 0 and "AGENTDASH_INGEST_KEY" in missing.stderr and "ingest-key create" in missing.stderr
+    )
     assert time.monotonic() - started < 10  # fails before generating anything
 
     before = logged(keyed)
-    sent = subprocess.run([*args, "--key", keyed.ingest_key], capture_output=True, text=True, env=env, timeout=120, check=False)
+    sent = subprocess.run(
+        [*args, "--key", keyed.ingest_key], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert sent.returncode == 0, sent.stderr
     accepted = int(sent.stdout.split(" accepted")[0].rsplit(" ", 1)[1].replace(",", ""))
     assert accepted > 0 and logged(keyed) == before + accepted

@@ -8,29 +8,13 @@ import random
 import httpx
 import pytest
 from reference_metrics import reference_metrics
+from support import close
 
-from agentdash.demo import GeneratorConfig, generate
-from agentdash.demo import send
+from agentdash.demo import GeneratorConfig, generate, send
 
 END = dt.date(2026, 3, 31)
 CONFIG = GeneratorConfig(days=45, scale=0.25, end=END, org_id="acme", people=40, teams=4)
 OTHER_ORG = GeneratorConfig(days=10, scale=0.1, end=END, org_id="globex", people=10, teams=2, seed=7)
-
-
-def close(actual, expected, path="") -> None:
-    """Equal, with floats compared to 1e-9 relative (sums may add in another order)."""
-    if isinstance(expected, dict):
-        assert set(actual) >= set(expected), f"{path}: missing {set(expected) - set(actual)}"
-        for key, value in expected.items():
-            close(actual[key], value, f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert len(actual) == len(expected), f"{path}: {len(actual)} items, expected {len(expected)}"
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            close(a, e, f"{path}[{i}]")
-    elif isinstance(expected, float):
-        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-9), path
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
@@ -88,7 +72,9 @@ def test_metrics_equal_the_oracle(loaded, date_from, date_to, filters):
 def _existing(events, field: str, wanted: str) -> str:
     """The generator's own id for a team, user, model or repo (the test names only a position)."""
     if field in ("model", "repo"):
-        values = sorted({e["attributes"][field] for e in events if e["org_id"] == "acme" and field in e.get("attributes", {})})
+        values = sorted(
+            {e["attributes"][field] for e in events if e["org_id"] == "acme" and field in e.get("attributes", {})}
+        )
     else:
         values = sorted({e[field] for e in events if e["org_id"] == "acme" and e.get(field)})
     index = int(wanted.split("-")[1]) % len(values)
@@ -105,7 +91,15 @@ def test_breakdown_by_team_equals_the_team_filter(loaded):
     assert [r["runs"] for r in rows] == sorted((r["runs"] for r in rows), reverse=True)
     for row in rows[:2]:
         expected = reference_metrics(events, "acme", END - dt.timedelta(days=44), END, team_id=row["key"])
-        for key in ("runs", "success_rate", "cost_usd", "active_users", "run_duration_p95_s", "handoff_rate", "sessions"):
+        for key in (
+            "runs",
+            "success_rate",
+            "cost_usd",
+            "active_users",
+            "run_duration_p95_s",
+            "handoff_rate",
+            "sessions",
+        ):
             close(row[key], expected[key], key)
 
 
@@ -129,7 +123,15 @@ def test_no_request_reaches_another_orgs_figures(loaded):
         answer = get(server, path, acme)
         assert answer.status_code == 404
         assert set(answer.json()) == {"error"}
-    assert get(server, "/api/v1/orgs/globex/metrics", server.token("globex"), **{"from": str(END - dt.timedelta(days=9)), "to": str(END)}).json()["runs"] > 0
+    assert (
+        get(
+            server,
+            "/api/v1/orgs/globex/metrics",
+            server.token("globex"),
+            **{"from": str(END - dt.timedelta(days=9)), "to": str(END)},
+        ).json()["runs"]
+        > 0
+    )
 
 
 def test_requests_without_a_valid_token_are_refused(loaded):

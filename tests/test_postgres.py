@@ -1,15 +1,16 @@
-"""The Postgres backend where it differs from the embedded one: several processes on one database.
+"""The Postgres backend where it differs from the embedded one: several processes on one database, which can be lost.
 
 Checked here: seq stays dense and visible in commit order while processes append at once; folds take
-turns (one at a time, a dead folder's turn passes on); two real servers share ingest keys, logs and
-folds, and their figures equal the oracle's, through a kill -9, a restart and `agentdash rebuild`.
-The metrics themselves are checked on both backends by test_metrics_api.py and test_ingest_keys.py.
+turns (one at a time, a dead folder's turn passes on); a lost database answers Overloaded to producers
+(HTTP 503) and Unavailable to readers, and the next call reconnects; two real servers share ingest keys,
+logs and folds, and their figures equal the oracle's, through a kill -9, a restart and `agentdash rebuild`.
+What both backends promise (dedupe, group commit, failed writes, folds, reopen, rebuild) is in
+test_storage_contract.py; the metrics are checked on both by test_metrics_api.py and test_ingest_keys.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import signal
 import threading
@@ -19,15 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from reference_metrics import reference_metrics
-from test_metrics_api import close
-from test_projector import all_metrics, all_oracle, assert_all_same, random_events, submit
+from support import all_metrics, all_oracle, assert_all_same, close, parsed, random_events, submit, wire
 
 from agentdash.config import Settings
-from agentdash.demo import GeneratorConfig, generate
+from agentdash.demo import GeneratorConfig, generate, send
 from agentdash.projector import Projector
-from agentdash.demo import send
-from agentdash.storage import open_storage
-from agentdash.testing import ServerProcess
+from agentdash.storage import Overloaded, StorageError, Unavailable, open_ingest_keys, open_storage
+from agentdash.testing import ServerProcess, free_port
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 
@@ -75,43 +74,7 @@ def test_concurrent_appends_keep_seq_dense_and_visible_in_commit_order(postgres_
         storage.close()
 
 
-def test_duplicates_are_refused_after_a_reopen(postgres_url):
-    events = random_events(seed=22, n_sessions=10)
-    storage = open_pg(postgres_url)
-    assert all(submit(storage, events))
-    storage.close()
-    storage = open_pg(postgres_url)
-    try:
-        extra = {**events[0], "id": "brand-new"}
-        assert submit(storage, [*events[:5], extra, extra]) == [False] * 5 + [True, False]
-        assert storage.log_position().last_seq == len(events) + 1
-    finally:
-        storage.close()
-
-
 # -- folds --------------------------------------------------------------------------------------
-
-
-def test_shuffled_small_chunks_and_a_rebuild_equal_the_oracle(postgres_url):
-    events = random_events(seed=23, n_sessions=40)
-    rng = random.Random(6)
-    delivery = events + rng.sample(events, 40)
-    rng.shuffle(delivery)
-    storage = open_pg(postgres_url)
-    try:
-        projector = Projector(storage, chunk_size=5)
-        for start in range(0, len(delivery), 23):
-            submit(storage, delivery[start : start + 23])
-            projector.fold_once()
-        projector.catch_up()
-        incremental = all_metrics(storage)
-        assert_all_same(incremental, all_oracle(events))
-        storage.reset_read_models()
-        assert storage.fold_state().seq == 0
-        assert Projector(storage).catch_up() == len(events)
-        assert_all_same(all_metrics(storage), incremental)
-    finally:
-        storage.close()
 
 
 def test_a_fold_waits_its_turn_and_takes_over_from_a_dead_folder(postgres_url):
@@ -130,6 +93,49 @@ def test_a_fold_waits_its_turn_and_takes_over_from_a_dead_folder(postgres_url):
         storage.close()
 
 
+# -- a lost database ---------------------------------------------------------------------------
+
+
+def drop_connections(url: str) -> int:
+    """End every other session on the database, as a server restart or a network cut would; how many."""
+    with psycopg.connect(url, autocommit=True) as db:
+        return db.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+
+
+def test_a_lost_database_is_overloaded_for_producers_and_unavailable_for_readers_until_it_is_back(postgres_url):
+    storage = open_pg(postgres_url)
+    try:
+        assert submit(storage, [wire("a")]) == [True]
+        assert storage.log_position().last_seq == 1  # a pooled reader connection now exists
+        assert drop_connections(postgres_url) >= 2  # the writer's and the reader's
+
+        with pytest.raises(Overloaded, match="unreachable; retry shortly") as caught:
+            storage.submit(parsed(wire("b"))).result(timeout=30)  # the ingest API answers this with 503
+        assert isinstance(caught.value.__cause__, Unavailable)
+        assert isinstance(caught.value.__cause__.__cause__, psycopg.OperationalError)
+        with pytest.raises(Unavailable) as lost:
+            storage.log_position()
+        assert isinstance(lost.value.__cause__, psycopg.OperationalError)
+
+        assert submit(storage, [wire("b"), wire("a")]) == [True, False]  # the writer reconnected
+        assert storage.log_position().last_seq == 2  # and so did the read pool
+        assert [e.event.id for e in storage.log_entries(0, 10)] == ["a", "b"]
+    finally:
+        storage.close()
+
+
+def test_an_unreachable_database_is_unavailable_at_open():
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    with pytest.raises(Unavailable, match="cannot connect to the PostgreSQL database"):
+        open_pg(url)
+    with pytest.raises(Unavailable, match="cannot connect"):
+        open_ingest_keys(Settings(database_url=url))
+    assert issubclass(Unavailable, StorageError)
+
+
 # -- real servers -------------------------------------------------------------------------------
 
 
@@ -142,7 +148,10 @@ def metrics(server: ServerProcess, **params) -> dict:
 
 def assert_oracle(server: ServerProcess, events: list[dict]) -> None:
     for date_from in (END - dt.timedelta(days=19), END - dt.timedelta(days=3)):
-        close(metrics(server, **{"from": str(date_from), "to": str(END)}), reference_metrics(events, "acme", date_from, END))
+        close(
+            metrics(server, **{"from": str(date_from), "to": str(END)}),
+            reference_metrics(events, "acme", date_from, END),
+        )
 
 
 def folder_pid(url: str, timeout: float = 30) -> int:

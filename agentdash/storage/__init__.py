@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from agentdash.config import Settings
-from agentdash.storage.base import Overloaded, Storage, StorageInUse
+from agentdash.storage.base import (
+    FoldState,
+    LogChunk,
+    LoggedEvent,
+    LogPosition,
+    Overloaded,
+    Storage,
+    StorageError,
+    StorageInUse,
+    Unavailable,
+    WriteRejected,
+)
 from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 
-__all__ = ["ActiveKey", "IngestKey", "IngestKeyError", "IngestKeyStore", "Overloaded", "Storage", "StorageInUse",
-           "open_ingest_keys", "open_storage"]
+__all__ = ["ActiveKey", "FoldState", "IngestKey", "IngestKeyError", "IngestKeyStore", "LogChunk", "LogPosition",
+           "LoggedEvent", "Overloaded", "Storage", "StorageError", "StorageInUse", "Unavailable", "WriteRejected",
+           "open_ingest_keys", "open_storage"]  # fmt: skip
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_storage(settings: Settings) -> Storage:
     """The one place that chooses a backend: PostgreSQL when a database URL is set, else the embedded files."""
+    # Imported here: psycopg is an optional driver, and each backend's drivers load only when it is chosen.
     if _uses_postgres(settings):
         from agentdash.storage.postgres.storage import PostgresStorage
 
@@ -25,7 +38,7 @@ def open_storage(settings: Settings) -> Storage:
 
 def open_ingest_keys(settings: Settings) -> IngestKeyStore:
     """The ingest key store of the backend; it takes no lock, so it opens while a server runs."""
-    if _uses_postgres(settings):
+    if _uses_postgres(settings):  # imported here, as in open_storage
         from agentdash.storage.postgres.key_store import PostgresIngestKeyStore
 
         return PostgresIngestKeyStore(settings.database_url)

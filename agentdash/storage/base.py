@@ -1,11 +1,13 @@
-"""The storage interface: an append-only event log and the read models folded from it."""
+"""The storage interface: an append-only event log and the read models folded from it, and the errors it raises."""
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pyarrow as pa
 
@@ -18,12 +20,24 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 
-class StorageInUse(RuntimeError):
+class StorageError(RuntimeError):
+    """A database operation failed. Backends raise this family only; the driver's exception is the __cause__."""
+
+
+class StorageInUse(StorageError):
     """Another process holds the data (embedded only: DuckDB allows one writing process per file)."""
 
 
-class Overloaded(RuntimeError):
-    """The log cannot take more right now; the producer should retry (HTTP 503)."""
+class Overloaded(StorageError):
+    """The log cannot take more right now (its queue is full, or its database is unreachable): retry (HTTP 503)."""
+
+
+class Unavailable(StorageError):
+    """The database cannot be reached or the connection was lost; the same call may work on a retry."""
+
+
+class WriteRejected(StorageError):
+    """The database refused the data itself (a NOT NULL, unique or other constraint); a retry fails alike."""
 
 
 @dataclass(frozen=True)
@@ -45,13 +59,25 @@ class LogChunk:
 
 
 @dataclass(frozen=True)
+class LoggedEvent:
+    """One log entry as stored: its place in the log, when it arrived, and the event."""
+
+    seq: int
+    received_us: int
+    event: Event
+
+
+@dataclass(frozen=True)
 class FoldState:
     seq: int  # every log entry up to and including this one is folded
     folded_at_us: int | None
 
 
 class Storage(ABC):
-    """What the rest of agentdash may ask of a database. One backend per module."""
+    """What the rest of agentdash may ask of a database. One backend per module.
+
+    Every method raises StorageError (or a subclass) for a failure of the database, never a driver's exception.
+    """
 
     @abstractmethod
     def submit(self, events: list[Event]) -> Future[list[bool]]:
@@ -66,7 +92,11 @@ class Storage(ABC):
 
     @abstractmethod
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
-        """Up to `limit` entries with seq > after_seq, oldest first; None when there are none."""
+        """Up to `limit` entries with seq > after_seq, oldest first, for `fold`; None when there are none."""
+
+    @abstractmethod
+    def log_entries(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """Up to `limit` stored entries with seq > after_seq, oldest first, read back alike on every backend."""
 
     @abstractmethod
     def fold(self, chunk: LogChunk) -> bool:
@@ -90,3 +120,34 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish pending writes and release files and connections."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+E = TypeVar("E", bound=BaseException)
+
+
+def caused_by(error: E, cause: BaseException) -> E:
+    """`error` chained to `cause`, as `raise error from cause` would, for an error handed over rather than raised."""
+    error.__cause__ = cause
+    return error
+
+
+def translating(domain_error: Callable[[Exception], Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator for a backend's public methods: an exception that `domain_error` maps to another is raised as
+    that one, chained to the original; everything else passes through unchanged."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:
+                domain = domain_error(exc)
+                if domain is exc:
+                    raise
+                raise domain from exc
+
+        return translated
+
+    return decorate

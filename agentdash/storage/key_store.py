@@ -36,7 +36,10 @@ class ActiveKey:
 
 
 class IngestKeyStore(ABC):
-    """Ingest keys, kept as hashes. The SQLite backend is sqlite_keys.py; a Postgres one joins later."""
+    """Ingest keys, kept as hashes (embedded/key_store.py, postgres/key_store.py).
+
+    A failure of the database raises StorageError (storage.base), never a driver's exception.
+    """
 
     @abstractmethod
     def add(self, key_id: str, name: str, orgs: tuple[str, ...], secret_sha256: bytes) -> IngestKey:

@@ -14,39 +14,29 @@ import pyarrow as pa
 from msgspec.structs import astuple
 
 from agentdash.events import Event, dedupe_key
-from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogPosition
+from agentdash.storage.base import LOG_COLUMNS, LogChunk, LoggedEvent, LogPosition
 from agentdash.storage.embedded.dedupe import DedupeIndex
-from agentdash.storage.group_commit import GroupCommitWriter, Pending
+from agentdash.storage.embedded.errors import domain_error
 from agentdash.storage.embedded.recent_rows import RecentRows
+from agentdash.storage.group_commit import GroupCommitWriter, Pending
+from agentdash.storage.queries import load_queries
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,          -- arrival order, dense, assigned by the writer
-    dedupe_key INTEGER NOT NULL,      -- 64-bit hash of (org_id, id); indexed in memory, not on disk
-    received_us INTEGER NOT NULL,
-    id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
-    session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us INTEGER NOT NULL,
-    status TEXT, failure_category TEXT, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cost_usd REAL NOT NULL, model TEXT, repo TEXT, attributes TEXT
-)
-"""
-INSERT = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+SQL = load_queries("sqlite")
+SCHEMA = SQL.statement("schema")
+INSERT = SQL.statement("append")
 ARROW_TYPES = {
     "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(),
     "output_tokens": pa.int64(), "cost_usd": pa.float64(),
 }  # fmt: skip
+_CONFIRM_PART = 500  # seqs per lookup, well under SQLite's limit of host parameters
 
 
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode: a commit survives the process being killed (the OS holds the write);
-    # only a power cut can lose the last transactions. FULL would fsync every batch.
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA cache_size=-262144")
-    db.execute("PRAGMA busy_timeout=10000")
+    for pragma in SQL.statements("connect"):
+        db.execute(pragma)
     return db
 
 
@@ -87,16 +77,16 @@ class SqliteEventLog:
         except Exception as exc:  # nothing of these batches is acknowledged
             if len(pending) == 1:
                 log.exception("event log write failed")
-                pending[0][1].set_exception(exc)
+                pending[0][1].set_exception(domain_error(exc))
             return False
         self._index.add_many(added)
         self._recent.append(rows)
         self._last_seq += len(rows)
-        for result, (_, future) in zip(results, pending):
+        for result, (_, future) in zip(results, pending, strict=True):
             future.set_result(result)
         return True
 
-    def _plan(self, pending: list[tuple[list[Event], Future]]):
+    def _plan(self, pending: list[Pending]) -> tuple[list[list[bool]], list[tuple], list[tuple[int, int]]]:
         """Decide which events are new and build their rows; nothing is written yet."""
         all_events = [e for events, _ in pending for e in events]
         keys = [dedupe_key(e.org_id, e.id) for e in all_events]
@@ -105,7 +95,9 @@ class SqliteEventLog:
         now_us = time.time_ns() // 1000
         seq = self._last_seq
         batch_seen: set[tuple[str, str]] = set()
-        rows, added, results = [], [], []
+        rows: list[tuple] = []
+        added: list[tuple[int, int]] = []
+        results: list[list[bool]] = []
         position = 0
         for events, _ in pending:
             result = []
@@ -131,17 +123,17 @@ class SqliteEventLog:
         by_seq = {seq: key for key, seqs in candidates.items() for seq in seqs}
         confirmed: dict[int, set[tuple[str, str]]] = {}
         seqs = list(by_seq)
-        for start in range(0, len(seqs), 500):
-            part = seqs[start : start + 500]
-            sql = f"SELECT seq, org_id, id FROM events WHERE seq IN ({','.join('?' * len(part))})"
-            for seq, org_id, event_id in self._writer_db.execute(sql, part):
+        for start in range(0, len(seqs), _CONFIRM_PART):
+            part = seqs[start : start + _CONFIRM_PART]
+            statement = SQL.statement("stored_identities").replace("{seqs}", ",".join("?" * len(part)))
+            for seq, org_id, event_id in self._writer_db.execute(statement, part):
                 confirmed.setdefault(by_seq[seq], set()).add((org_id, event_id))
         return confirmed
 
     def _load_index(self) -> int:
         started = time.perf_counter()
         keys, seqs = [], []
-        for key, seq in self._writer_db.execute("SELECT dedupe_key, seq FROM events"):
+        for key, seq in self._writer_db.execute(SQL.statement("dedupe_keys")):
             keys.append(key)
             seqs.append(seq)
         self._index.load(np.array(keys, dtype=np.int64), np.array(seqs, dtype=np.int64))
@@ -158,23 +150,30 @@ class SqliteEventLog:
         return db
 
     def position(self, after_seq: int = 0) -> LogPosition:
-        row = self._reader().execute("SELECT received_us FROM events WHERE seq = ?", (after_seq + 1,)).fetchone()
+        row = self._reader().execute(SQL.statement("received_at"), {"seq": after_seq + 1}).fetchone()
         return LogPosition(last_seq=self._last_seq, oldest_unfolded_received_us=row[0] if row else None)
 
     def read(self, after_seq: int, limit: int) -> LogChunk | None:
         rows = self._recent.take(after_seq, limit)
         if rows is not None:
-            columns = list(zip(*rows))
+            columns = list(zip(*rows, strict=True))
             columns = [columns[0], *columns[3:18]]  # insert rows: seq, key, received_us, then LOG_COLUMNS[1:]
         else:
-            rows = self._reader().execute(
-                f"SELECT {', '.join(LOG_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
-            ).fetchall()
-            columns = list(zip(*rows))
+            rows = (
+                self._reader().execute(SQL.statement("read_chunk"), {"after_seq": after_seq, "limit": limit}).fetchall()
+            )
+            columns = list(zip(*rows, strict=True))
         if not rows:
             return None
-        arrays = [pa.array(values, type=ARROW_TYPES.get(name, pa.string())) for name, values in zip(LOG_COLUMNS, columns)]
+        arrays = [
+            pa.array(values, type=ARROW_TYPES.get(name, pa.string()))
+            for name, values in zip(LOG_COLUMNS, columns, strict=True)
+        ]
         return LogChunk(table=pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS)), last_seq=columns[0][-1])
+
+    def entries(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        rows = self._reader().execute(SQL.statement("log_entries"), {"after_seq": after_seq, "limit": limit})
+        return [LoggedEvent(seq, received_us, Event(*fields)) for seq, received_us, *fields in rows]
 
 
 def event_row(e: Event) -> tuple:

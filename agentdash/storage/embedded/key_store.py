@@ -7,9 +7,10 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from agentdash.storage.embedded.errors import translated
 from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 from agentdash.storage.queries import load_queries
 
@@ -19,13 +20,15 @@ SQL = load_queries("sqlite_ingest_keys")
 class SqliteIngestKeyStore(IngestKeyStore):
     """One connection, no lock held between calls, so a server and `agentdash ingest-key` can share the file."""
 
+    @translated
     def __init__(self, path: Path) -> None:
         _create_private(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")  # the server's reads never wait for a CLI write
+        self._db.execute(SQL.statement("connect"))
         self._db.execute(SQL["schema"])
         self._lock = threading.Lock()
 
+    @translated
     def add(self, key_id: str, name: str, orgs: tuple[str, ...], secret_sha256: bytes) -> IngestKey:
         params = {"id": key_id, "name": name, "orgs": json.dumps(list(orgs)), "secret_sha256": secret_sha256,
                   "created_us": time.time_ns() // 1000}  # fmt: skip
@@ -33,23 +36,29 @@ class SqliteIngestKeyStore(IngestKeyStore):
             self._db.execute(SQL["add"], params)
         return self._get(key_id)
 
+    @translated
     def list_keys(self) -> list[IngestKey]:
         with self._lock:
             return [_key(row) for row in self._db.execute(SQL["list_keys"])]
 
+    @translated
     def revoke(self, key_id: str) -> IngestKey:
         with self._lock:
             revoked = self._db.execute(SQL["revoke"], {"id": key_id, "revoked_us": time.time_ns() // 1000}).rowcount
         key = self._get(key_id)
         if not revoked:
-            raise IngestKeyError(f"ingest key {key_id!r} is already revoked (since {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC)")
+            raise IngestKeyError(
+                f"ingest key {key_id!r} is already revoked (since {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
         return key
 
+    @translated
     def active_keys(self) -> list[ActiveKey]:
         with self._lock:
             rows = self._db.execute(SQL["active_keys"]).fetchall()
         return [ActiveKey(key_id, frozenset(json.loads(orgs)), bytes(digest)) for key_id, orgs, digest in rows]
 
+    @translated
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -68,7 +77,7 @@ def _key(row: tuple) -> IngestKey:
 
 
 def _utc(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc)
+    return datetime.fromtimestamp(us / 1e6, tz=UTC)
 
 
 def _create_private(path: Path) -> None:

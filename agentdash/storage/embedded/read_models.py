@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections import namedtuple
 import time
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ class DuckdbReadModels:
             try:
                 for step in FOLD_STEPS:
                     db.execute(self._sql[step])
-                db.execute(self._sql["save_checkpoint"], {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000})
+                db.execute(
+                    self._sql["save_checkpoint"], {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000}
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from typing import Any
 
 import duckdb
-from typing import Any
 
 from agentdash.config import Settings
 from agentdash.events import Event
-from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage, StorageInUse
-from agentdash.storage.embedded.read_models import DuckdbReadModels
+from agentdash.storage.base import FoldState, LogChunk, LoggedEvent, LogPosition, Storage, StorageInUse
+from agentdash.storage.embedded.errors import translated
 from agentdash.storage.embedded.event_log import SqliteEventLog
+from agentdash.storage.embedded.read_models import DuckdbReadModels
 
 
 class EmbeddedStorage(Storage):
+    """One process owns the data dir; every driver error leaves here as a StorageError (see errors.py)."""
+
+    @translated
     def __init__(self, settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # Read models first: their file lock is what tells us another process already serves this dir.
@@ -27,27 +31,38 @@ class EmbeddedStorage(Storage):
         self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
-        return self._log.submit(events)
+        return self._log.submit(events)  # the writer hands a failed batch's future a StorageError
 
+    @translated
     def log_position(self, after_seq: int = 0) -> LogPosition:
         return self._log.position(after_seq)
 
+    @translated
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
         return self._log.read(after_seq, limit)
 
+    @translated
+    def log_entries(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        return self._log.entries(after_seq, limit)
+
+    @translated
     def fold(self, chunk: LogChunk) -> bool:
         self._models.fold(chunk)
         return True  # one process owns the data dir: nobody else folds
 
+    @translated
     def fold_state(self) -> FoldState:
         return self._models.fold_state()
 
+    @translated
     def reset_read_models(self) -> None:
         self._models.reset()
 
+    @translated
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         return self._models.query(name, params)
 
+    @translated
     def close(self) -> None:
         self._log.close()
         self._models.close()

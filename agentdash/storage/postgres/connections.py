@@ -1,17 +1,16 @@
-"""Connections to PostgreSQL for the Postgres backend: named SQL in psycopg's style and a small pool."""
+"""Connections to PostgreSQL for the Postgres backend: one for a short job, or a small pool."""
 
 from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 
-from agentdash.storage.queries import load_queries
+from agentdash.storage.base import Unavailable
 
 
 @contextmanager
@@ -31,32 +30,7 @@ def connect(url: str, autocommit: bool = False, options: str = "") -> psycopg.Co
         return psycopg.connect(url, autocommit=autocommit, application_name=f"agentdash pid {os.getpid()}",
                                options=options)  # fmt: skip
     except psycopg.OperationalError as exc:
-        raise ConnectionError(f"cannot connect to the PostgreSQL database of --database-url: {exc}") from None
-
-
-def statements(dialect: str, name: str) -> list[str]:
-    """The named block's statements, with `$param` turned into psycopg's `%(param)s`."""
-    return _compiled(dialect)[name]
-
-
-_PARAM = re.compile(r"\$(\w+)")
-_CACHE: dict[str, dict[str, list[str]]] = {}
-
-
-def _compiled(dialect: str) -> dict[str, list[str]]:
-    if dialect not in _CACHE:
-        _CACHE[dialect] = {name: split(to_psycopg(sql)) for name, sql in load_queries(dialect).items()}
-    return _CACHE[dialect]
-
-
-def to_psycopg(sql: str) -> str:
-    return _PARAM.sub(r"%(\1)s", sql)
-
-
-def split(sql: str) -> list[str]:
-    """Statements end with `;` at a line end (the named-query files keep to that); whole-line comments go."""
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [part.strip() for part in re.split(r";[ \t]*(?:--[^\n]*)?$", code, flags=re.MULTILINE) if part.strip()]
+        raise Unavailable(f"cannot connect to the PostgreSQL database of --database-url: {exc}") from exc
 
 
 class ConnectionPool:

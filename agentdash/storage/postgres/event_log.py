@@ -10,18 +10,16 @@ import psycopg
 from msgspec.structs import astuple
 
 from agentdash.events import Event
-from agentdash.storage.base import LogPosition, Overloaded
+from agentdash.storage.base import LoggedEvent, LogPosition, Overloaded, Unavailable, caused_by
 from agentdash.storage.group_commit import GroupCommitWriter, Pending
-from agentdash.storage.postgres.connections import ConnectionPool, connect, statements
+from agentdash.storage.postgres.connections import ConnectionPool, connect
+from agentdash.storage.postgres.errors import domain_error
+from agentdash.storage.queries import load_queries
 
 log = logging.getLogger(__name__)
 
+SQL = load_queries("postgres", pyformat=True)
 EVENT_FIELDS = tuple(Event.__struct_fields__)
-
-
-def sql(name: str) -> str:
-    (statement,) = statements("postgres", name)
-    return statement
 
 
 class PostgresEventLog:
@@ -53,8 +51,11 @@ class PostgresEventLog:
         try:
             db = self._connection()
             with db.transaction():
-                db.execute(sql("lock_log"))
-                stored = set(db.execute(sql("append_events"), _columns(events)).fetchall())
+                db.execute(SQL.statement("lock_log"))
+                stored = {
+                    (org_id, event_id)
+                    for org_id, event_id in db.execute(SQL.statement("append_events"), _columns(events))
+                }
         except Exception as exc:  # nothing of these batches is acknowledged
             if len(pending) == 1:
                 log.exception("event log write failed")
@@ -74,29 +75,42 @@ class PostgresEventLog:
 
     def position(self, after_seq: int = 0) -> LogPosition:
         with self._readers.connection() as db:
-            last_seq, oldest = db.execute(sql("log_position"), {"after_seq": after_seq}).fetchone()
+            last_seq, oldest = _first(db.execute(SQL.statement("log_position"), {"after_seq": after_seq}))
         return LogPosition(last_seq=last_seq, oldest_unfolded_received_us=oldest)
 
     def end(self, after_seq: int, limit: int) -> int:
         """The last seq of the next chunk of at most `limit` entries (after_seq when there are none)."""
         with self._readers.connection() as db:
-            return db.execute(sql("log_end"), {"after_seq": after_seq, "limit": limit}).fetchone()[0]
+            return _first(db.execute(SQL.statement("log_end"), {"after_seq": after_seq, "limit": limit}))[0]
+
+    def entries(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        with self._readers.connection() as db:
+            rows = db.execute(SQL.statement("log_entries"), {"after_seq": after_seq, "limit": limit}).fetchall()
+        return [LoggedEvent(seq, received_us, Event(*fields)) for seq, received_us, *fields in rows]
+
+
+def _first(cursor: psycopg.Cursor) -> tuple:
+    row = cursor.fetchone()
+    assert row is not None, "an aggregate query returns one row"
+    return row
 
 
 def _for_producer(exc: Exception) -> Exception:
     """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself."""
-    if isinstance(exc, (psycopg.OperationalError, ConnectionError)):
-        return Overloaded(f"the event log database is unreachable; retry shortly ({exc.__class__.__name__})")
-    return exc
+    error = domain_error(exc)
+    if isinstance(error, Unavailable):
+        return caused_by(
+            Overloaded(f"the event log database is unreachable; retry shortly ({type(exc).__name__})"), error
+        )
+    return error
 
 
 def _columns(events: list[Event]) -> dict[str, object]:
     """One array parameter per event field (unnest turns them back into rows); money as exact decimals."""
     rows = [astuple(e) for e in events]
-    columns: dict[str, object] = {name: [row[i] for row in rows] for i, name in enumerate(EVENT_FIELDS)}
+    columns: dict[str, list] = {name: [row[i] for row in rows] for i, name in enumerate(EVENT_FIELDS)}
     columns["cost_usd"] = [repr(cost) for cost in columns["cost_usd"]]
-    columns["received_us"] = time.time_ns() // 1000
-    return columns
+    return {**columns, "received_us": time.time_ns() // 1000}
 
 
 def _first_copies(batch: list[Event], stored: set[tuple[str, str]], seen: set[tuple[str, str]]) -> list[bool]:

@@ -10,9 +10,10 @@ from typing import Any
 import psycopg
 
 from agentdash.storage.base import FoldState, LogChunk
-from agentdash.storage.postgres.connections import ConnectionPool, connect, split, statements, to_psycopg
-from agentdash.storage.queries import load_queries, render
+from agentdash.storage.postgres.connections import ConnectionPool, connect
+from agentdash.storage.queries import load_queries, render, split
 
+SQL = load_queries("postgres", pyformat=True)
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
 VERSION = 2  # 2: runs_by_day covers the metric queries' columns
 # The statements of a several-statement named query (run_metrics: groups and total), one connection each.
@@ -26,7 +27,6 @@ class PostgresReadModels:
     def __init__(self, url: str, readers: ConnectionPool) -> None:
         self._url = url
         self._readers = readers
-        self._sql = load_queries("postgres")
         self._db: psycopg.Connection | None = None
 
     def fold(self, chunk: LogChunk) -> bool:
@@ -45,7 +45,7 @@ class PostgresReadModels:
 
     def fold_state(self) -> FoldState:
         with self._readers.connection() as db:
-            row = db.execute(statements("postgres", "load_checkpoint")[0]).fetchone()
+            row = db.execute(SQL.statement("load_checkpoint")).fetchone()
         return FoldState(seq=row[0], folded_at_us=row[1]) if row else FoldState(seq=0, folded_at_us=None)
 
     def reset(self) -> None:
@@ -62,7 +62,7 @@ class PostgresReadModels:
         Each statement runs on a pool thread and connection of its own: the caller holds no connection while it
         waits, so concurrent requests cannot deadlock on the read pool.
         """
-        parts = split(to_psycopg(render(self._sql, name, params)))
+        parts = split(render(SQL, name, params))
         if len(parts) == 1:
             return self._fetch(name, parts[0], params)
         futures = [_STATEMENTS.submit(self._fetch, name, part, params) for part in parts]
@@ -72,7 +72,8 @@ class PostgresReadModels:
         used = {k: v for k, v in params.items() if f"%({k})s" in statement}
         with self._readers.connection() as db:
             cursor = db.execute(statement, used)
-            row_type = namedtuple(name, [column.name for column in cursor.description])  # type: ignore[misc]
+            columns = [column.name for column in cursor.description or ()]
+            row_type = namedtuple(name, columns)  # type: ignore[misc]
             return [row_type(*row) for row in cursor.fetchall()]
 
     def close(self) -> None:
@@ -97,12 +98,11 @@ def prepare(db: psycopg.Connection) -> None:
 
 
 def _run(db: psycopg.Connection, name: str, params: dict[str, Any]) -> None:
-    for statement in statements("postgres", name):
+    for statement in SQL.statements(name):
         db.execute(statement, {k: v for k, v in params.items() if f"%({k})s" in statement})
 
 
 def _one(db: psycopg.Connection, name: str) -> Any:
-    (statement,) = statements("postgres", name)
-    return db.execute(statement).fetchone()[0]
-
-
+    row = db.execute(SQL.statement(name)).fetchone()
+    assert row is not None, f"{name} returns one row"
+    return row[0]

@@ -6,8 +6,9 @@ from concurrent.futures import Future
 from typing import Any
 
 from agentdash.events import Event
-from agentdash.storage.base import FoldState, LogChunk, LogPosition, Storage
+from agentdash.storage.base import FoldState, LogChunk, LoggedEvent, LogPosition, Storage
 from agentdash.storage.postgres.connections import ConnectionPool, connected
+from agentdash.storage.postgres.errors import translated
 from agentdash.storage.postgres.event_log import PostgresEventLog
 from agentdash.storage.postgres.read_models import PostgresReadModels, prepare
 
@@ -19,8 +20,12 @@ READ_SETTINGS = "-c work_mem=64MB"
 
 
 class PostgresStorage(Storage):
-    """Any number of processes on one database: each appends and reads; folds take turns (advisory lock)."""
+    """Any number of processes on one database: each appends and reads; folds take turns (advisory lock).
 
+    Every psycopg error leaves here as a StorageError (see errors.py); a lost database is Unavailable.
+    """
+
+    @translated
     def __init__(self, url: str, queue_limit: int = 64) -> None:
         with connected(url) as db:
             prepare(db)
@@ -29,28 +34,39 @@ class PostgresStorage(Storage):
         self._models = PostgresReadModels(url, self._readers)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
-        return self._log.submit(events)
+        return self._log.submit(events)  # the writer hands a failed batch's future a StorageError (lost: Overloaded)
 
+    @translated
     def log_position(self, after_seq: int = 0) -> LogPosition:
         return self._log.position(after_seq)
 
+    @translated
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
         """The seq range only: the fold reads the entries inside the database."""
         last_seq = self._log.end(after_seq, limit)
         return LogChunk(table=None, last_seq=last_seq) if last_seq > after_seq else None
 
+    @translated
+    def log_entries(self, after_seq: int, limit: int) -> list[LoggedEvent]:
+        return self._log.entries(after_seq, limit)
+
+    @translated
     def fold(self, chunk: LogChunk) -> bool:
         return self._models.fold(chunk)
 
+    @translated
     def fold_state(self) -> FoldState:
         return self._models.fold_state()
 
+    @translated
     def reset_read_models(self) -> None:
         self._models.reset()
 
+    @translated
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         return self._models.query(name, params)
 
+    @translated
     def close(self) -> None:
         self._log.close()
         self._models.close()

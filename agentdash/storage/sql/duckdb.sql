@@ -166,10 +166,10 @@ SELECT seq, folded_at_us FROM checkpoint;
 -- Metric queries. Parameters: $org, $from, $to (DATE), $team, $user, $model, $repo (NULL = no filter),
 -- $teams (a list: the teams a manager may see; NULL = no limit).
 -- {group} is a whitelisted grouping column chosen in metrics.py (day, team_id, user_id, model, repo);
--- {who_filter} and {run_filter} are the fragments below, pasted in by storage/duckdb_models.py.
+-- {who_filter} and {run_filter} are the fragments below, pasted in by storage/queries.py render.
 
 -- Sessions and activity have no model or repo. With runs filtered by one, these stand in for them
--- (storage/duckdb_models.py picks; a filter that is never used would still cost a scan of runs):
+-- (storage/queries.py render picks; a filter that is never used would still cost a scan of runs):
 -- name: activity_of_matching_runs
 -- a user is active on the anchor days of their matching runs;
 (SELECT org_id, day, user_id, team_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo))

@@ -1,5 +1,5 @@
--- The PostgreSQL backend (storage/postgres*.py): event log, read models and queries in one database,
--- shared by every agentdash process pointed at it. Loaded by name with storage/queries.py; `$name`
+-- The PostgreSQL backend (storage/postgres/): event log, read models and queries in one database,
+-- shared by every agentdash process pointed at it. Loaded by name with storage/queries.py with pyformat=True: `$name`
 -- parameters become psycopg's `%(name)s`. A block may hold several statements, one per `;` line end.
 --
 -- The read models mean exactly what they mean in duckdb.sql and fold the same way: every runs and
@@ -104,6 +104,13 @@ SELECT (SELECT coalesce(max(seq), 0) FROM events) AS last_seq,
 
 -- name: log_end
 SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
+
+-- name: log_entries
+-- seq, received_us, then the Event's fields in declaration order; money back as the float it was sent as
+-- (the stored decimal is its repr, so the cast gives the same float).
+SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
+       failure_category, input_tokens, output_tokens, cost_usd::float8, model, repo, attributes
+FROM events WHERE seq > $after_seq ORDER BY seq LIMIT $limit
 
 -- name: try_fold_lock
 -- One folder at a time across every process; released at COMMIT, ROLLBACK or when the folder dies.
@@ -353,3 +360,4 @@ WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {who_filter} A
 -- name: run_keys
 SELECT DISTINCT {group} AS key FROM runs
 WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter} AND {group} IS NOT NULL
+

@@ -1,4 +1,4 @@
--- The ingest key store of the Postgres backend (storage/postgres_keys.py), in the shared database.
+-- The ingest key store of the Postgres backend (storage/postgres/key_store.py), in the shared database.
 
 -- name: schema
 SELECT pg_advisory_xact_lock(1634492787, 3);  -- the schema lock of postgres.sql: processes create it once

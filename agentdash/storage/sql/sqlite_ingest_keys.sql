@@ -1,4 +1,8 @@
--- The ingest key store (storage/sqlite_keys.py), in its own file <data-dir>/ingest-keys.sqlite.
+-- The ingest key store (storage/embedded/key_store.py), in its own file <data-dir>/ingest-keys.sqlite.
+
+-- name: connect
+-- WAL: the server's reads never wait for a CLI write.
+PRAGMA journal_mode=WAL
 
 -- name: schema
 CREATE TABLE IF NOT EXISTS ingest_keys (

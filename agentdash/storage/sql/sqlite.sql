@@ -1,0 +1,48 @@
+-- The event log of the embedded backend (storage/embedded/event_log.py), <data-dir>/events.sqlite.
+-- Loaded by name with storage/queries.py. A block may hold several statements, one per `;` line end.
+
+-- name: connect
+PRAGMA journal_mode=WAL;
+-- NORMAL in WAL mode: a commit survives the process being killed (the OS holds the write);
+-- only a power cut can lose the last transactions. FULL would fsync every batch.
+PRAGMA synchronous=NORMAL;
+PRAGMA cache_size=-262144;
+PRAGMA busy_timeout=10000
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,          -- arrival order, dense, assigned by the writer
+    dedupe_key INTEGER NOT NULL,      -- 64-bit hash of (org_id, id); indexed in memory, not on disk
+    received_us INTEGER NOT NULL,
+    id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us INTEGER NOT NULL,
+    status TEXT, failure_category TEXT, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL, model TEXT, repo TEXT, attributes TEXT
+)
+
+-- name: append
+-- One row per new event: seq, dedupe_key, received_us, then the Event's fields in declaration order.
+INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+
+-- name: dedupe_keys
+-- Start-up: the whole key column, to rebuild the in-memory dedupe index.
+SELECT dedupe_key, seq FROM events
+
+-- name: stored_identities
+-- What is really stored under candidate seqs; {seqs} becomes one `?` per seq.
+SELECT seq, org_id, id FROM events WHERE seq IN ({seqs})
+
+-- name: received_at
+SELECT received_us FROM events WHERE seq = :seq
+
+-- name: read_chunk
+-- The columns of base.LOG_COLUMNS, in that order.
+SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
+       status, failure_category, input_tokens, output_tokens, cost_usd, model, repo
+FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
+
+-- name: log_entries
+-- seq, received_us, then the Event's fields in declaration order.
+SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
+       status, failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes
+FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
