@@ -12,7 +12,7 @@ from litestar.types import ExceptionHandlersMap
 from agentdash.auth import Forbidden, NotAuthorized, NotVisible, ProviderUnavailable, Throttled, Unauthenticated
 from agentdash.events import InvalidEvent, TooLarge
 from agentdash.metrics import InvalidQuery
-from agentdash.storage import Overloaded
+from agentdash.storage import Overloaded, Unavailable
 
 log = logging.getLogger("agentdash")
 
@@ -59,6 +59,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     NotVisible: _answer(404),
     Throttled: _throttled,
     Overloaded: _answer(503, {"Retry-After": "1"}),
+    Unavailable: _answer(503, {"Retry-After": "5"}),  # the database is unreachable: not the caller's fault
     HTTPException: _http,
     Exception: _internal,
 }
