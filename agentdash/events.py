@@ -74,6 +74,10 @@ class InvalidEvent(ValueError):
     """An event that breaks the contract; the message says how, for a person to read."""
 
 
+class NotJson(ValueError):
+    """The request says its body is something other than JSON (HTTP 415)."""
+
+
 class TooLarge(InvalidEvent):
     """A request or an event over its size limit: the whole request is refused (HTTP 413), not just that event."""
 
@@ -97,6 +101,8 @@ def decode_batch(body: bytes) -> list[msgspec.Raw]:
         raise InvalidEvent(f'body must be {{"events": [...]}}: {exc}') from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"body is not JSON: {exc}") from None
+    except RecursionError:  # msgspec walks nested values even to skip them
+        raise InvalidEvent("body nests JSON arrays or objects too deeply") from None
     if not events:
         raise InvalidEvent("events must hold at least 1 event")
     if len(events) > MAX_BATCH_EVENTS:

@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from agentdash.auth import IngestAuth, client_address
-from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, TooLarge, decode_batch, parse_event
+from agentdash.events import MAX_BODY_BYTES, Event, InvalidEvent, NotJson, TooLarge, decode_batch, parse_event
 from agentdash.projector import Projector
 from agentdash.storage import ActiveKey, Storage
 from agentdash.web import EXCEPTION_HANDLERS
@@ -47,7 +47,7 @@ class StatusReport(msgspec.Struct):
 def _event_id(raw: bytes) -> str | None:
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     event_id = value.get("id") if isinstance(value, dict) else None
     return event_id if isinstance(event_id, str) else None
@@ -73,6 +73,10 @@ def outside_scope(event: Event, writer: ActiveKey | None) -> str | None:
       dependencies={"writer": Provide(provide_writer)}, security=[{"ingestKey": []}])  # fmt: skip
 async def post_events(request: Request, state: State, writer: ActiveKey | None) -> IngestResult:
     """Validate each event on its own, store the valid ones of the key's orgs, answer once they are committed."""
+    # A cross-site form or `fetch` without preflight can only send text/plain, form or multipart bodies.
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise NotJson(f"Content-Type must be application/json, got {media_type or 'none'!r}")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} bytes per request")

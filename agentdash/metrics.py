@@ -15,6 +15,12 @@ DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "r
 DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the duration_histogram query
 
 
+# The days a query may ask for: wide enough for any real history, narrow enough that a range and its previous
+# period never leave what `date` can hold (0001-01-01 minus 30 days is an OverflowError, not an answer).
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+
+
 class InvalidQuery(ValueError):
     """A metrics query that cannot be answered as asked (a reversed or too long range, an unknown dimension)."""
 

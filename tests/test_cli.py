@@ -100,3 +100,12 @@ def test_a_second_server_on_the_same_data_dir_is_a_clear_error(server):
     assert second.returncode != 0
     assert "in use by another agentdash process" in second.stderr and "Traceback" not in second.stderr
     assert httpx.get(f"{server.ingest_url}/healthz").status_code == 200  # the first one is unharmed
+
+
+def test_the_data_dir_and_its_databases_are_private(server):
+    """Every org's events are in there: no other local user may read them."""
+    import stat
+
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    for name in ("events.sqlite", "read_models.duckdb"):
+        assert stat.S_IMODE((server.data_dir / name).stat().st_mode) == 0o600, name

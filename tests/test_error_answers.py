@@ -9,7 +9,7 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 
 from agentdash.auth import Forbidden, NotAuthorized, NotVisible, ProviderUnavailable, Throttled, Unauthenticated
-from agentdash.events import InvalidEvent, TooLarge
+from agentdash.events import InvalidEvent, NotJson, TooLarge
 from agentdash.metrics import InvalidQuery
 from agentdash.storage import Overloaded, StorageError, Unavailable, WriteRejected
 from agentdash.web import EXCEPTION_HANDLERS
@@ -18,6 +18,7 @@ CASES = [
     (InvalidEvent("bad event"), 400, {}),
     (InvalidQuery("from must not be after to"), 400, {}),
     (TooLarge("body is too big"), 413, {}),
+    (NotJson("Content-Type must be application/json"), 415, {}),
     (Unauthenticated("missing Authorization"), 401, {"www-authenticate": "Bearer"}),
     (NotAuthorized("token expired"), 401, {"www-authenticate": 'Bearer error="invalid_token"'}),
     (ProviderUnavailable("keys unreachable"), 503, {"retry-after": "10"}),

@@ -28,7 +28,7 @@ MiB = 1024 * 1024
 
 
 # Every org the tests here write (one per test); each server's ingest key covers exactly these.
-ORGS = ("partial", "huge", "nul", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy")
+ORGS = ("partial", "huge", "nul", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy", "deep", "ctype")
 
 
 @pytest.fixture
@@ -533,3 +533,29 @@ def test_ingest_answers_without_waiting_for_projection(server_factory):
     assert s["last_fold_at"] is None
     assert metrics(server, org)["runs"] == 0  # the read models have not seen them yet
     server.kill()  # a clean stop would fold the 1000 events first; nothing more to check here
+
+
+def test_deeply_nested_json_is_a_400_not_a_server_error(shared):
+    t = datetime.now(UTC) - timedelta(hours=1)
+    event = json.dumps(ev(new_org("deep"), "session.started", t))[:-1] + ', "attributes": {"a": '
+    body = ('{"events": [' + event + "[" * 5000 + "]" * 5000 + "}}]}").encode()
+    before = logged(shared)
+    assert "nests" in assert_json_error(post(shared, body), 400)
+    assert logged(shared) == before
+    assert_clean_logs(shared)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+def test_a_body_not_declared_json_is_415(shared, content_type):
+    """A cross-site page can send those without a preflight; with --insecure-ingest that would be a write."""
+    t = datetime.now(UTC) - timedelta(hours=1)
+    body = json.dumps({"events": [ev(new_org("ctype"), "session.started", t)]}).encode()
+    headers = {**shared.ingest_headers, **({"content-type": content_type} if content_type else {})}
+    before = logged(shared)
+    answer = httpx.post(f"{shared.ingest_url}/v1/events", content=body, headers=headers, timeout=30)
+    assert "application/json" in assert_json_error(answer, 415)
+    assert logged(shared) == before
+    charset = {**headers, "content-type": "application/json; charset=utf-8"}
+    assert httpx.post(f"{shared.ingest_url}/v1/events", content=body, headers=charset, timeout=30).status_code == 200

@@ -187,3 +187,20 @@ def test_the_dev_issuer_answers_only_same_origin_posts_under_a_loopback_name(ser
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
             issued = client.post("/signin/dev", data=form, headers={"host": host, "sec-fetch-site": "same-origin"})
             assert "agentdash_token=" in issued.headers["set-cookie"], host
+
+
+def test_the_csp_lets_the_page_connect_only_to_its_own_origin(server):
+    policy = httpx.get(f"{server.url}/signin", trust_env=False).headers["content-security-policy"]
+    connect = next(d for d in policy.split("; ") if d.startswith("connect-src"))
+    assert connect == "connect-src 'self'"  # not `ws: wss:`, which is any host
+
+
+@pytest.mark.parametrize("query", ["from=0001-01-01&to=0001-01-02", "to=0001-01-10", "from=9999-12-01&to=9999-12-31"])
+def test_extreme_dates_are_a_400_in_the_api_and_a_default_range_on_the_page(server, query):
+    token = server.token("acme")
+    answer = httpx.get(f"{server.url}/api/v1/orgs/acme/metrics?{query}", headers={"Authorization": f"Bearer {token}"},
+                       trust_env=False)  # fmt: skip
+    assert answer.status_code == 400 and "must lie between" in answer.json()["error"], answer.text
+    with httpx.Client(base_url=server.url, cookies={"agentdash_token": token}, trust_env=False) as client:
+        page = client.get(f"/?{query}")
+    assert page.status_code == 200 and "Traceback" not in page.text and "OverflowError" not in page.text

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from agentdash.metrics import MetricsQuery
+from agentdash.metrics import EARLIEST_DAY, LATEST_DAY, MetricsQuery
 
 PRESETS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days", 365: "Last 365 days"}
 DEFAULT_DAYS = 30
@@ -100,5 +100,7 @@ def _custom_range(start: str | None, end: str | None) -> tuple[date, date] | Non
     except ValueError:
         return None
     if date_from > date_to or (date_to - date_from).days >= MAX_DAYS:
+        return None
+    if date_from < EARLIEST_DAY or date_to > LATEST_DAY:  # its previous period would not fit in a date
         return None
     return date_from, date_to

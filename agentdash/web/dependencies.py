@@ -17,7 +17,7 @@ from agentdash.auth import (
     client_address,
     scoped_query,
 )  # fmt: skip
-from agentdash.metrics import DIMENSIONS, InvalidQuery, MetricsQuery
+from agentdash.metrics import DIMENSIONS, EARLIEST_DAY, LATEST_DAY, InvalidQuery, MetricsQuery
 
 MAX_RANGE_DAYS = 3 * 366
 RowLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000)]  # `?limit=N` of the breakdowns
@@ -45,6 +45,9 @@ def identify(request: Request) -> Identity:
 
 def build_query(org_id: str, date_from: date | None, date_to: date | None, team_id: str | None = None,
                 user_id: str | None = None, model: str | None = None, repo: str | None = None) -> MetricsQuery:  # fmt: skip
+    for name, day in (("from", date_from), ("to", date_to)):
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise InvalidQuery(f"{name} must lie between {EARLIEST_DAY} and {LATEST_DAY}")
     to = date_to or date.today()
     start = date_from or to - timedelta(days=29)
     if start > to:

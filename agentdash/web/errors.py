@@ -10,7 +10,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 from agentdash.auth import Forbidden, NotAuthorized, NotVisible, ProviderUnavailable, Throttled, Unauthenticated
-from agentdash.events import InvalidEvent, TooLarge
+from agentdash.events import InvalidEvent, NotJson, TooLarge
 from agentdash.metrics import InvalidQuery
 from agentdash.storage import Overloaded, Unavailable
 
@@ -52,6 +52,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidEvent: _answer(400),
     InvalidQuery: _answer(400),
     TooLarge: _answer(413),
+    NotJson: _answer(415),
     Unauthenticated: _answer(401, {"WWW-Authenticate": "Bearer"}),
     NotAuthorized: _answer(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}),
     ProviderUnavailable: _answer(503, {"Retry-After": "10"}),  # not the caller's fault

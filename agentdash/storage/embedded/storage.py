@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,7 +21,7 @@ class EmbeddedStorage(Storage):
 
     @translated
     def __init__(self, settings: Settings) -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(settings.data_dir)
         # Read models first: their file lock is what tells us another process already serves this dir.
         try:
             self._models = DuckdbReadModels(settings.read_models_path)
@@ -29,6 +30,7 @@ class EmbeddedStorage(Storage):
                 raise
             raise StorageInUse(f"{settings.data_dir} is in use by another agentdash process") from None
         self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit)
+        _private_files(settings.data_dir)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
         return self._log.submit(events)  # the writer hands a failed batch's future a StorageError
@@ -66,3 +68,15 @@ class EmbeddedStorage(Storage):
     def close(self) -> None:
         self._log.close()
         self._models.close()
+
+
+def _private_dir(data_dir: Path) -> None:
+    """Every org's events live here: owner only (0700), also for a data dir an older version made 0755."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+
+
+def _private_files(data_dir: Path) -> None:
+    # The drivers create their files (and WAL/SHM siblings) with the process umask: tighten what exists now.
+    for path in (*data_dir.glob("events.sqlite*"), *data_dir.glob("read_models.duckdb*")):
+        path.chmod(0o600)
