@@ -3,8 +3,9 @@ middleware around it and the dashboard (body limit, security headers)."""
 
 from __future__ import annotations
 
+from agentdash.web.asgi import ASGIApp
 from agentdash.web.body_limit import BodyLimit
-from agentdash.web.client_port import ASGIApp, ClientPortApp
+from agentdash.web.client_port import ClientPortApp
 from agentdash.web.errors import EXCEPTION_HANDLERS
 from agentdash.web.loopback_host import LoopbackHostOnly
 from agentdash.web.read_api import create_read_api

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from agentdash.web.asgi import send_json_error
 
 DEFAULT_MAX_BYTES = 64 * 1024
 
@@ -43,7 +43,4 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send) -> None:
-        body = json.dumps({"error": f"request body over {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        await send_json_error(send, 413, f"request body over {self.max_bytes} bytes")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-# Plain ASGI, as both Litestar and FastAPI speak it (their own type aliases disagree in detail).
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+from agentdash.web.asgi import ASGIApp
 
 
 class ClientPortApp:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
-from agentdash.web.client_port import ASGIApp
+from agentdash.web.asgi import ASGIApp, send_json_error
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:\d+)?", re.IGNORECASE)
 
 
 def loopback_host(host: str) -> bool:
     """`127.0.0.1`, `localhost` or `[::1]`, with or without a port."""
-    host = host.strip().lower()
-    name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-    if not name or (port and not port.isdigit()):
-        name = host
-    return name in LOOPBACK_HOSTS
+    return LOOPBACK_HOST.fullmatch(host.strip()) is not None
 
 
 class LoopbackHostOnly:
@@ -42,7 +38,4 @@ class LoopbackHostOnly:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps({"error": "this development server answers only to 127.0.0.1, localhost or [::1]"}).encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        await send_json_error(send, 403, "this development server answers only to 127.0.0.1, localhost or [::1]")
