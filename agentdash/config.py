@@ -35,6 +35,24 @@ class Settings:
             "(on both ports); empty: none, the connecting peer is the client"
         },
     )
+    header_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "seconds a client may take to send a request's headers, from connecting or from a kept-alive "
+            "request's first byte (both ports); later: 408 and the connection closes"
+        },
+    )
+    body_timeout: float = field(
+        default=60.0,
+        metadata={"help": "seconds a client may take to send a request's body after its headers (both ports)"},
+    )
+    keep_alive_timeout: int = field(
+        default=5, metadata={"help": "seconds an idle kept-alive connection stays open (both ports)"}
+    )
+    max_connections: int = field(
+        default=1000,
+        metadata={"help": "open connections per port; a connection beyond it is answered 503 with Retry-After"},
+    )
     projector_interval: float = field(default=1.0, metadata={"help": "seconds between projector folds"})
     fold_chunk: int = field(default=250_000, metadata={"help": "most log entries folded in one transaction"})
     ingest_queue_limit: int = field(
@@ -86,6 +104,13 @@ class Settings:
         default=False, metadata={"help": "accept events without an ingest key (local experiments only)"}
     )
 
+    def __post_init__(self) -> None:
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ValueError(
+                    f"setting {name} (env {ENV_PREFIX}{name.upper()}) must be above 0, got {getattr(self, name)}"
+                )
+
     @property
     def log_path(self) -> Path:
         return self.data_dir / "events.sqlite"
@@ -102,6 +127,9 @@ class Settings:
     def ingest_keys_path(self) -> Path:
         # Its own file, not the event log's: the CLI must manage keys while a server holds the log.
         return self.data_dir / "ingest-keys.sqlite"
+
+
+_POSITIVE = ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections", "projector_interval")
 
 
 def setting_names() -> list[str]:

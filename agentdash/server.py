@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import threading
 import time
@@ -23,7 +24,16 @@ from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.storage import Storage, open_storage
 from agentdash.ui import create_dashboard
-from agentdash.web import ASGIApp, BodyLimit, ClientPortApp, LoopbackHostOnly, SecurityHeaders, create_read_api
+from agentdash.web import (
+    ASGIApp,
+    BodyLimit,
+    ClientPortApp,
+    ConnectionLimits,
+    LoopbackHostOnly,
+    SecurityHeaders,
+    create_read_api,
+    protocol_with,
+)
 
 log = logging.getLogger("agentdash")
 
@@ -47,17 +57,33 @@ class Running:
         return f"http://{self.settings.host}:{self.settings.port}"
 
 
-def _server(app, host: str, port: int, trusted_proxies: str) -> uvicorn.Server:
+def _server(app, host: str, port: int, settings: Settings) -> uvicorn.Server:
     # uvicorn by default believes X-Forwarded-For from loopback peers; we believe it only from named proxies.
-    proxies = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    limits = ConnectionLimits(settings.header_timeout, settings.body_timeout, settings.max_connections)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="auto",
-                            proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)  # fmt: skip
+                            proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+                            http=protocol_with(limits), timeout_keep_alive=settings.keep_alive_timeout)  # fmt: skip
     return uvicorn.Server(config)
+
+
+def _allow_open_files(settings: Settings) -> None:
+    """Raise the soft limit on open files so that both ports' connections fit; warn when the hard limit is lower."""
+    needed = 2 * settings.max_connections + 256  # both ports, plus databases, logs and the projector's files
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning("open-file limit %d is below the %d that --max-connections %d needs on both ports; "
+                    "raise it (ulimit -n) or lower --max-connections", target, needed, settings.max_connections)  # fmt: skip
 
 
 @contextmanager
 def running(settings: Settings):
     """Start everything; on exit stop the servers, fold one last time and close the storage."""
+    _allow_open_files(settings)
     verifier = verifier_for(settings)  # first: a sign-in setup that cannot work stops us before anything opens
     code_flow = code_flow_for(settings, verifier)
     storage = open_storage(settings)
@@ -65,12 +91,12 @@ def running(settings: Settings):
     job = ProjectorJob(projector, settings.projector_interval)
     secret = dev_secret(settings.secret_path) if settings.dev else None
     ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings))
-    ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings.trusted_proxies)
+    ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
     client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
                                                          create_dashboard(storage, projector, verifier, secret, code_flow))))  # fmt: skip
     if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
         client_app = LoopbackHostOnly(client_app)
-    client = _server(client_app, settings.host, settings.port, settings.trusted_proxies)
+    client = _server(client_app, settings.host, settings.port, settings)
     # Servers run off the main thread so that the signal handlers below stay ours.
     threads = [
         threading.Thread(target=s.run, name=name, daemon=True)

@@ -20,6 +20,13 @@ def test_a_bad_value_names_the_setting(monkeypatch):
         load_settings()
 
 
+@pytest.mark.parametrize("name", ["header_timeout", "body_timeout", "keep_alive_timeout", "max_connections"])
+def test_limits_must_be_above_zero(monkeypatch, name):
+    monkeypatch.setenv(f"AGENTDASH_{name.upper()}", "0")
+    with pytest.raises(ValueError, match=f"{name}.*must be above 0"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"), [("1", True), ("true", True), ("YES", True), ("0", False), ("off", False)]
 )

@@ -1,5 +1,5 @@
-"""The client port's HTTP edge: the read API (JSON and CSV), its dependencies and error answers, and the
-middleware around it and the dashboard (body limit, security headers)."""
+"""The HTTP edge: the client port's read API (JSON and CSV), its dependencies and error answers, the middleware
+around it and the dashboard (body limit, security headers), and both ports' connection deadlines."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from agentdash.web.errors import EXCEPTION_HANDLERS
 from agentdash.web.loopback_host import LoopbackHostOnly
 from agentdash.web.read_api import create_read_api
 from agentdash.web.security_headers import SecurityHeaders
+from agentdash.web.slow_clients import ConnectionLimits, protocol_with
 
 __all__ = [
     "ASGIApp",
     "EXCEPTION_HANDLERS",
     "BodyLimit",
     "ClientPortApp",
+    "ConnectionLimits",
     "LoopbackHostOnly",
     "SecurityHeaders",
     "create_read_api",
+    "protocol_with",
 ]
