@@ -1,0 +1,58 @@
+"""The ingest app: its routes, state and OpenAPI schema, plus the operational /healthz and /status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from agentdash.auth import IngestAuth
+from agentdash.events import MAX_BODY_BYTES
+from agentdash.ingest.events_api import post_events
+from agentdash.projector import Projector
+from agentdash.storage import Storage
+from agentdash.web import EXCEPTION_HANDLERS
+
+
+class StatusReport(msgspec.Struct):
+    events_logged: int
+    events_projected: int
+    lag_events: int
+    lag_seconds: float
+    last_fold_at: datetime | None
+
+
+@get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/status", summary="Event log and projection progress", sync_to_thread=True)
+def status(state: State) -> StatusReport:
+    projector: Projector = state.projector
+    s = projector.status()
+    last = datetime.fromtimestamp(s.last_fold_at_us / 1e6, tz=UTC) if s.last_fold_at_us else None
+    return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last)
+
+
+def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) -> Litestar:
+    key_scheme = SecurityScheme(
+        type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG"
+    )
+    return Litestar(
+        route_handlers=[post_events, healthz, status],
+        state=State({"storage": storage, "projector": projector, "ingest_auth": auth}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="agentdash ingest",
+            version="1",
+            path="/schema",
+            components=Components(security_schemes={"ingestKey": key_scheme}),
+        ),
+        request_max_body_size=MAX_BODY_BYTES + 1,
+        on_shutdown=[auth.close],
+    )
