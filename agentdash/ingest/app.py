@@ -13,7 +13,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 from agentdash.auth import IngestAuth
 from agentdash.events import MAX_BODY_BYTES
 from agentdash.ingest.events_api import post_events
+from agentdash.ingest.otlp_api import otlp_router
 from agentdash.projector import Projector
+from agentdash.sources import RecordCounts, SourceStats
 from agentdash.storage import Storage
 from agentdash.web import EXCEPTION_HANDLERS
 
@@ -24,6 +26,7 @@ class StatusReport(msgspec.Struct):
     lag_events: int
     lag_seconds: float
     last_fold_at: datetime | None
+    otlp_records: list[RecordCounts]  # since this process started, per agent and record name
 
 
 @get("/healthz", summary="Liveness")
@@ -36,7 +39,8 @@ def status(state: State) -> StatusReport:
     projector: Projector = state.projector
     s = projector.status()
     last = datetime.fromtimestamp(s.last_fold_at_us / 1e6, tz=UTC) if s.last_fold_at_us else None
-    return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last)
+    sources: SourceStats = state.source_stats
+    return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last, sources.report())
 
 
 def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) -> Litestar:
@@ -44,8 +48,8 @@ def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) 
         type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG"
     )
     return Litestar(
-        route_handlers=[post_events, healthz, status],
-        state=State({"storage": storage, "projector": projector, "ingest_auth": auth}),
+        route_handlers=[post_events, otlp_router, healthz, status],
+        state=State({"storage": storage, "projector": projector, "ingest_auth": auth, "source_stats": SourceStats()}),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="agentdash ingest",

@@ -1,0 +1,60 @@
+"""What an agent's mapping says a record means: draft events, before the who and where every agent shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agentdash.sources.records import Record
+
+
+class Unmappable(Exception):
+    """A record that should become events but lacks what they need; the message says what (counted as rejected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One event a record means. `key` tells apart the events of one record, so ids stay deterministic."""
+
+    key: str
+    type: str
+    occurred_us: int
+    run_id: str | None = None
+    status: str | None = None
+    failure_category: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+
+
+def finished(record: Record, run_id: str, failure: str | None = None, at_us: int | None = None) -> Draft:
+    """A run.finished: succeeded, or failed with the category `failure`."""
+    status = "failed" if failure else "succeeded"
+    return Draft("f", "run.finished", record.time_us if at_us is None else at_us, run_id, status, failure)
+
+
+def api_failure(status_code: float | None, error: str | None) -> str:
+    """The failure category of a model API error: timeouts apart, no HTTP status at all is the network's fault."""
+    text = (error or "").lower()
+    if status_code in (408, 504) or "timeout" in text or "timed out" in text:
+        return "timeout"
+    if status_code is None or status_code == 0:
+        return "infra_error"
+    return "model_error"
+
+
+def count(record: Record, key: str) -> int | None:
+    """A token count attribute as a non-negative integer, or None when absent or not a count."""
+    value = record.number(key)
+    if value is None or value < 0 or value != value:
+        return None
+    return int(value)
+
+
+def money(record: Record, key: str) -> float | None:
+    value = record.number(key)
+    if value is None or value < 0 or value != value or value == float("inf"):
+        return None
+    return float(value)

@@ -1,0 +1,160 @@
+"""OTLP export requests flattened into records: one per log record, span or metric data point, with its name,
+times and attributes (the record's own over its resource's), and a fingerprint that names it for ever."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One log record, span or metric data point, as the mappings see it."""
+
+    signal: str  # "logs", "traces" or "metrics"
+    name: str  # the event name of a log record, a span's name, a metric's name
+    time_us: int  # when it happened (a span: its start)
+    attributes: dict[str, Scalar]
+    fingerprint: str  # the same for the same record, whatever its encoding, batch or retry
+    end_us: int | None = None  # a span's end
+    failed: bool = False  # a span whose status is ERROR
+    value: float | None = None  # a metric data point's value
+    trace_id: str = ""  # hex; "" when the record carries none
+
+    @property
+    def agent(self) -> str:
+        return str(self.attributes.get("service.name") or "unknown")
+
+    def text(self, key: str) -> str | None:
+        """An attribute as non-empty text, or None."""
+        value = self.attributes.get(key)
+        if value is None or value == "":
+            return None
+        return value if isinstance(value, str) else str(value)
+
+    def number(self, key: str) -> float | None:
+        """An attribute as a number (agents send "76" as often as 76), or None when it is not one."""
+        value = self.attributes.get(key)
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, int | float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            return None
+
+    def flag(self, key: str) -> bool | None:
+        value = self.attributes.get(key)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return None
+
+
+def log_records(request: Any) -> Iterator[Record]:
+    for resource_logs in request.resource_logs:
+        resource = attributes_of(resource_logs.resource.attributes)
+        resource_key = resource_logs.resource.SerializeToString(deterministic=True)
+        for scope_logs in resource_logs.scope_logs:
+            for log in scope_logs.log_records:
+                attributes = {**resource, **attributes_of(log.attributes)}
+                yield Record(
+                    signal="logs",
+                    name=_event_name(log, attributes),
+                    time_us=(log.time_unix_nano or log.observed_time_unix_nano) // 1000,
+                    attributes=attributes,
+                    fingerprint=_fingerprint(resource_key, log.SerializeToString(deterministic=True)),
+                    trace_id=log.trace_id.hex() if any(log.trace_id) else "",
+                )
+
+
+def span_records(request: Any) -> Iterator[Record]:
+    for resource_spans in request.resource_spans:
+        resource = attributes_of(resource_spans.resource.attributes)
+        resource_key = resource_spans.resource.SerializeToString(deterministic=True)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                yield Record(
+                    signal="traces",
+                    name=span.name,
+                    time_us=span.start_time_unix_nano // 1000,
+                    end_us=span.end_time_unix_nano // 1000,
+                    attributes={**resource, **attributes_of(span.attributes)},
+                    failed=span.status.code == 2,  # STATUS_CODE_ERROR
+                    fingerprint=_fingerprint(resource_key, span.trace_id + span.span_id),
+                    trace_id=span.trace_id.hex(),
+                )
+
+
+def metric_records(request: Any) -> Iterator[Record]:
+    """Number data points of sums and gauges (histograms and summaries carry nothing we count yet)."""
+    for resource_metrics in request.resource_metrics:
+        resource = attributes_of(resource_metrics.resource.attributes)
+        resource_key = resource_metrics.resource.SerializeToString(deterministic=True)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                points = getattr(metric, kind).data_points if kind in ("sum", "gauge") else []
+                if not points:  # histograms, summaries: one record for the count of ignored records
+                    yield Record("metrics", metric.name, 0, resource, _fingerprint(resource_key, metric.name.encode()))
+                for point in points:
+                    yield Record(
+                        signal="metrics",
+                        name=metric.name,
+                        time_us=point.time_unix_nano // 1000,
+                        attributes={**resource, **attributes_of(point.attributes)},
+                        value=point.as_double if point.WhichOneof("value") == "as_double" else point.as_int,
+                        fingerprint=_fingerprint(resource_key, metric.name.encode() + point.SerializeToString()),
+                    )
+
+
+def attributes_of(key_values: Any) -> dict[str, Scalar]:
+    """OTLP KeyValues as plain values; arrays and maps become their JSON text."""
+    found: dict[str, Scalar] = {}
+    for kv in key_values:
+        value = _plain(kv.value)
+        if value is not None:
+            found[kv.key] = (
+                value if isinstance(value, str | int | float | bool) else msgspec.json.encode(value).decode()
+            )
+    return found
+
+
+def _plain(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind)
+
+
+def _event_name(log: Any, attributes: dict[str, Scalar]) -> str:
+    """OTLP's event_name field, else the `event.name` attribute, prefixed as the body spells it.
+
+    Claude Code writes the body `claude_code.api_request` and `event.name` = `api_request`; Gemini CLI writes a
+    sentence in the body and `event.name` = `gemini_cli.api_request`.
+    """
+    if log.event_name:
+        return str(log.event_name)
+    name = str(attributes.get("event.name") or "")
+    body = log.body.string_value if log.body.WhichOneof("value") == "string_value" else ""
+    if body.endswith("." + name) and " " not in body:
+        return body
+    return name or (body if body and " " not in body and len(body) <= 128 else "log")
+
+
+def _fingerprint(resource_key: bytes, record_key: bytes) -> str:
+    return hashlib.blake2b(resource_key + b"\x00" + record_key, digest_size=12).hexdigest()

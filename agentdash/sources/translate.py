@@ -1,0 +1,149 @@
+"""OTLP records into agentdash events (SPEC §6): the agent's mapping says what a record means, the rules every
+agent shares say who and where — org, user, team, session, repo, branch, agent — and give deterministic ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import msgspec
+
+from agentdash.events import MAX_FUTURE_US, Event
+from agentdash.sources.agents import claude_code, gemini_cli, genai
+from agentdash.sources.drafts import Draft, Unmappable
+from agentdash.sources.records import Record
+
+AGENTS: dict[str, ModuleType] = {m.SERVICE_NAME: m for m in (claude_code, gemini_cli)}
+USER_KEYS = ("user.email", "user.account_uuid", "user.id")
+ORG_KEY = "agentdash.org_id"
+_MAX_TEXT = 128
+
+
+@dataclass
+class Tally:
+    """Per (agent, record name): how many records came, became events, were ignored or rejected, and why."""
+
+    records: int = 0
+    mapped: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    events_accepted: int = 0  # filled in once the log has stored the events
+    events_duplicate: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.records += other.records
+        self.mapped += other.mapped
+        self.ignored += other.ignored
+        self.rejected += other.rejected
+        self.events_accepted += other.events_accepted
+        self.events_duplicate += other.events_duplicate
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+
+@dataclass
+class Translation:
+    events: list[Event] = field(default_factory=list)
+    owners: list[Tally] = field(default_factory=list)  # the tally of each event's record
+    tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    rejected: int = 0  # records dropped, for the export answer's partial_success
+    first_reason: str = ""
+
+    def stored(self, stored: list[bool]) -> None:
+        """Count what the log made of each event: new, or a duplicate of one it had."""
+        for owner, new in zip(self.owners, stored, strict=True):
+            if new:
+                owner.events_accepted += 1
+            else:
+                owner.events_duplicate += 1
+
+    def tally(self, record: Record) -> Tally:
+        key = (record.agent, record.name)
+        found = self.tallies.get(key)
+        if found is None:
+            found = self.tallies[key] = Tally()
+        return found
+
+
+def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: int) -> Translation:
+    """Every record's events; a record that cannot be placed is counted with its reason, never an error.
+
+    `orgs` are the ingest key's orgs (None: insecure ingest, any org named by `agentdash.org_id`).
+    """
+    out = Translation()
+    for record in records:
+        tally = out.tally(record)
+        tally.records += 1
+        mapping = AGENTS.get(record.agent, genai)
+        try:
+            drafts = mapping.drafts(record)
+            if not drafts:
+                tally.ignored += 1
+                continue
+            events = _events(record, drafts, mapping.SESSION_KEYS, orgs, now_us)
+            out.events += events
+            out.owners += [tally] * len(events)
+            tally.mapped += 1
+        except Unmappable as exc:
+            reason = str(exc)
+            tally.rejected += 1
+            tally.reasons[reason] = tally.reasons.get(reason, 0) + 1
+            out.rejected += 1
+            out.first_reason = out.first_reason or f"{record.name}: {reason}"
+    return out
+
+
+def _events(record: Record, drafts: list[Draft], session_keys: tuple[str, ...], orgs: frozenset[str] | None,
+            now_us: int) -> list[Event]:  # fmt: skip
+    org = _org(record, orgs)
+    user = _first(record, USER_KEYS, "no user: set user.email (OTEL_RESOURCE_ATTRIBUTES=user.email=...)")
+    session = _first(record, session_keys, f"no session: the record has none of {', '.join(session_keys)}")
+    team = _checked(record.text("team.id"), "team.id")
+    base = {"agent": record.agent, "otlp_record": record.name}
+    for key, name in (("service.version", "agent_version"), ("vcs.repository.name", "repo"),
+                      ("vcs.ref.head.name", "branch")):  # fmt: skip
+        if value := record.text(key):
+            base[name] = value
+    events = []
+    for draft in drafts:
+        if draft.occurred_us - now_us > MAX_FUTURE_US:
+            raise Unmappable("its time is more than 24 h in the future")
+        attributes = {**base, "model": draft.model} if draft.model else base
+        events.append(Event(
+            f"otlp-{record.fingerprint}-{draft.key}", draft.type, org, user, session,
+            _checked(draft.run_id, "the run id"), team, draft.occurred_us, draft.status, draft.failure_category,
+            draft.input_tokens or 0, draft.output_tokens or 0, draft.cache_read_tokens or 0,
+            draft.cache_write_tokens or 0, draft.cost_usd or 0.0, draft.model, base.get("repo"),
+            _encode(attributes).decode(),
+        ))  # fmt: skip
+    return events
+
+
+def _org(record: Record, orgs: frozenset[str] | None) -> str:
+    named = record.text(ORG_KEY)
+    if named is not None:
+        if orgs is not None and named not in orgs:
+            raise Unmappable(f"{ORG_KEY} {named!r} is outside the ingest key's orgs ({', '.join(sorted(orgs))})")
+        return _checked(named, ORG_KEY) or named
+    if orgs is not None and len(orgs) == 1:
+        return next(iter(orgs))
+    raise Unmappable(f"no org: the ingest key writes several orgs, so set {ORG_KEY} (OTEL_RESOURCE_ATTRIBUTES)"
+                     if orgs else f"no org: set {ORG_KEY} (OTEL_RESOURCE_ATTRIBUTES)")  # fmt: skip
+
+
+def _first(record: Record, keys: tuple[str, ...], missing: str) -> str:
+    for key in keys:
+        if (value := record.text(key)) is not None:
+            return _checked(value, key) or value
+    raise Unmappable(missing)
+
+
+def _checked(value: str | None, name: str) -> str | None:
+    if value is not None and (len(value) > _MAX_TEXT or "\x00" in value):
+        raise Unmappable(f"{name} is longer than {_MAX_TEXT} characters or holds a NUL")
+    return value
+
+
+_encode: Callable[[object], bytes] = msgspec.json.encode
