@@ -10,7 +10,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff")
+EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage")
+RUN_TYPES = ("run.queued", "run.started", "run.finished", "handoff")  # run_id required; optional on usage
+CONSUMPTION_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
+CONSUMING_TYPES = ("run.finished", "usage")  # the types that may carry CONSUMPTION_FIELDS
 RUN_STATUSES = ("succeeded", "failed", "cancelled")
 FAILURE_CATEGORIES = ("tool_error", "model_error", "timeout", "infra_error", "other")
 MAX_EVENT_BYTES = 32 * 1024
@@ -19,6 +22,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_FUTURE_US = 24 * 3600 * 1_000_000
 MAX_INT64 = 2**63 - 1  # what the log's INTEGER columns hold
 _NONE5 = (None, None, None, None, None)
+_NONE2 = (None, None)
 
 Text = msgspec.Meta(min_length=1, max_length=128)
 AttrValue = str | int | float | bool
@@ -39,6 +43,8 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
     failure_category: Literal[FAILURE_CATEGORIES] | None = None  # type: ignore[valid-type]
     input_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
     output_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
+    cache_read_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
+    cache_write_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
     cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
     attributes: dict[str, AttrValue] | None = None
 
@@ -64,6 +70,8 @@ class Event(msgspec.Struct, array_like=True, frozen=True):
     failure_category: str | None
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
     cost_usd: float
     model: str | None
     repo: str | None
@@ -153,11 +161,11 @@ def _normalise(wire: WireEvent, now_us: int) -> Event:
     occurred_us = _epoch_us(at)
     if occurred_us - now_us > MAX_FUTURE_US:
         raise InvalidEvent("occurred_at is more than 24 h in the future")
-    is_run_event = wire.type.startswith("run.") or wire.type == "handoff"
-    if is_run_event and wire.run_id is None:
-        raise InvalidEvent(f"run_id is required on {wire.type} events")
-    if not is_run_event and wire.run_id is not None:
-        raise InvalidEvent(f"run_id must be absent on {wire.type} events")
+    if wire.type in RUN_TYPES:
+        if wire.run_id is None:
+            raise InvalidEvent(f"run_id is required on {wire.type} events")
+    elif wire.run_id is not None and wire.type != "usage":
+        raise InvalidEvent(f"run_id must be absent on {wire.type} events (it is allowed on run.*, handoff and usage)")
     if wire.type == "run.finished":
         if wire.status is None:
             raise InvalidEvent("status is required on run.finished events")
@@ -165,18 +173,24 @@ def _normalise(wire: WireEvent, now_us: int) -> Event:
             raise InvalidEvent("failure_category is required when status is failed")
         if wire.status != "failed" and wire.failure_category is not None:
             raise InvalidEvent(f"failure_category must be absent when status is {wire.status}")
-    elif (wire.status, wire.failure_category, wire.input_tokens, wire.output_tokens, wire.cost_usd) != _NONE5:
-        for name in ("status", "failure_category", "input_tokens", "output_tokens", "cost_usd"):
+    elif (wire.status, wire.failure_category) != _NONE2:
+        name = "status" if wire.status is not None else "failure_category"
+        raise InvalidEvent(f"{name} is only allowed on run.finished events")
+    if wire.type not in CONSUMING_TYPES and (
+        (wire.input_tokens, wire.output_tokens, wire.cache_read_tokens, wire.cache_write_tokens, wire.cost_usd)
+        != _NONE5
+    ):
+        for name in CONSUMPTION_FIELDS:
             if getattr(wire, name) is not None:
-                raise InvalidEvent(f"{name} is only allowed on run.finished events")
+                raise InvalidEvent(f"{name} is only allowed on run.finished and usage events")
     if wire.cost_usd is not None and wire.cost_usd != wire.cost_usd:  # NaN slips past ge=0
         raise InvalidEvent("cost_usd must be a number >= 0")
     attrs = wire.attributes
     return Event(  # positional: this runs once per event on the ingest hot path
         wire.id, wire.type, wire.org_id, wire.user_id, wire.session_id, wire.run_id, wire.team_id, occurred_us,
         wire.status, wire.failure_category, wire.input_tokens or 0, wire.output_tokens or 0,
-        float(wire.cost_usd or 0.0), _text_attr(attrs, "model"), _text_attr(attrs, "repo"),
-        _encode(attrs).decode() if attrs else None,
+        wire.cache_read_tokens or 0, wire.cache_write_tokens or 0, float(wire.cost_usd or 0.0),
+        _text_attr(attrs, "model"), _text_attr(attrs, "repo"), _encode(attrs).decode() if attrs else None,
     )  # fmt: skip
 
 

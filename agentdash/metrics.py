@@ -76,6 +76,8 @@ class MetricSet(msgspec.Struct, kw_only=True):
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_per_run_usd: float | None = None
     runs_handed_off: int = 0
     handoff_rate: float | None = None
@@ -157,9 +159,13 @@ def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int 
 def filter_values(storage: Storage, query: MetricsQuery, dimension: str) -> list[str]:
     """The teams or users active in range, or the models or repos of its runs, that the query's filters allow."""
     group = DIMENSIONS[dimension]
-    name = "run_keys" if group in ("model", "repo") else "activity_keys"
-    rows: list[Any] = storage.query(name, {**query.params(), "group": group})
-    return sorted(row.key for row in rows)
+    params = {**query.params(), "group": group}
+    if group not in ("model", "repo"):
+        people: list[Any] = storage.query("activity_keys", params)
+        return sorted(row.key for row in people)
+    # A model a run called besides its own (usage events) is a model of the range too.
+    rows: dict[str, list[Any]] = _query_all(storage, {"run_keys": dict(params), "usage_keys": dict(params)})
+    return sorted({row.key for name_rows in rows.values() for row in name_rows})
 
 
 def duration_histogram(storage: Storage, query: MetricsQuery) -> list[DurationBucket]:
@@ -189,7 +195,8 @@ def _slices(
     """Run, failure, session and activity figures per group value (total under _TOTAL), and rolling users."""
     params = {**query.params(), "group": group}
     has_people = group not in ("model", "repo")
-    names = ["run_metrics", "failure_metrics"] + (["session_metrics", "active_users"] if has_people else [])
+    names = ["run_metrics", "failure_metrics", "usage_metrics"]
+    names += ["session_metrics", "active_users"] if has_people else []
     requests = {name: dict(params) for name in names}
     if rolling:
         requests["rolling_active_users"] = query.params()
@@ -199,13 +206,14 @@ def _slices(
         return {(_TOTAL if r.is_total else r.grp): r for r in rows.get(name, [])}
 
     runs, sessions, users = keyed("run_metrics"), keyed("session_metrics"), keyed("active_users")
+    usage = keyed("usage_metrics")
     failures: dict[Any, list[FailureCount]] = {}
     for r in rows["failure_metrics"]:
         failures.setdefault(_TOTAL if r.is_total else r.grp, []).append(FailureCount(r.category, r.runs))
     slices = {}
-    for key in runs.keys() | sessions.keys() | users.keys():
+    for key in runs.keys() | sessions.keys() | users.keys() | usage.keys():
         run_row = runs.get(key)
-        metrics = _assemble(run_row, failures.get(key, []), sessions.get(key))
+        metrics = _assemble(run_row, failures.get(key, []), sessions.get(key), usage.get(key))
         if has_people:
             metrics.active_users = users[key].active_users if key in users else 0
         else:
@@ -214,12 +222,16 @@ def _slices(
     return slices, rows.get("rolling_active_users", [])
 
 
-def _assemble(runs: Any, failures: list[FailureCount], sessions: Any) -> MetricSet:
+def _assemble(runs: Any, failures: list[FailureCount], sessions: Any, usage: Any = None) -> MetricSet:
     m = MetricSet()
     m.failures_by_category = sorted(failures, key=lambda f: (-f.runs, f.category))
     if sessions is not None:
         m.sessions = sessions.sessions
         m.session_lifespan_avg_s = sessions.session_lifespan_avg_s
+    if usage is not None:  # usage events' amounts; the run.finished amounts are added below
+        m.cost_usd = float(usage.cost_usd)
+        m.input_tokens, m.output_tokens = int(usage.input_tokens), int(usage.output_tokens)
+        m.cache_read_tokens, m.cache_write_tokens = int(usage.cache_read_tokens), int(usage.cache_write_tokens)
     if runs is None:
         return m
     m.runs, m.runs_finished = runs.runs, runs.runs_finished
@@ -228,7 +240,11 @@ def _assemble(runs: Any, failures: list[FailureCount], sessions: Any) -> MetricS
     m.run_duration_avg_s, m.run_duration_p95_s = runs.run_duration_avg_s, runs.run_duration_p95_s
     m.queue_wait_avg_s, m.queue_wait_p95_s = runs.queue_wait_avg_s, runs.queue_wait_p95_s
     m.active_agent_time_per_session_s = ratio(runs.duration_sum_s, runs.run_sessions)
-    m.cost_usd, m.input_tokens, m.output_tokens = float(runs.cost_usd), int(runs.input_tokens), int(runs.output_tokens)
+    m.cost_usd += float(runs.cost_usd)
+    m.input_tokens += int(runs.input_tokens)
+    m.output_tokens += int(runs.output_tokens)
+    m.cache_read_tokens += int(runs.cache_read_tokens)
+    m.cache_write_tokens += int(runs.cache_write_tokens)
     m.cost_per_run_usd = ratio(m.cost_usd, runs.runs_finished)
     m.runs_handed_off = runs.runs_handed_off
     m.handoff_rate = ratio(runs.runs_handed_off, runs.runs_finished)

@@ -19,7 +19,8 @@ import msgspec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FOUR_HOURS_US = 4 * 3600 * 1_000_000
-RUN_EVENT_TYPES = ("run.queued", "run.started", "run.finished", "handoff")
+RUN_EVENT_TYPES = ("run.queued", "run.started", "run.finished", "handoff")  # and `usage` when it names a run
+AMOUNTS = ("cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 # Metric keys in the order the read API lists them.
 METRIC_KEYS = (
@@ -44,6 +45,8 @@ METRIC_KEYS = (
     "cost_usd",
     "input_tokens",
     "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
     "cost_per_run_usd",
     "runs_handed_off",
     "handoff_rate",
@@ -140,6 +143,7 @@ class Run:
     first_handoff_us: int | None = None
     model: str | None = None  # from the run's earliest event that names one
     repo: str | None = None
+    usages: list[Ev] = field(default_factory=list)  # its `usage` events: their amounts add to run.finished's
 
     @property
     def duration_s(self) -> float | None:
@@ -165,6 +169,7 @@ class Session:
     team_id: str | None
     day: date
     message_times_us: list[int] = field(default_factory=list)
+    usages: list[Ev] = field(default_factory=list)  # `usage` events without a run_id: the session's own
 
     @property
     def lifespan_s(self) -> float | None:
@@ -177,7 +182,7 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
     """Runs keyed by run_id. `events` must be sorted earliest first."""
     runs: dict[str, Run] = {}
     for e in events:
-        if e.type not in RUN_EVENT_TYPES:
+        if e.type not in RUN_EVENT_TYPES and not (e.type == "usage" and e.run_id is not None):
             continue
         run = runs.get(e.run_id)
         if run is None:  # the earliest event of the run: its anchor
@@ -191,6 +196,8 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
             run.finished = e  # events come earliest first, so the last assignment is the latest
         elif e.type == "handoff" and run.first_handoff_us is None:
             run.first_handoff_us = e.at_us
+        elif e.type == "usage":
+            run.usages.append(e)
         attributes = e.raw.get("attributes") or {}
         if run.model is None and attributes.get("model") is not None:
             run.model = str(attributes["model"])
@@ -209,6 +216,8 @@ def build_sessions(events: list[Ev]) -> dict[str, Session]:
             sessions[e.session_id] = session
         if e.type == "message.sent":
             session.message_times_us.append(e.at_us)
+        if e.type == "usage" and e.run_id is None:
+            session.usages.append(e)
     return sessions
 
 
@@ -300,6 +309,40 @@ def run_matches(r: Run, f: Filters) -> bool:
     return matches(r.team_id, r.user_id, f)
 
 
+def own_model(e: Ev) -> str | None:
+    model = (e.raw.get("attributes") or {}).get("model")
+    return None if model is None else str(model)
+
+
+def consumption(data: OrgData, first: date, last: date, f: Filters) -> dict:
+    """SPEC §3 cost and tokens: what runs in range consumed (their run.finished amounts and their usage events), plus
+    the usage without a run of sessions in range.
+
+    Every amount is counted under a model: a run.finished's is the run's model, a usage's its own (else its run's).
+    A model filter keeps the amounts of that model; a repo filter those of runs of that repo (a session has none).
+    """
+    wanted: list[dict] = []
+    for r in data.runs.values():
+        if not (first <= r.day <= last and matches(r.team_id, r.user_id, f)):
+            continue
+        if f.repo is not None and r.repo != f.repo:
+            continue
+        if r.finished is not None and (f.model is None or r.model == f.model):
+            wanted.append(r.finished.raw)
+        for u in r.usages:
+            model = own_model(u) if own_model(u) is not None else r.model
+            if f.model is None or model == f.model:
+                wanted.append(u.raw)
+    if f.repo is None:
+        for s in data.sessions.values():
+            if first <= s.day <= last and matches(s.team_id, s.user_id, f):
+                wanted += [u.raw for u in s.usages if f.model is None or own_model(u) == f.model]
+    totals: dict = {"cost_usd": math.fsum(float(raw.get("cost_usd") or 0) for raw in wanted)}
+    for name in AMOUNTS[1:]:
+        totals[name] = sum(int(raw.get(name) or 0) for raw in wanted)
+    return totals
+
+
 def active_users(data: OrgData, first: date, last: date, f: Filters) -> int:
     """Users active on a day in [first, last]; with runs filtered by model or repo, users of matching runs."""
     if f.filters_runs:
@@ -338,9 +381,8 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
     waits = [r.queue_wait_s for r in runs if r.queue_wait_s is not None]
     run_sessions = {r.session_id for r in runs}
 
-    cost = math.fsum(float(r.finished.raw.get("cost_usd") or 0) for r in finished)
-    input_tokens = sum(int(r.finished.raw.get("input_tokens") or 0) for r in finished)
-    output_tokens = sum(int(r.finished.raw.get("output_tokens") or 0) for r in finished)
+    consumed = consumption(data, date_from, date_to, f)
+    cost = consumed["cost_usd"]
 
     handed_off = [r for r in finished if r.first_handoff_us is not None]
     iterated = [r for r in handed_off if followed_up(r, data.events)]
@@ -371,8 +413,10 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
         "queue_wait_p95_s": p95(waits),
         "active_agent_time_per_session_s": ratio(math.fsum(durations), len(run_sessions)),
         "cost_usd": cost,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
+        "input_tokens": consumed["input_tokens"],
+        "output_tokens": consumed["output_tokens"],
+        "cache_read_tokens": consumed["cache_read_tokens"],
+        "cache_write_tokens": consumed["cache_write_tokens"],
         "cost_per_run_usd": ratio(cost, len(finished)),
         "runs_handed_off": len(handed_off),
         "handoff_rate": ratio(len(handed_off), len(finished)),

@@ -237,8 +237,22 @@ class Builder:
         for _ in range(self.pick.int(0, 3)):
             at += self.gap(3 * HOUR)
             self.emit("message.sent", at, self.drift(user, team), sid)
+        if self.pick.chance(1):  # a call of the session's own (a title, a summary): usage without a run
+            self.usage(start + self.gap(HOUR), self.drift(user, team), sid, None)
         for r in range(self.pick.int(0, 3)):
             self.run(f"{sid}-r{r}", sid, user, team, start + self.gap(6 * HOUR))
+
+    def usage(self, at_us: int, who: tuple[str, str | None], session: str, run: str | None) -> None:
+        """One model call's consumption; its model varies, so a run may call several."""
+        self.emit(
+            "usage", at_us, who, session, run,
+            input_tokens=self.pick.choice([None, self.pick.int(0, 10_000)]),
+            output_tokens=self.pick.choice([None, self.pick.int(0, 10_000)]),
+            cache_read_tokens=self.pick.choice([None, 0, self.pick.int(1, 50_000)]),
+            cache_write_tokens=self.pick.choice([None, self.pick.int(0, 5_000)]),
+            cost_usd=self.pick.cost(),
+            attributes={"model": self.pick.choice(["m1", "m2", "m3"])} if self.pick.chance(3) else None,
+        )  # fmt: skip
 
     def run(self, rid: str, sid: str, user: str, team: str | None, t0: int, follow_ups: int = 1) -> None:
         emitted = False
@@ -266,9 +280,16 @@ class Builder:
                 if status == "failed" else None,
                 input_tokens=self.pick.choice([None, 0, self.pick.int(1, 10_000)]),
                 output_tokens=self.pick.choice([None, self.pick.int(0, 10_000)]),
+                cache_read_tokens=self.pick.choice([None, self.pick.int(0, 50_000)]) if self.pick.chance(1) else None,
+                cache_write_tokens=self.pick.choice([None, self.pick.int(0, 5_000)]) if self.pick.chance(1) else None,
                 cost_usd=self.pick.cost(),
                 attributes={"model": self.pick.choice(["m1", "m2"]), "repo": "r"} if self.pick.chance(1) else None,
             )  # fmt: skip
+            emitted = True
+        for _ in range(self.pick.choice([0, 0, 1, 3])):  # its model calls, as they happen or late
+            # before everything else at times: the usage is then the run's anchor (day, user, team, session)
+            at = started + self.gap(2 * HOUR) if self.pick.chance(3) else queued - self.gap(HOUR)
+            self.usage(at, self.drift(user, team), self.run_session(sid), rid)
             emitted = True
         if n_finished or self.pick.chance(1):  # a handoff, occasionally on an unfinished run
             handoff = finished + self.gap(HOUR)

@@ -31,6 +31,8 @@ AT_US = calendar.timegm((2026, 3, 1, 10, 0, 0)) * 1_000_000
 
 RUN_TYPES = ("run.queued", "run.started", "run.finished", "handoff")
 NON_RUN_TYPES = ("session.started", "message.sent")
+CONSUMING = ("run.finished", "usage")
+AMOUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 ID_FIELDS = ("id", "org_id", "user_id", "session_id", "run_id", "team_id")
 
 
@@ -77,6 +79,7 @@ def test_minimal_event_of_every_type_is_accepted(type_):
     assert event.run_id == ("r1" if type_ in RUN_TYPES else None)
     assert event.team_id is None
     assert (event.input_tokens, event.output_tokens, event.cost_usd) == (0, 0, 0.0)  # absent = 0
+    assert (event.cache_read_tokens, event.cache_write_tokens) == (0, 0)
 
 
 @pytest.mark.parametrize("field", ["id", "type", "org_id", "user_id", "session_id", "occurred_at"])
@@ -151,7 +154,7 @@ def test_each_failure_category_is_accepted_when_failed(category):
 
 def test_failure_category_set_matches_spec():
     assert set(FAILURE_CATEGORIES) == {"tool_error", "model_error", "timeout", "infra_error", "other"}
-    assert set(EVENT_TYPES) == {"session.started", "message.sent", *RUN_TYPES}
+    assert set(EVENT_TYPES) == {"session.started", "message.sent", "usage", *RUN_TYPES}
 
 
 def test_failure_category_is_required_when_failed():
@@ -192,10 +195,45 @@ def test_tokens_and_cost_must_be_non_negative_numbers(field, value):
     reject(wire("run.finished", **{field: value}), field)
 
 
-@pytest.mark.parametrize("field,value", [("input_tokens", 1), ("output_tokens", 1), ("cost_usd", 0.5)])
-@pytest.mark.parametrize("type_", [t for t in EVENT_TYPES if t != "run.finished"])
-def test_tokens_and_cost_only_on_run_finished(type_, field, value):
-    reject(wire(type_, **{field: value}), field)
+@pytest.mark.parametrize("field,value", [(name, 1) for name in AMOUNTS] + [("cost_usd", 0.5)])
+@pytest.mark.parametrize("type_", [t for t in EVENT_TYPES if t not in CONSUMING])
+def test_tokens_and_cost_only_on_run_finished_and_usage(type_, field, value):
+    reason = reject(wire(type_, **{field: value}), field)
+    assert "run.finished and usage" in reason
+
+
+# -- usage ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("type_", CONSUMING)
+def test_every_amount_is_kept_on_run_finished_and_usage(type_):
+    event = parse(wire(type_, input_tokens=1200, output_tokens=34, cache_read_tokens=50_000, cache_write_tokens=7,
+                       cost_usd=0.125, attributes={"model": "claude-sonnet"}))  # fmt: skip
+    assert (event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_write_tokens) == (
+        1200, 34, 50_000, 7,
+    )  # fmt: skip
+    assert (event.cost_usd, event.model) == (0.125, "claude-sonnet")
+
+
+def test_usage_takes_a_run_id_or_none():
+    assert parse(wire("usage", run_id="r7")).run_id == "r7"
+    assert parse(wire("usage")).run_id is None  # the session's own call (a title, a summary)
+
+
+@pytest.mark.parametrize("field", AMOUNTS)
+@pytest.mark.parametrize("value", [-1, 1.5, "10", True, 2**63])
+def test_usage_amounts_must_be_non_negative_integers(field, value):
+    reject(wire("usage", **{field: value}), field)
+
+
+@pytest.mark.parametrize("value", [-0.01, "1.0", False])
+def test_usage_cost_must_be_a_non_negative_number(value):
+    reject(wire("usage", cost_usd=value), "cost_usd")
+
+
+@pytest.mark.parametrize(("field", "value"), [("status", "succeeded"), ("failure_category", "timeout")])
+def test_usage_has_no_outcome(field, value):
+    assert "only allowed on run.finished events" in reject(wire("usage", **{field: value}), field)
 
 
 # -- occurred_at -------------------------------------------------------------------------------

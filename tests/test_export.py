@@ -92,6 +92,7 @@ def test_metrics_csv_equals_the_json_series(loaded, scope):
         same_numbers(row, day, "date")
     if scope == "all":
         assert sum(int(r["runs"]) for r in rows) > 0
+        assert sum(int(r["cache_read_tokens"]) for r in rows) > 0 and sum(int(r["cache_write_tokens"]) for r in rows)
         assert any(len(r["runs_per_session"]) > 10 for r in rows)  # full precision, not rounded for people
 
 

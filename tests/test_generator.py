@@ -258,3 +258,37 @@ def test_realistic_imperfections(small_events, parsed, runs):
 def test_the_default_year_has_the_expected_volume():
     count = sum(len(day) for day in generate_days(GeneratorConfig(end=dt.date(2026, 6, 30))))
     assert DEFAULT_YEAR_BOUNDS[0] <= count <= DEFAULT_YEAR_BOUNDS[1]
+
+
+def test_some_runs_report_each_model_call_and_then_no_totals(parsed, runs):
+    usage_runs = [run for run in runs.values() if any(e.type == "usage" for e in run)]
+    assert 0.1 < len(usage_runs) / len(runs) < 0.3
+    calls_per_run = Counter()
+    two_models = cached = 0
+    for run in runs.values():
+        usages = [e for e in run if e.type == "usage"]
+        finishes = [e for e in run if e.type == "run.finished"]
+        totals = [(f.input_tokens, f.output_tokens, f.cost_usd) for f in finishes]
+        if usages:  # nothing counts twice: the run's consumption is its calls'
+            assert all(t == (0, 0, 0.0) for t in totals)
+            calls_per_run[len(usages)] += 1
+            started = next(e.occurred_us for e in run if e.type == "run.started")
+            assert all(started < u.occurred_us for u in usages)
+            if finishes:
+                assert all(u.occurred_us < finish.occurred_us for u in usages for finish in finishes)
+            two_models += len({u.model for u in usages}) > 1
+            cached += any(u.cache_read_tokens for u in usages) and any(u.cache_write_tokens for u in usages)
+            assert all(u.cost_usd > 0 and u.model for u in usages)
+        elif finishes:
+            assert all(f.cost_usd > 0 and f.input_tokens > 0 for f in finishes)
+    assert min(calls_per_run) >= 2 and max(calls_per_run) >= 4
+    assert 0.1 < two_models / len(usage_runs) < 0.4
+    assert 0.5 < cached / len(usage_runs) < 0.9
+
+
+def test_some_sessions_have_a_call_of_their_own(parsed):
+    own = [e for e in parsed if e.type == "usage" and e.run_id is None]
+    sessions = {e.session_id for e in parsed}
+    assert 0.03 < len(own) / len(sessions) < 0.2
+    assert {e.model for e in own} == {"fast-small"}
+    assert all(e.cost_usd > 0 and e.input_tokens > 0 and not e.cache_read_tokens for e in own)

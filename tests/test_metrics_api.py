@@ -116,6 +116,21 @@ def test_breakdown_by_user_is_limited_and_by_model_counts_every_run(loaded):
     assert get(server, "/api/v1/orgs/acme/breakdown/colour", token, **params).status_code == 400
 
 
+def test_breakdown_by_model_counts_each_model_call_under_its_model(loaded):
+    server, events = loaded
+    first = END - dt.timedelta(days=44)
+    params = {"from": str(first), "to": str(END)}
+    rows = get(server, "/api/v1/orgs/acme/breakdown/model", server.token("acme"), **params).json()
+    total = get(server, "/api/v1/orgs/acme/metrics", server.token("acme"), **params).json()
+    assert total["cache_read_tokens"] > 0 and total["cache_write_tokens"] > 0  # the demo's runs report calls too
+    for key in ("cache_read_tokens", "cache_write_tokens", "input_tokens"):
+        assert sum(r[key] for r in rows) == total[key], key
+    for row in rows:
+        expected = reference_metrics(events, "acme", first, END, model=row["key"])
+        for key in ("runs", "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            close(row[key], expected[key], f"{row['key']}.{key}")
+
+
 def test_no_request_reaches_another_orgs_figures(loaded):
     server, _ = loaded
     acme = server.token("acme")

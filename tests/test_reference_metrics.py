@@ -284,6 +284,79 @@ def test_p95_agrees_with_numpy(values):
     assert p95(values) == pytest.approx(float(numpy.percentile(values, 95)), rel=1e-9, abs=1e-6)
 
 
+# ---------------------------------------------------------------- usage
+
+
+def usage(at, run=None, cost=0.0, model=None, **extra):
+    attributes = {"attributes": {"model": model}} if model else {}
+    return ev("usage", at, run=run, cost_usd=cost, **attributes, **extra)
+
+
+def test_a_runs_usage_adds_to_its_run_finished_amounts_on_the_runs_day():
+    events = [
+        *run_events(
+            "r1",
+            "2026-03-02T23:00:00Z",
+            None,
+            "2026-03-02T23:30:00Z",
+            cost_usd=1.0,
+            input_tokens=10,
+            cache_write_tokens=3,
+        ),
+        usage("2026-03-02T23:10:00Z", "r1", 0.5, input_tokens=5, cache_read_tokens=100),
+        usage("2026-03-03T01:00:00Z", "r1", 0.25, output_tokens=7, cache_write_tokens=1),  # next day, late
+    ]
+    m = metrics(events, D2, D3)
+    assert (m["runs"], m["runs_finished"]) == (1, 1)
+    assert m["cost_usd"] == 1.75 and m["cost_per_run_usd"] == 1.75
+    assert (m["input_tokens"], m["output_tokens"], m["cache_read_tokens"], m["cache_write_tokens"]) == (15, 7, 100, 4)
+    assert [day["cost_usd"] for day in m["series"]] == [1.75, 0.0]
+    assert [day["active_users"] for day in m["series"]] == [1, 1]  # the late call makes u1 active on 3 March
+
+
+def test_a_usage_may_be_the_runs_earliest_event_and_a_run_of_its_own():
+    events = [
+        usage("2026-03-01T23:59:00Z", "r1", 0.5, user="u2", team="B", session="s2"),  # r1's anchor
+        *run_events("r1", "2026-03-02T00:10:00Z", None, "2026-03-02T00:20:00Z", team="A", cost_usd=1.0),
+        usage("2026-03-02T09:00:00Z", "r2", 0.125),  # r2 has nothing but this call
+    ]
+    assert (metrics(events, D1)["runs"], metrics(events, D1)["cost_usd"]) == (1, 1.5)
+    assert metrics(events, D1, team_id="B", user_id="u2")["runs"] == 1
+    assert metrics(events, D1, team_id="A")["runs"] == 0
+    lonely = metrics(events, D2)
+    assert (lonely["runs"], lonely["runs_finished"], lonely["cost_usd"]) == (1, 0, 0.125)
+    assert lonely["cost_per_run_usd"] is None
+
+
+def test_a_usage_without_a_run_counts_on_its_sessions_anchor():
+    events = [
+        ev("session.started", "2026-03-02T23:00:00Z", session="s1", team="A"),
+        usage("2026-03-03T08:00:00Z", None, 0.01, session="s1", team="B", input_tokens=40),  # a title, next morning
+    ]
+    m = metrics(events, D2, D3)
+    assert m["cost_usd"] == 0.01 and m["input_tokens"] == 40 and m["runs"] == 0
+    assert [day["cost_usd"] for day in m["series"]] == [0.01, 0.0]
+    assert metrics(events, D2, D3, team_id="A")["cost_usd"] == 0.01  # the session's team, not the call's
+    assert metrics(events, D2, D3, team_id="B")["cost_usd"] == 0.0
+    assert metrics(events, D3)["cost_usd"] == 0.0
+
+
+def test_usage_counts_under_its_own_model_else_its_runs():
+    events = [
+        ev("run.queued", "2026-03-02T10:00:00Z", run="r1", attributes={"model": "big", "repo": "web"}),
+        ev("run.finished", "2026-03-02T10:30:00Z", run="r1", status="succeeded", cost_usd=1.0),
+        usage("2026-03-02T10:05:00Z", "r1", 0.25, model="big"),
+        usage("2026-03-02T10:06:00Z", "r1", 0.125, model="small"),
+        usage("2026-03-02T10:07:00Z", "r1", 0.5),  # no model of its own: the run's
+        usage("2026-03-02T10:08:00Z", None, 0.0625, model="small"),  # the session's own
+    ]
+    assert metrics(events)["cost_usd"] == 1.9375
+    assert metrics(events, model="big")["cost_usd"] == 1.75
+    small = metrics(events, model="small")
+    assert (small["cost_usd"], small["runs"]) == (0.1875, 0)
+    assert metrics(events, repo="web")["cost_usd"] == 1.875  # a session's own call has no repo
+
+
 # ---------------------------------------------------------------- handoffs and the 4-hour follow-up
 
 
@@ -444,6 +517,8 @@ def test_no_events_gives_zero_counts_and_null_ratios():
         "runs_cancelled",
         "input_tokens",
         "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
         "runs_handed_off",
         "sessions",
     ):
@@ -641,7 +716,7 @@ def test_tie_on_occurred_at_smaller_id_is_earlier():
 # ---------------------------------------------------------------- order and duplication do not matter
 
 
-EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff")
+EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage")
 
 
 @st.composite
@@ -660,6 +735,11 @@ def event_lists(draw):
         run = None
         if type_.startswith("run.") or type_ == "handoff":
             run = draw(st.sampled_from(["r1", "r2", "r3", "r4"]))
+        if type_ == "usage":
+            run = draw(st.sampled_from([None, "r1", "r2", "r3", "r4"]))
+            extra["cost_usd"] = draw(st.sampled_from([0.1, 0.2, 0.3, 1e-9, 1e9]))
+            extra["cache_read_tokens"] = draw(st.integers(0, 1000))
+            extra["attributes"] = {"model": draw(st.sampled_from(["m1", "m2"]))}
         if type_ == "run.finished":
             extra["status"] = draw(st.sampled_from(["succeeded", "failed", "cancelled"]))
             if extra["status"] == "failed":
@@ -690,7 +770,15 @@ def test_order_and_duplicates_do_not_change_the_metrics(events, rnd, filters):
     assert reference_metrics(noisy, ORG, D1, D3, **filters) == base
     assert no_nan(base)
     # the series splits the range's counts by day
-    for key in ("runs", "runs_finished", "runs_failed", "sessions", "runs_handed_off", "input_tokens"):
+    for key in (
+        "runs",
+        "runs_finished",
+        "runs_failed",
+        "sessions",
+        "runs_handed_off",
+        "input_tokens",
+        "cache_read_tokens",
+    ):
         assert sum(day[key] for day in base["series"]) == base[key], key
     assert base["active_users"] <= sum(day["active_users"] for day in base["series"])
     assert base["series"][-1]["dau"] == base["dau"]

@@ -407,15 +407,16 @@ def test_the_error_types_are_one_family():
 BACKEND_BLOCKS = {
     "schema", "read_models", "drop_read_models", "load_version", "save_version", "load_checkpoint",
     "save_checkpoint", "lock_log", "append_events", "log_position", "log_end", "log_entries", "try_fold_lock",
-    "wait_fold_lock", "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up",
+    "wait_fold_lock", "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage",
+    "fold_followed_up", "log_is_current", "upgrade_log",
     "run_metric_columns",  # a fragment of Postgres' run_metrics only (its two statements share the column list)
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model or repo.
 READ_QUERIES = {
     "run_metrics", "failure_metrics", "session_metrics", "active_users", "rolling_active_users",
-    "duration_histogram", "activity_keys", "run_keys",
+    "duration_histogram", "activity_keys", "run_keys", "usage_metrics", "usage_keys",
 }  # fmt: skip
-SHARED_FRAGMENTS = {"who_filter", "run_filter", "activity_of_matching_runs", "sessions_of_matching_runs"}
+SHARED_FRAGMENTS = {"who_filter", "run_filter", "activity_of_matching_runs", "sessions_of_matching_runs", "usage_items"}
 
 
 def test_both_dialects_define_the_same_named_read_queries():
@@ -436,7 +437,15 @@ def test_both_dialects_define_the_same_named_read_queries():
 
 def test_one_loader_serves_every_backend_s_sql():
     files = sorted(path.stem for path in resources.files("agentdash.storage").joinpath("sql").iterdir())
-    assert files == ["duckdb", "postgres", "postgres_ingest_keys", "sqlite", "sqlite_ingest_keys"]
+    assert files == [
+        "duckdb",
+        "postgres",
+        "postgres_ingest_keys",
+        "postgres_sources",
+        "sqlite",
+        "sqlite_ingest_keys",
+        "sqlite_sources",
+    ]
     for dialect in files:
         assert load_queries(dialect) is load_queries(dialect)  # parsed once
         assert all(load_queries(dialect).statements(name) for name in load_queries(dialect))  # no empty block

@@ -62,6 +62,16 @@ MODELS = (
     ModelProfile("gpt-large", 290, 420, 0.08, 2.5e-6, 10e-6, 0.025),
     ModelProfile("fast-small", 45, 900, 0.06, 0.25e-6, 1.25e-6, 0.035),
 )
+# Prompt caching, as the big providers price it: a cached read costs a tenth of fresh input, a cache write a quarter more.
+CACHE_READ_PRICE = 0.1
+CACHE_WRITE_PRICE = 1.25
+# A fifth of the runs come from a producer that reports each model call as a `usage` event (their run.finished then
+# carries no totals, so nothing counts twice); a quarter of those hand small calls to a cheap helper model.
+USAGE_RUN_SHARE = 0.2
+HELPER_SHARE = 0.25
+HELPER_MODEL = 3  # fast-small
+CACHED_SHARE = 0.7  # usage runs whose calls share a cached prompt prefix
+TITLE_SHARE = 0.1  # sessions whose title a small model writes: a usage without a run
 # The org drifts towards the big model over the year.
 MODEL_MIX_START = (0.45, 0.08, 0.30, 0.17)
 MODEL_MIX_END = (0.44, 0.20, 0.23, 0.13)
@@ -130,8 +140,8 @@ HOUR_WEIGHTS = (
 )
 HOUR_LOAD = tuple(w / max(HOUR_WEIGHTS) for w in HOUR_WEIGHTS)
 
-# Calibrated so the default config gives ~1.35 M events (the benchmarks want 1.1-1.6 M).
-MEAN_SESSIONS_PER_WEEKDAY = 4.25
+# Calibrated so the default config gives ~1.45 M events, usage included (the benchmarks want 1.1-1.6 M).
+MEAN_SESSIONS_PER_WEEKDAY = 4.0
 CANCEL_RATE = 0.03
 TOOL_ERROR_RATE = 0.04
 INFRA_ERROR_RATE = 0.012
@@ -310,6 +320,7 @@ class _History:
         self.offset_stamps = [self.clock.with_offset(m) for m in NON_UTC_OFFSETS_MIN]
         self.plus_zero_stamp = self.clock.with_offset(0)
         self.attrs_cache: dict[tuple, dict] = {}
+        self.model_attrs = [{"model": m.name} for m in MODELS]
         self.plans = self._make_plans()
 
     # --- setup
@@ -490,6 +501,8 @@ class _History:
         first_message = t0 + 1000 + int(rnd() * 20_000)
         if with_messages:
             self._emit(out, session, first_message, "message.sent")
+            if rnd() < TITLE_SHARE:  # a small model names the session: a call of the session, of no run
+                self._title(session, first_message + 800 + int(rnd() * 1500), out)
         queued_at = first_message + 2000 + int(rnd() * 25_000)
         last_t = queued_at
         for _ in range(10):
@@ -559,14 +572,74 @@ class _History:
 
         input_tokens = int(duration_s * model.input_tokens_per_s * math.exp(0.35 * normals[bits(14)]))
         output_tokens = int(input_tokens * model.output_ratio * (0.5 + rnd()))
-        cost = round(input_tokens * model.usd_per_input_token + output_tokens * model.usd_per_output_token, 6)
-        result = {"status": status, "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
+        if rnd() < USAGE_RUN_SHARE:  # consumption call by call; the run.finished then says only how it ended
+            self._calls(session, model_index, run_id, started_at, finished_at, input_tokens, output_tokens, out)
+            result: dict = {"status": status}
+        else:
+            cost = round(input_tokens * model.usd_per_input_token + output_tokens * model.usd_per_output_token, 6)
+            result = {"status": status, "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
         if category:
             result["failure_category"] = category
         self._emit(out, session, finished_at, "run.finished", attrs, run_id, result)
         if 0.023 <= quirk < 0.028:  # the producer re-sent run.finished under a new id
             self._emit(out, session, finished_at + 1000 + int(rnd() * 4000), "run.finished", attrs, run_id, result)
         return run_id, attrs, finished_at, status
+
+    def _calls(
+        self,
+        session: tuple,
+        model_index: int,
+        run_id: str,
+        started_at: int,
+        finished_at: int,
+        input_tokens: int,
+        output_tokens: int,
+        out: list,
+    ) -> None:
+        """A run's model calls as `usage` events, spread over its run time: 2-4 calls on the run's model sharing a
+        cached prompt prefix (written by the first call, read by the others), and now and then the helper model."""
+        rnd = self.rng.random
+        calls = 2 + int(rnd() * 3)
+        prefix = int(input_tokens * (0.3 + 0.4 * rnd())) if rnd() < CACHED_SHARE else 0
+        fresh, said = max(input_tokens - prefix, 0) // calls, output_tokens // calls
+        helper = rnd() < HELPER_SHARE and model_index != HELPER_MODEL
+        span = finished_at - started_at
+        for i in range(calls):
+            at = started_at + (i + 1) * span // (calls + 1)
+            if helper and i == calls - 1:  # a summary of the work by the cheap model
+                self._usage(session, HELPER_MODEL, at, run_id, fresh // 4 + 200, said // 3 + 20, 0, 0, out)
+                continue
+            cache_write, cache_read = (prefix, 0) if i == 0 else (0, prefix)
+            self._usage(session, model_index, at, run_id, fresh, said, cache_read, cache_write, out)
+
+    def _title(self, session: tuple, at: int, out: list) -> None:
+        rnd = self.rng.random
+        self._usage(session, HELPER_MODEL, at, None, 200 + int(rnd() * 600), 8 + int(rnd() * 16), 0, 0, out)
+
+    def _usage(
+        self,
+        session: tuple,
+        model_index: int,
+        at: int,
+        run_id: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read: int,
+        cache_write: int,
+        out: list,
+    ) -> None:
+        model = MODELS[model_index]
+        price = model.usd_per_input_token
+        cost = round(
+            input_tokens * price + output_tokens * model.usd_per_output_token
+            + cache_read * price * CACHE_READ_PRICE + cache_write * price * CACHE_WRITE_PRICE, 6,
+        )  # fmt: skip
+        amounts = {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
+        if cache_read:
+            amounts["cache_read_tokens"] = cache_read
+        if cache_write:
+            amounts["cache_write_tokens"] = cache_write
+        self._emit(out, session, at, "usage", self.model_attrs[model_index], run_id, amounts)
 
     def _handoff_and_next(self, session: tuple, finished: list, step_end: int, out: list) -> int | None:
         """Maybe pull a run locally; return when the user queues the next run, or None."""

@@ -16,7 +16,8 @@ from agentdash.events import Event
 # Columns of a log chunk handed to the projector, in this order.
 LOG_COLUMNS = (
     "seq", "id", "type", "org_id", "user_id", "session_id", "run_id", "team_id", "occurred_us",
-    "status", "failure_category", "input_tokens", "output_tokens", "cost_usd", "model", "repo",
+    "status", "failure_category", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "cost_usd", "model", "repo",
 )  # fmt: skip
 
 

@@ -36,6 +36,10 @@ def _failures(m: OrgMetrics) -> str:
     return ", ".join(f"{f.category} {f.runs}" for f in m.failures_by_category[:3]) or "none"
 
 
+def _cache_tokens(m: OrgMetrics) -> str:
+    return f"{fmt.count(m.cache_read_tokens)} / {fmt.count(m.cache_write_tokens)}"
+
+
 QUESTIONS = (
     Question("/adoption", "Adoption", "Who uses agents?", "active_users", +1, (
         Figure("Active users", lambda m: fmt.count(m.active_users)),
@@ -56,7 +60,8 @@ QUESTIONS = (
         Figure("Per run", lambda m: fmt.money(m.cost_per_run_usd)),
         Figure("Total", lambda m: fmt.money(m.cost_usd)),
         Figure("Input tokens", lambda m: fmt.count(m.input_tokens)),
-        Figure("Output tokens", lambda m: fmt.count(m.output_tokens)))),
+        Figure("Output tokens", lambda m: fmt.count(m.output_tokens)),
+        Figure("Cache read / write", _cache_tokens))),
     Question("/human-intervention", "Human intervention", "Do results need human fixes?", "handoff_rate", -1, (
         Figure("Handoff rate", lambda m: fmt.percent(m.handoff_rate)),
         Figure("Iterated within 4 h", lambda m: fmt.percent(m.post_handoff_iteration_rate)))),

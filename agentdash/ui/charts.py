@@ -57,6 +57,8 @@ METRICS: dict[str, tuple[str, str]] = {  # key: (label, unit)
     "cost_usd": ("Cost", "$"),
     "input_tokens": ("Input tokens", "tokens"),
     "output_tokens": ("Output tokens", "tokens"),
+    "cache_read_tokens": ("Cache read tokens", "tokens"),
+    "cache_write_tokens": ("Cache write tokens", "tokens"),
     "cost_per_run_usd": ("Cost per run", "$"),
     "runs_handed_off": ("Handed-off runs", "runs"),
     "handoff_rate": ("Handoff rate", "%"),
@@ -66,8 +68,8 @@ METRICS: dict[str, tuple[str, str]] = {  # key: (label, unit)
     "session_lifespan_avg_s": ("Avg session lifespan", "s"),
 }
 
-SUMMED = ("runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled",
-          "input_tokens", "output_tokens", "runs_handed_off", "sessions")  # fmt: skip
+SUMMED = ("runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled", "input_tokens", "output_tokens",
+          "cache_read_tokens", "cache_write_tokens", "runs_handed_off", "sessions")  # fmt: skip
 # Distinct counts over a week and averages/P95s need the raw runs: a week's value is not a function of its days'.
 NOT_WEEKLY = frozenset({"active_users", "runs_per_user", "sessions_per_user", "run_duration_avg_s", "run_duration_p95_s",
                         "queue_wait_avg_s", "queue_wait_p95_s", "active_agent_time_per_session_s", "runs_per_session",

@@ -73,8 +73,10 @@ PAGES: dict[str, Page] = {
     "/cost": Page(
         (Series("Cost", ("cost_usd",), "$"),
          Series("Cost per finished run", ("cost_per_run_usd",), "$"),
-         Series("Tokens", ("input_tokens", "output_tokens"), "tokens")),
-        ("runs", "cost_usd", "cost_per_run_usd", "input_tokens", "output_tokens"),
+         Series("Tokens", ("input_tokens", "output_tokens"), "tokens"),
+         Series("Cache tokens", ("cache_read_tokens", "cache_write_tokens"), "tokens")),
+        ("runs", "cost_usd", "cost_per_run_usd", "input_tokens", "output_tokens", "cache_read_tokens",
+         "cache_write_tokens"),
         (Extra("Cost by model", lambda d, _: charts.breakdown_bars(d.breakdowns["model"], "cost_usd", "$")),
          Extra("Most expensive users", lambda d, _: charts.breakdown_bars(d.breakdowns["user"], "cost_usd", "$")))),
     "/human-intervention": Page(

@@ -27,9 +27,11 @@ SQL = load_queries("sqlite")
 SCHEMA = SQL.statement("schema")
 INSERT = SQL.statement("append")
 ARROW_TYPES = {
-    "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(),
-    "output_tokens": pa.int64(), "cost_usd": pa.float64(),
+    "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(), "output_tokens": pa.int64(),
+    "cache_read_tokens": pa.int64(), "cache_write_tokens": pa.int64(), "cost_usd": pa.float64(),
 }  # fmt: skip
+# Insert rows hold seq, dedupe_key, received_us, then the Event's fields: LOG_COLUMNS[1:] are the first of those.
+_CHUNK_FIELDS = slice(3, 3 + len(LOG_COLUMNS) - 1)
 _CONFIRM_PART = 500  # seqs per lookup, well under SQLite's limit of host parameters
 
 
@@ -40,6 +42,19 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def upgrade(db: sqlite3.Connection) -> None:
+    """Add the columns a log written by an older version lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+    if "cache_read_tokens" not in {name for (name,) in db.execute(SQL.statement("columns"))}:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SQL.statements("upgrade"):
+                db.execute(statement)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
 class SqliteEventLog:
     """Appends through one writer thread (SQLite has one writer); reads on per-thread connections."""
 
@@ -47,6 +62,7 @@ class SqliteEventLog:
         self.path = path
         self._writer_db = connect(path)
         self._writer_db.execute(SCHEMA)
+        upgrade(self._writer_db)
         self._local = threading.local()
         self._index = DedupeIndex()
         self._last_seq = self._load_index()
@@ -157,7 +173,7 @@ class SqliteEventLog:
         rows = self._recent.take(after_seq, limit)
         if rows is not None:
             columns = list(zip(*rows, strict=True))
-            columns = [columns[0], *columns[3:18]]  # insert rows: seq, key, received_us, then LOG_COLUMNS[1:]
+            columns = [columns[0], *columns[_CHUNK_FIELDS]]
         else:
             rows = (
                 self._reader().execute(SQL.statement("read_chunk"), {"after_seq": after_seq, "limit": limit}).fetchall()

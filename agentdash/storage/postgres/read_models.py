@@ -15,10 +15,12 @@ from agentdash.storage.queries import load_queries, render, split
 
 SQL = load_queries("postgres", pyformat=True)
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 2  # 2: runs_by_day covers the metric queries' columns
+VERSION = 3  # 2: runs_by_day covers the metric queries' columns; 3: usage events, cache tokens
 # The statements of a several-statement named query (run_metrics: groups and total), one connection each.
 _STATEMENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres-statement")
-FOLD_STEPS = ("fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_followed_up")
+FOLD_STEPS = (
+    "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_followed_up",
+)  # fmt: skip
 
 
 class PostgresReadModels:
@@ -90,6 +92,8 @@ def prepare(db: psycopg.Connection) -> None:
     """Create the log and read models if missing; drop read models of another VERSION (they re-fold)."""
     with db.transaction():
         _run(db, "schema", {})
+        if not _one(db, "log_is_current"):
+            _run(db, "upgrade_log", {})
         if _one(db, "load_version") != VERSION:
             _run(db, "wait_fold_lock", {})
             _run(db, "drop_read_models", {})

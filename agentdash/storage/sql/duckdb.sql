@@ -2,8 +2,8 @@
 --
 -- runs and sessions are join-semilattices of the events folded into them: each column is a min, a
 -- max or an arg-min/arg-max keyed by (occurred_us, id), so events folded in any order or grouping
--- give the same rows. activity is a set, queued a multiset only ever tested with EXISTS, and
--- followed_up is recomputed from those. The log holds each distinct event once (dedupe at ingest)
+-- give the same rows. activity is a set, queued a multiset only ever tested with EXISTS, usage a
+-- multiset only ever summed, and followed_up is recomputed from those. The log holds each distinct event once (dedupe at ingest)
 -- and each log entry is folded once (the checkpoint commits with the fold).
 
 -- name: schema
@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS runs (
     user_id VARCHAR NOT NULL, team_id VARCHAR, session_id VARCHAR NOT NULL,
     queued_us BIGINT, started_us BIGINT, handoff_us BIGINT,
     finished_us BIGINT, finished_id VARCHAR,                      -- the latest run.finished wins
-    status VARCHAR, failure_category VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE,
+    status VARCHAR, failure_category VARCHAR,                     -- and the amounts, of the latest run.finished
+    input_tokens BIGINT, output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, cost_usd DOUBLE,
     model_at STRUCT(us BIGINT, id VARCHAR), model VARCHAR,        -- from the earliest event carrying it
     repo_at STRUCT(us BIGINT, id VARCHAR), repo VARCHAR,
     followed_up BOOLEAN NOT NULL DEFAULT false                    -- see fold_followed_up
@@ -28,12 +29,19 @@ CREATE TABLE IF NOT EXISTS activity (org_id VARCHAR NOT NULL, day DATE NOT NULL,
 CREATE TABLE IF NOT EXISTS queued (
     org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, queued_us BIGINT NOT NULL
 );
+-- Every usage event, as sent. Its run (run_id) or else its session says where it counts, looked up at query
+-- time: a run's anchor can still move, and summing per run as events arrive would round money by arrival order.
+CREATE TABLE IF NOT EXISTS usage (
+    org_id VARCHAR NOT NULL, run_id VARCHAR, session_id VARCHAR NOT NULL, day DATE NOT NULL, model VARCHAR,
+    input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
+    cache_write_tokens BIGINT NOT NULL, cost_usd DOUBLE NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
-DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
+DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
@@ -47,7 +55,8 @@ WITH parts AS (
            {'user_id': user_id, 'team_id': team_id, 'session_id': session_id} AS who,
            queued_us, started_us, handoff_us, finished_us, finished_id,
            CASE WHEN finished_us IS NOT NULL THEN {'status': status, 'failure_category': failure_category,
-               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cost_usd': cost_usd} END AS outcome,
+               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
+               'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END AS outcome,
            model_at, model, repo_at, repo
     FROM runs WHERE rowid IN (SELECT rid FROM touched_runs)
     UNION ALL
@@ -59,7 +68,8 @@ WITH parts AS (
            CASE WHEN type = 'run.finished' THEN occurred_us END,
            CASE WHEN type = 'run.finished' THEN id END,
            CASE WHEN type = 'run.finished' THEN {'status': status, 'failure_category': failure_category,
-               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cost_usd': cost_usd} END,
+               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
+               'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END,
            CASE WHEN model IS NOT NULL THEN {'us': occurred_us, 'id': id} END, model,
            CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id} END, repo
     FROM chunk WHERE run_id IS NOT NULL
@@ -81,7 +91,9 @@ SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, 
        who.user_id AS user_id, who.team_id AS team_id, who.session_id AS session_id,
        queued_us, started_us, handoff_us, finished_us, finished_id,
        outcome.status AS status, outcome.failure_category AS failure_category,
-       outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens, outcome.cost_usd AS cost_usd,
+       outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens,
+       outcome.cache_read_tokens AS cache_read_tokens, outcome.cache_write_tokens AS cache_write_tokens,
+       outcome.cost_usd AS cost_usd,
        model_at, model, repo_at, repo, false AS followed_up
 FROM merged;
 DELETE FROM runs WHERE rowid IN (SELECT rid FROM touched_runs);
@@ -130,6 +142,13 @@ WHERE day BETWEEN (SELECT CAST(make_timestamp(min(occurred_us)) AS DATE) FROM ch
 -- EXISTS below; appending without a lookup keeps each tick cheap as the table grows.
 INSERT INTO queued
 SELECT org_id, session_id, user_id, run_id, occurred_us FROM chunk WHERE type = 'run.queued';
+
+-- name: fold_usage
+-- A multiset like queued: the log holds each distinct event once and each entry is folded once.
+INSERT INTO usage
+SELECT org_id, run_id, session_id, CAST(make_timestamp(occurred_us) AS DATE), model,
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
+FROM chunk WHERE type = 'usage';
 
 -- name: fold_followed_up
 -- A run is followed up when its user queued another run in its session within 4 h after its first
@@ -209,10 +228,39 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        coalesce(fsum(cost_usd), 0) AS cost_usd,
        coalesce(sum(input_tokens), 0) AS input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
        count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
        count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
        count(DISTINCT user_id) AS run_users
 FROM r
+GROUP BY GROUPING SETS ((grp), ())
+
+-- name: usage_items
+-- What usage events consumed, each with the day, team, user, model and repo it counts under (SPEC §3): a run's
+-- usage belongs to the run (its anchor day, team, user and repo; the usage's own model, else the run's), any other
+-- to its session's anchor (no repo). No usage is earlier than its run's or session's anchor, so `u.day >= $from`
+-- drops only usage that cannot count, and lets DuckDB skip older row groups.
+(SELECT r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo,
+        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
+ FROM usage u JOIN runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
+ WHERE u.org_id = $org AND u.day >= $from AND r.org_id = $org AND r.day BETWEEN $from AND $to
+ UNION ALL
+ SELECT s.day, s.team_id, s.user_id, u.model, NULL AS repo,
+        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
+ FROM usage u JOIN sessions s ON s.org_id = u.org_id AND s.session_id = u.session_id
+ WHERE u.run_id IS NULL AND u.org_id = $org AND u.day >= $from AND s.org_id = $org AND s.day BETWEEN $from AND $to)
+
+-- name: usage_metrics
+-- The usage events' share of cost and tokens; metrics.py adds it to run_metrics' run.finished amounts.
+SELECT {group} AS grp, grouping(grp) AS is_total,
+       coalesce(fsum(cost_usd), 0) AS cost_usd,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
+FROM {usage_items} AS items
+WHERE {run_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: failure_metrics
@@ -277,3 +325,8 @@ WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter} AND {group} I
 -- name: run_keys
 SELECT DISTINCT {group} AS key FROM runs
 WHERE org_id = $org AND day BETWEEN $from AND $to AND {run_filter} AND {group} IS NOT NULL
+
+-- name: usage_keys
+-- The models (or repos) usage in range counts under: a model a run called besides its own is a filter value too.
+SELECT DISTINCT {group} AS key FROM {usage_items} AS items
+WHERE {run_filter} AND {group} IS NOT NULL

@@ -18,9 +18,20 @@ CREATE TABLE IF NOT EXISTS events (
     status TEXT, failure_category TEXT, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
     cost_usd NUMERIC NOT NULL,        -- the decimal the producer sent, so sums are exact
     model TEXT, repo TEXT, attributes TEXT,
+    cache_read_tokens BIGINT NOT NULL DEFAULT 0, cache_write_tokens BIGINT NOT NULL DEFAULT 0,  -- see upgrade_log
     UNIQUE (org_id, id)               -- dedupe for ever
 );
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
+
+-- name: log_is_current
+SELECT count(*) = 2 FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = 'events' AND column_name IN ('cache_read_tokens', 'cache_write_tokens')
+
+-- name: upgrade_log
+-- A log written before the cache token columns existed: its events had none, so 0 is their value. Run only
+-- when log_is_current says so: ALTER TABLE locks the log, even when IF NOT EXISTS finds nothing to do.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+                   ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT NOT NULL DEFAULT 0
 
 -- name: read_models
 CREATE TABLE IF NOT EXISTS runs (
@@ -29,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     user_id TEXT NOT NULL, team_id TEXT, session_id TEXT NOT NULL,
     queued_us BIGINT, started_us BIGINT, handoff_us BIGINT,
     finished_us BIGINT, finished_id TEXT,
-    status TEXT, failure_category TEXT, input_tokens BIGINT, output_tokens BIGINT, cost_usd NUMERIC,
+    status TEXT, failure_category TEXT,
+    input_tokens BIGINT, output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, cost_usd NUMERIC,
     model_us BIGINT, model_id TEXT, model TEXT,       -- from the earliest event carrying a model
     repo_us BIGINT, repo_id TEXT, repo TEXT,
     followed_up BOOLEAN NOT NULL DEFAULT false,
@@ -39,7 +51,7 @@ CREATE TABLE IF NOT EXISTS runs (
 -- whose ids are long) by index-only scan; pages a fold changed since the last vacuum cost a heap visit.
 CREATE INDEX IF NOT EXISTS runs_by_day ON runs (org_id, day)
     INCLUDE (status, queued_us, started_us, finished_us, handoff_us, followed_up, cost_usd, input_tokens,
-             output_tokens, session_id, user_id, team_id, model, repo);
+             output_tokens, cache_read_tokens, cache_write_tokens, session_id, user_id, team_id, model, repo);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs (org_id, session_id);
 CREATE TABLE IF NOT EXISTS sessions (
     org_id TEXT NOT NULL, session_id TEXT NOT NULL, day DATE NOT NULL,
@@ -55,11 +67,18 @@ CREATE TABLE IF NOT EXISTS queued (
     org_id TEXT NOT NULL, session_id TEXT NOT NULL, user_id TEXT NOT NULL, run_id TEXT NOT NULL, queued_us BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queued_by_session ON queued (org_id, session_id);
+-- Every usage event; where it counts (its run, else its session) is looked up at query time, as in duckdb.sql.
+CREATE TABLE IF NOT EXISTS usage (
+    org_id TEXT NOT NULL, run_id TEXT, session_id TEXT NOT NULL, day DATE NOT NULL, model TEXT,
+    input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
+    cache_write_tokens BIGINT NOT NULL, cost_usd NUMERIC NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_by_day ON usage (org_id, day);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 INSERT INTO checkpoint SELECT 0, NULL WHERE NOT EXISTS (SELECT 1 FROM checkpoint)
 
 -- name: drop_read_models
-DROP TABLE IF EXISTS runs, sessions, activity, queued, checkpoint
+DROP TABLE IF EXISTS runs, sessions, activity, queued, usage, checkpoint
 
 -- name: load_version
 SELECT max(version) FROM read_model_version
@@ -80,9 +99,11 @@ WITH incoming AS (
     SELECT * FROM unnest($id::text[], $type::text[], $org_id::text[], $user_id::text[], $session_id::text[],
                          $run_id::text[], $team_id::text[], $occurred_us::bigint[], $status::text[],
                          $failure_category::text[], $input_tokens::bigint[], $output_tokens::bigint[],
+                         $cache_read_tokens::bigint[], $cache_write_tokens::bigint[],
                          $cost_usd::numeric[], $model::text[], $repo::text[], $attributes::text[])
         WITH ORDINALITY AS i(id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
-                             failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes, ord)
+                             failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                             cost_usd, model, repo, attributes, ord)
 ),
 fresh AS (  -- new events, each once (its first copy in the group)
     SELECT DISTINCT ON (org_id, id) * FROM incoming i
@@ -90,10 +111,12 @@ fresh AS (  -- new events, each once (its first copy in the group)
     ORDER BY org_id, id, ord
 )
 INSERT INTO events (seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
-                    failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes)
+                    failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+                    model, repo, attributes)
 SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY ord), $received_us,
        id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
-       failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes
+       failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+       model, repo, attributes
 FROM fresh
 ON CONFLICT (org_id, id) DO NOTHING
 RETURNING org_id, id
@@ -109,7 +132,8 @@ SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
 -- seq, received_us, then the Event's fields in declaration order; money back as the float it was sent as
 -- (the stored decimal is its repr, so the cast gives the same float).
 SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
-       failure_category, input_tokens, output_tokens, cost_usd::float8, model, repo, attributes
+       failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd::float8,
+       model, repo, attributes
 FROM events WHERE seq > $after_seq ORDER BY seq LIMIT $limit
 
 -- name: try_fold_lock
@@ -128,7 +152,7 @@ UPDATE checkpoint SET seq = $seq, folded_at_us = $folded_at_us
 -- name: fold_chunk
 CREATE TEMP TABLE chunk ON COMMIT DROP AS
 SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status, failure_category,
-       input_tokens, output_tokens, cost_usd, model, repo,
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo,
        DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day
 FROM events WHERE seq > $after_seq AND seq <= $last_seq;
 ANALYZE chunk
@@ -138,7 +162,7 @@ CREATE TEMP TABLE run_parts ON COMMIT DROP AS
 WITH parts AS (
     SELECT org_id, run_id, first_us, first_id, user_id, team_id, session_id,
            queued_us, started_us, handoff_us, finished_us, finished_id,
-           status, failure_category, input_tokens, output_tokens, cost_usd,
+           status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
            model_us, model_id, model, repo_us, repo_id, repo
     FROM runs WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM chunk WHERE run_id IS NOT NULL)
     UNION ALL
@@ -152,6 +176,8 @@ WITH parts AS (
            CASE WHEN type = 'run.finished' THEN failure_category END,
            CASE WHEN type = 'run.finished' THEN input_tokens END,
            CASE WHEN type = 'run.finished' THEN output_tokens END,
+           CASE WHEN type = 'run.finished' THEN cache_read_tokens END,
+           CASE WHEN type = 'run.finished' THEN cache_write_tokens END,
            CASE WHEN type = 'run.finished' THEN cost_usd END,
            CASE WHEN model IS NOT NULL THEN occurred_us END, CASE WHEN model IS NOT NULL THEN id END, model,
            CASE WHEN repo IS NOT NULL THEN occurred_us END, CASE WHEN repo IS NOT NULL THEN id END, repo
@@ -167,7 +193,7 @@ times AS (
 ),
 outcome AS (  -- the latest run.finished wins
     SELECT DISTINCT ON (org_id, run_id) org_id, run_id, finished_us, finished_id,
-           status, failure_category, input_tokens, output_tokens, cost_usd
+           status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
     FROM parts WHERE finished_us IS NOT NULL
     ORDER BY org_id, run_id, finished_us DESC, finished_id COLLATE "C" DESC
 ),
@@ -182,8 +208,8 @@ first_repo AS (
 SELECT org_id, run_id, DATE '1970-01-01' + floor(a.first_us / 86400000000.0)::int AS day,
        a.first_us, a.first_id, a.user_id, a.team_id, a.session_id,
        t.queued_us, t.started_us, t.handoff_us, o.finished_us, o.finished_id,
-       o.status, o.failure_category, o.input_tokens, o.output_tokens, o.cost_usd,
-       m.model_us, m.model_id, m.model, r.repo_us, r.repo_id, r.repo, false AS followed_up
+       o.status, o.failure_category, o.input_tokens, o.output_tokens, o.cache_read_tokens, o.cache_write_tokens,
+       o.cost_usd, m.model_us, m.model_id, m.model, r.repo_us, r.repo_id, r.repo, false AS followed_up
 FROM anchor a JOIN times t USING (org_id, run_id)
 LEFT JOIN outcome o USING (org_id, run_id)
 LEFT JOIN first_model m USING (org_id, run_id)
@@ -227,6 +253,13 @@ WHERE day BETWEEN (SELECT min(day) FROM chunk) AND (SELECT max(day) FROM chunk)
 -- name: fold_queued
 -- A multiset, as in duckdb.sql: equal rows change no EXISTS below.
 INSERT INTO queued SELECT org_id, session_id, user_id, run_id, occurred_us FROM chunk WHERE type = 'run.queued'
+
+-- name: fold_usage
+-- A multiset, as in duckdb.sql: each distinct event is logged once and each entry folded once.
+INSERT INTO usage
+SELECT org_id, run_id, session_id, day, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       cost_usd
+FROM chunk WHERE type = 'usage'
 
 -- name: fold_followed_up
 -- Recomputed for every run in a session the chunk touched (through a run or a run.queued): see duckdb.sql.
@@ -276,6 +309,8 @@ count(DISTINCT session_id COLLATE "C") AS run_sessions,
 coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
 coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
 coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens,
 count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL) AS runs_handed_off,
 count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
 count(DISTINCT user_id COLLATE "C") AS run_users
@@ -300,6 +335,30 @@ WITH r AS (
 )
 SELECT NULL AS grp, 1 AS is_total, {run_metric_columns}
 FROM r
+
+-- name: usage_items
+-- What usage events consumed and where each counts: see duckdb.sql (the same rule, the same `u.day >= $from`).
+(SELECT r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo,
+        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
+ FROM usage u JOIN runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
+ WHERE u.org_id = $org AND u.day >= $from::date AND r.org_id = $org AND r.day BETWEEN $from::date AND $to::date
+ UNION ALL
+ SELECT s.day, s.team_id, s.user_id, u.model, NULL AS repo,
+        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
+ FROM usage u JOIN sessions s ON s.org_id = u.org_id AND s.session_id = u.session_id
+ WHERE u.run_id IS NULL AND u.org_id = $org AND u.day >= $from::date
+   AND s.org_id = $org AND s.day BETWEEN $from::date AND $to::date)
+
+-- name: usage_metrics
+SELECT {group} AS grp, grouping({group}) AS is_total,
+       coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
+       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens
+FROM {usage_items} AS items
+WHERE {run_filter}
+GROUP BY GROUPING SETS (({group}), ())
 
 -- name: failure_metrics
 SELECT {group} AS grp, grouping({group}) AS is_total, failure_category AS category, count(*) AS runs
@@ -360,4 +419,8 @@ WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {who_filter} A
 -- name: run_keys
 SELECT DISTINCT {group} AS key FROM runs
 WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter} AND {group} IS NOT NULL
+
+-- name: usage_keys
+SELECT DISTINCT {group} AS key FROM {usage_items} AS items
+WHERE {run_filter} AND {group} IS NOT NULL
 

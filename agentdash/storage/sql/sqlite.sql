@@ -17,12 +17,25 @@ CREATE TABLE IF NOT EXISTS events (
     id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
     session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us INTEGER NOT NULL,
     status TEXT, failure_category TEXT, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cost_usd REAL NOT NULL, model TEXT, repo TEXT, attributes TEXT
+    cost_usd REAL NOT NULL, model TEXT, repo TEXT, attributes TEXT,
+    -- last, where ALTER TABLE puts them in a log written before the usage event type (see upgrade)
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0
 )
+
+-- name: columns
+SELECT name FROM pragma_table_info('events')
+
+-- name: upgrade
+-- A log written before the cache token columns existed: its events had none, so 0 is their value.
+ALTER TABLE events ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0
 
 -- name: append
 -- One row per new event: seq, dedupe_key, received_us, then the Event's fields in declaration order.
-INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+INSERT INTO events (seq, dedupe_key, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
+                    status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                    cost_usd, model, repo, attributes)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
 -- name: dedupe_keys
 -- Start-up: the whole key column, to rebuild the in-memory dedupe index.
@@ -38,11 +51,12 @@ SELECT received_us FROM events WHERE seq = :seq
 -- name: read_chunk
 -- The columns of base.LOG_COLUMNS, in that order.
 SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
-       status, failure_category, input_tokens, output_tokens, cost_usd, model, repo
+       status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo
 FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
 
 -- name: log_entries
 -- seq, received_us, then the Event's fields in declaration order.
 SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
-       status, failure_category, input_tokens, output_tokens, cost_usd, model, repo, attributes
+       status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+       model, repo, attributes
 FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
