@@ -166,17 +166,25 @@ def ingest_key() -> None:
     "--org", "orgs", multiple=True, required=True, help="an org the key may write events for (repeat for more)"
 )
 @click.option("--name", default="", help="what the key is for, shown by `list`")
+@click.option("--for", "agent", type=click.Choice(["claude-code", "gemini-cli", "codex"]), default=None,
+              help="print the settings that point this agent's OpenTelemetry at agentdash, key included")  # fmt: skip
+@click.option("--endpoint", default=None, help="the ingest URL agents reach (default: http://INGEST_HOST:INGEST_PORT)")
 @settings_options
-def ingest_key_create(orgs: tuple[str, ...], name: str, **options) -> None:
-    """Print a new ingest key, once: the data dir keeps only its hash."""
+def ingest_key_create(orgs: tuple[str, ...], name: str, agent: str | None, endpoint: str | None, **options) -> None:
+    """Print a new ingest key, once: the data dir keeps only its hash. With --for, the agent's settings instead."""
     from agentdash.auth.ingest_keys import issue_key
+    from agentdash.sources.setup import settings_for
 
+    settings = _settings(options)
     with _ingest_key_store(options) as store:
         try:
-            issued = issue_key(store, orgs, name)
+            issued = issue_key(store, orgs, name or (agent or ""))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    click.echo(issued.key)  # alone on stdout, so scripts can capture it
+    if agent:  # the settings block, key inside, alone on stdout: `... --for codex >> ~/.codex/config.toml` works
+        click.echo(settings_for(agent, endpoint or f"http://{settings.ingest_host}:{settings.ingest_port}", issued.key))
+    else:
+        click.echo(issued.key)  # alone on stdout, so scripts can capture it
     click.echo(f"created ingest key {issued.record.id} for {', '.join(issued.record.orgs)}; "
                "it is shown only this once, so store it now", err=True)  # fmt: skip
 

@@ -22,7 +22,8 @@ from agentdash.auth import (
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
-from agentdash.storage import Storage, open_storage
+from agentdash.sources import SourceKeeper, SourceStats
+from agentdash.storage import Storage, open_source_store, open_storage
 from agentdash.ui import create_dashboard
 from agentdash.web import (
     ASGIApp,
@@ -89,11 +90,16 @@ def running(settings: Settings):
     storage = open_storage(settings)
     projector = Projector(storage, settings.fold_chunk)
     job = ProjectorJob(projector, settings.projector_interval)
+    # What the agents send is counted in memory on the ingest path; the keeper moves it to the store.
+    source_store = open_source_store(settings)
+    source_stats = SourceStats()
+    keeper = SourceKeeper(source_stats, source_store)
     secret = dev_secret(settings.secret_path) if settings.dev else None
-    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings))
+    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats)
     ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
-    client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(create_read_api(storage, verifier),
-                                                         create_dashboard(storage, projector, verifier, secret, code_flow))))  # fmt: skip
+    read_api = create_read_api(storage, verifier, source_store=source_store)
+    dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store)
+    client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(read_api, dashboard)))
     if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
         client_app = LoopbackHostOnly(client_app)
     client = _server(client_app, settings.host, settings.port, settings)
@@ -103,6 +109,7 @@ def running(settings: Settings):
         for s, name in ((ingest, "ingest"), (client, "dashboard"))
     ]
     job.start()
+    keeper.start()
     for thread in threads:
         thread.start()
     try:
@@ -114,6 +121,8 @@ def running(settings: Settings):
         for thread in threads:
             thread.join(timeout=10)
         job.stop()
+        keeper.stop()  # after ingest has stopped: the last counts are stored too
+        source_store.close()
         storage.close()
 
 

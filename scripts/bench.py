@@ -32,6 +32,8 @@ os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
 import httpx
 import msgspec
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from agentdash.config import load_settings
 from agentdash.demo import send
@@ -43,7 +45,7 @@ from agentdash.storage.embedded.event_log import INSERT, SCHEMA, connect, event_
 from agentdash.testing import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("ingest", "latency", "fold", "freshness", "metrics", "demo")
+BENCHMARKS = ("ingest", "otlp", "latency", "fold", "freshness", "metrics", "demo")
 
 
 @dataclass(frozen=True)
@@ -401,6 +403,127 @@ def sqlite_naive(path: Path, rows: list[tuple], prefill: int, sample: int) -> tu
     progress.close()
     db.close()
     return len(timed) / seconds, len(timed)
+
+
+# --- 1b. OTLP logs ingest ------------------------------------------------------------------------
+
+# One Claude Code prompt as it exports it: the prompt, three model calls, the answer (5 records, 6 events).
+_PROMPT_RECORDS = ("user_prompt", "api_request", "api_request", "api_request", "assistant_response")
+
+
+def _kv(key: str, value: str | int | float) -> KeyValue:
+    if isinstance(value, str):
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(double_value=value))
+
+
+def otlp_exports(n_records: int, per_export: int, users: int = 200) -> list[bytes]:
+    """Claude-Code-shaped log exports (protobuf) of `per_export` records each, every record distinct."""
+    exports, request, now_ns = [], ExportLogsServiceRequest(), time.time_ns()
+    for i in range(n_records):
+        if i % per_export == 0:
+            if i:
+                exports.append(request.SerializeToString())
+            request = ExportLogsServiceRequest()
+            resource = request.resource_logs.add()
+            user = (i // per_export) % users
+            resource.resource.attributes.extend([_kv("service.name", "claude-code"), _kv("service.version", "2.1.0"),
+                                                 _kv("user.email", f"dev{user}@example.com"), _kv("team.id", "platform")])  # fmt: skip
+            records = resource.scope_logs.add().log_records
+        prompt, kind = i // len(_PROMPT_RECORDS), _PROMPT_RECORDS[i % len(_PROMPT_RECORDS)]
+        record = records.add(time_unix_nano=now_ns - (n_records - i) * 1_000_000)
+        record.body.string_value = f"claude_code.{kind}"
+        record.attributes.extend([_kv("event.name", kind), _kv("session.id", f"ses-{prompt // 4}"),
+                                  _kv("prompt.id", f"prompt-{prompt}"), _kv("event.sequence", i)])  # fmt: skip
+        if kind == "api_request":
+            record.attributes.extend([_kv("model", "claude-sonnet-4-5"), _kv("input_tokens", 1200 + i % 97),
+                                      _kv("output_tokens", 80), _kv("cache_read_tokens", 900),
+                                      _kv("cache_creation_tokens", 20), _kv("cost_usd", 0.0042)])  # fmt: skip
+    exports.append(request.SerializeToString())
+    return exports
+
+
+def post_otlp(url: str, bodies: list[bytes], threads: int, progress: Progress, key: str, per_export: int) -> float:
+    """POST every export from `threads` keep-alive clients, retrying 429/503; returns wall seconds."""
+    lock, next_index, errors = threading.Lock(), [0], []
+    headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"}
+
+    def worker() -> None:
+        with httpx.Client(timeout=60, trust_env=False, headers=headers) as client:
+            while True:
+                with lock:
+                    i = next_index[0]
+                    next_index[0] += 1
+                if i >= len(bodies) or errors:
+                    return
+                r = client.post(url, content=bodies[i])
+                while r.status_code in (429, 503):
+                    time.sleep(0.05)
+                    r = client.post(url, content=bodies[i])
+                answer = ExportLogsServiceResponse.FromString(r.content) if r.status_code == 200 else None
+                if answer is None or answer.partial_success.rejected_log_records:
+                    errors.append(RuntimeError(f"OTLP answered {r.status_code}: {r.content[:300]!r}"))
+                    return
+                progress.add(per_export)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def bench_otlp(sizes: Sizes) -> None:
+    n = sizes.ingest_events // 2
+    say("\n## 1b. OTLP logs ingest (POST /v1/logs, protobuf, 512 records per export, 2 client threads) vs JSON")
+    exports = otlp_exports(n, 512)
+    events = pool(n, sizes.pool_days)
+    bodies = encode_batches(events, 500)
+    counts = [len(events[i : i + 500]) for i in range(0, len(events), 500)]
+    with fresh_server() as server:
+        key = server.create_ingest_key("demo", name="bench-otlp")
+        progress = Progress("OTLP records acknowledged", n)
+        otlp_s = post_otlp(f"{server.ingest_url}/v1/logs", exports, 2, progress, key, 512)
+        progress.close()
+        otlp_events = server.status()["events_logged"]
+        progress = Progress("JSON events acknowledged", len(events))
+        json_s, _, _ = post_all(f"{server.ingest_url}/v1/events", bodies, counts, 2, progress, server.ingest_headers)
+        progress.close()
+        latency, base = otlp_latency(server, key, sizes.latency_seconds)
+    records_rate, otlp_event_rate, json_rate = n / otlp_s, otlp_events / otlp_s, len(events) / json_s
+    say(f"  OTLP records           {records_rate:>12,.0f} records/s  ({n:,} records -> {otlp_events:,} events, "
+        f"{otlp_event_rate:,.0f} events/s)")  # fmt: skip
+    say(f"  JSON /v1/events        {json_rate:>12,.0f} events/s   (same server, same run)")
+    per_event = (otlp_s / otlp_events) / (json_s / len(events))
+    say(f"  time per event: OTLP {per_event:.2f}x JSON")
+    p99, b99 = pct(latency, 0.99), pct(base, 0.99)
+    say(f"  one export of 10 records at 50/s: p50 {pct(latency, 0.5):.2f} ms, p99 {p99:.2f} ms "
+        f"(GET /healthz p99 {b99:.2f} ms)")  # fmt: skip
+    RESULTS.append(Row("OTLP logs records/s (protobuf, 512/export)", f"{records_rate:,.0f}/s",
+                       f"JSON {json_rate:,.0f} events/s", f"{per_event:.2f}x JSON per event",
+                       ">= 50,000/s, <= 1.5x JSON", records_rate >= 50_000 and per_event <= 1.5))  # fmt: skip
+    RESULTS.append(Row("OTLP export p99 @50/s (10 records)", f"{p99:.2f} ms", f"healthz p99 {b99:.2f} ms",
+                       f"{p99 / b99:.1f}x", "p99 < 15 ms", p99 < 15))  # fmt: skip
+
+
+def otlp_latency(server: Server, key: str, seconds: float) -> tuple[list[float], list[float]]:
+    """Latency of single small exports at 50/s on one connection, beside GET /healthz at the same pace."""
+    exports = otlp_exports(int(50 * seconds) * 10, 10, users=7)
+    headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"}
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        health = f"{server.ingest_url}/healthz"
+        for _ in range(50):
+            client.get(health)
+        base, _ = paced(client, lambda i: client.build_request("GET", health), 50, seconds, "GET /healthz (baseline)")
+        latency, _ = paced(client, lambda i: client.build_request("POST", f"{server.ingest_url}/v1/logs",
+                           content=exports[i], headers=headers), 50, seconds, "POST /v1/logs, 10 records")  # fmt: skip
+    return latency, base
 
 
 # --- 2. single-event POST latency ---------------------------------------------------------------
@@ -956,7 +1079,7 @@ def main() -> int:
     chosen = set(args.only or BENCHMARKS)
     if "projector" in chosen:
         chosen |= {"fold", "freshness"}
-    runners = {"ingest": bench_ingest, "latency": bench_latency, "fold": bench_fold,
+    runners = {"ingest": bench_ingest, "otlp": bench_otlp, "latency": bench_latency, "fold": bench_fold,
                "freshness": bench_freshness, "metrics": bench_metrics, "demo": bench_demo}  # fmt: skip
     say(f"# agentdash benchmarks ({'quick' if args.quick else 'full'}), {datetime.now().isoformat(timespec='seconds')}")
     before = machine_busy()

@@ -6,34 +6,13 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import httpx
 import pytest
-from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentdash.sources.otlp_decode import hex_ids_to_base64
-
-CAPTURES = Path(__file__).parent / "data" / "otlp"
-REQUESTS = {"logs": ExportLogsServiceRequest, "metrics": ExportMetricsServiceRequest,
-            "traces": ExportTraceServiceRequest}  # fmt: skip
-
-
-def capture(agent: str, scenario: str) -> list[dict]:
-    path = CAPTURES / agent / f"{scenario}.json"
-    if not path.exists():
-        pytest.skip(f"no recording {path} (scripts/record_agent_otlp.py makes them)")
-    return json.loads(path.read_text())
-
-
-def as_protobuf(export: dict) -> bytes:
-    message = REQUESTS[export["signal"]]()
-    json_format.ParseDict(hex_ids_to_base64(export["body"]), message)
-    return message.SerializeToString()
+from tests.otlp_captures import as_protobuf, capture, with_resource
 
 
 def send(server, key: str, export: dict, encoding: str = "json", gzipped: bool = False) -> httpx.Response:
@@ -113,19 +92,51 @@ def test_claude_code_exhausted_retries_are_a_failed_run(otlp_server):
     assert got["failures_by_category"] == [{"category": "model_error", "runs": 1}]
 
 
-def test_two_prompts_in_one_session_are_two_runs_and_a_resend_moves_nothing(otlp_server):
+def test_two_prompts_in_one_session_are_two_runs_and_a_resend_moves_nothing(server_factory, tmp_path):
     for agent in ("claude", "gemini"):
-        exports = capture(agent, "two_prompts_one_session")
+        server = server_factory(tmp_path / agent)  # one server per agent: both recordings fall on the same day
+        key = server.create_ingest_key("acme", name="otlp")
+        # Gemini CLI with an API key names no user: the README's settings add user.email as a resource attribute.
+        exports = [with_resource(e, **{"user.email": "dev@example.com"})
+                   for e in capture(agent, "two_prompts_one_session")]  # fmt: skip
         for export in exports:
-            assert send(otlp_server, otlp_server.otlp_key, export).status_code == 200
-        otlp_server.wait_projected()
+            assert send(server, key, export).status_code == 200
+        server.wait_projected()
         day = day_of(log_records(exports))
-        first = metrics(otlp_server, "acme", day)
+        first = metrics(server, "acme", day)
         for export in exports:  # an exporter's retry, in the other encoding and gzipped
-            assert send(otlp_server, otlp_server.otlp_key, export, "protobuf", gzipped=True).status_code == 200
-        otlp_server.wait_projected()
-        assert metrics(otlp_server, "acme", day) == first
-    assert first["runs"] >= 2
+            assert send(server, key, export, "protobuf", gzipped=True).status_code == 200
+        server.wait_projected()
+        assert metrics(server, "acme", day) == first
+        assert (first["runs"], first["sessions"], first["active_users"]) == (2, 1, 1), agent
+        server.stop()
+
+
+def test_records_without_a_user_are_rejected_with_the_reason_and_the_rest_is_stored(otlp_server):
+    exports = capture("gemini", "one_prompt")  # Gemini CLI with an API key sends no user attribute
+    answers = [send(otlp_server, otlp_server.otlp_key, export) for export in exports if export["signal"] == "logs"]
+    partial = [a.json().get("partialSuccess", {}) for a in answers]
+    meaningful = [r for r in log_records(exports) if r.get("event.name") in ("gemini_cli.user_prompt",
+                                                                            "gemini_cli.api_response")]  # fmt: skip
+    assert sum(int(p.get("rejectedLogRecords", 0)) for p in partial) == len(meaningful) > 0  # the rest is ignored
+    assert any("no user: set user.email" in p.get("errorMessage", "") for p in partial)
+
+
+def test_codex_turns_come_from_its_spans_and_its_tokens_from_its_logs(otlp_server):
+    exports = [with_resource(e, **{"user.email": "dev@example.com"}) for e in capture("codex", "traces_on")]
+    for export in exports:
+        assert send(otlp_server, otlp_server.otlp_key, export, "protobuf").status_code == 200
+    otlp_server.wait_projected()
+    completed = [r for r in log_records(exports) if r.get("event.name") == "codex.sse_event"
+                 and "input_token_count" in r]  # fmt: skip
+    spans = [e for e in exports if e["signal"] == "traces"]
+    first_span = spans[0]["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    day = datetime.fromtimestamp(int(first_span["startTimeUnixNano"]) / 1e9, tz=UTC).date()
+    got = metrics(otlp_server, "acme", day)
+    assert (got["runs"], got["runs_finished"], got["success_rate"]) == (1, 1, 1.0)
+    assert got["cache_read_tokens"] == sum(int(r["cached_token_count"]) for r in completed)
+    assert got["input_tokens"] == sum(int(r["input_token_count"]) - int(r["cached_token_count"]) for r in completed)
+    assert got["cost_usd"] == 0  # Codex reports no cost
 
 
 def test_status_counts_records_per_agent_and_name(otlp_server):

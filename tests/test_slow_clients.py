@@ -111,7 +111,9 @@ def test_trickled_body_gets_408_and_nothing_is_stored(impatient):
     assert "body not received within 2 s" in answer["error"]
     whole = httpx.post(f"{impatient.ingest_url}/v1/events", content=body, timeout=10,
                        headers={"content-type": "application/json", **impatient.ingest_headers})  # fmt: skip
-    assert (whole.json()["accepted"], whole.json()["duplicates"]) == (1, 0), whole.text  # the trickled copy was never stored
+    assert (whole.json()["accepted"], whole.json()["duplicates"]) == (1, 0), (
+        whole.text
+    )  # the trickled copy was never stored
 
 
 def test_trickled_form_body_on_the_client_port_gets_408(impatient):

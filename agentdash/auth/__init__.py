@@ -7,7 +7,7 @@ from agentdash.auth.failure_limiter import FailureLimiter, Throttled, client_add
 from agentdash.auth.ingest_auth import IngestAuth, Unauthenticated, open_ingest_auth
 from agentdash.auth.ingest_keys import IssuedKey, MalformedKey, issue_key, key_table
 from agentdash.auth.oidc_login import CodeFlow, LoginFailed, code_flow_for
-from agentdash.auth.scope import Forbidden, NotVisible, scoped_query
+from agentdash.auth.scope import Forbidden, NotVisible, scoped_query, visible_sources
 from agentdash.auth.tokens import (
     ROLES,
     HmacKey,
@@ -27,5 +27,5 @@ __all__ = [
     "ROLES", "CodeFlow", "FailureLimiter", "Forbidden", "HmacKey", "Identity", "IdentityConfigError", "IngestAuth", "IssuedKey",
     "LoginFailed", "MalformedKey", "NotAuthorized", "NotVisible", "ProviderUnavailable", "Throttled", "TokenExpired",
     "TokenVerifier", "Unauthenticated", "code_flow_for", "dev_secret", "issue_key", "issue_local_token",
-    "client_address", "issue_token", "key_table", "open_ingest_auth", "scoped_query", "verifier_for",
+    "client_address", "issue_token", "key_table", "open_ingest_auth", "scoped_query", "verifier_for", "visible_sources",
 ]  # fmt: skip

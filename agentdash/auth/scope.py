@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from agentdash.auth.tokens import Identity
 from agentdash.metrics import MetricsQuery
+from agentdash.storage import SourcesReport, SourceStore, Unavailable
 
 
 class NotVisible(Exception):
@@ -35,3 +36,21 @@ def scoped_query(identity: Identity, query: MetricsQuery) -> MetricsQuery:
     if identity.role == "org_admin":
         return replace(query, teams=None)
     raise Forbidden(f"unknown role {identity.role!r}")
+
+
+ADMINS_ONLY = ("the Sources page is for org admins: it shows how every agent is set up and everyone who sent data; "
+               "ask an org admin of {org}")  # fmt: skip
+
+
+def visible_sources(store: SourceStore | None, identity: Identity, org_id: str) -> SourcesReport:
+    """The org's sources for an org admin; NotVisible for another org, Forbidden for managers and members.
+
+    The read API and the dashboard's /sources page both call this, so the page never shows more than the API.
+    """
+    if identity.org_id != org_id:
+        raise NotVisible("no such organisation")
+    if identity.role != "org_admin":
+        raise Forbidden(ADMINS_ONLY.format(org=org_id))
+    if store is None:
+        raise Unavailable("this server keeps no source counts")
+    return store.sources(org_id)

@@ -15,8 +15,8 @@ from agentdash.events import MAX_BODY_BYTES
 from agentdash.ingest.events_api import post_events
 from agentdash.ingest.otlp_api import otlp_router
 from agentdash.projector import Projector
-from agentdash.sources import RecordCounts, SourceStats
-from agentdash.storage import Storage
+from agentdash.sources import SourceStats
+from agentdash.storage import SourceCount, Storage
 from agentdash.web import EXCEPTION_HANDLERS
 
 
@@ -26,7 +26,7 @@ class StatusReport(msgspec.Struct):
     lag_events: int
     lag_seconds: float
     last_fold_at: datetime | None
-    otlp_records: list[RecordCounts]  # since this process started, per agent and record name
+    otlp_records: list[SourceCount]  # since this process started, per agent and record name
 
 
 @get("/healthz", summary="Liveness")
@@ -43,13 +43,14 @@ def status(state: State) -> StatusReport:
     return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last, sources.report())
 
 
-def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth) -> Litestar:
+def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth, source_stats: SourceStats) -> Litestar:
+    """`source_stats` counts what the agents send; the server's source keeper drains it into the source store."""
     key_scheme = SecurityScheme(
         type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG"
     )
     return Litestar(
         route_handlers=[post_events, otlp_router, healthz, status],
-        state=State({"storage": storage, "projector": projector, "ingest_auth": auth, "source_stats": SourceStats()}),
+        state=State({"storage": storage, "projector": projector, "ingest_auth": auth, "source_stats": source_stats}),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="agentdash ingest",

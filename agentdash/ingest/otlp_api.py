@@ -52,7 +52,7 @@ async def _export(signal: Signal, records: Callable[[Any], Iterator[Record]], re
         # Overloaded: 503 with Retry-After, and nothing of the export is stored; the exporter retries it whole.
         translation.stored(await asyncio.wrap_future(storage.submit(translation.events)))
     stats: SourceStats = state.source_stats
-    stats.add(translation.tallies)
+    stats.add(translation)
     answer = success_answer(signal, translation.rejected, translation.first_reason)
     return Response(encode_answer(answer, encoding), media_type=encoding, status_code=200)
 

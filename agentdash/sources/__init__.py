@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agentdash.sources.keeper import SourceKeeper
 from agentdash.sources.otlp_decode import (
     JSON,
     LOGS,
@@ -18,8 +19,8 @@ from agentdash.sources.otlp_decode import (
     success_answer,
 )
 from agentdash.sources.records import Record, log_records, metric_records, span_records
-from agentdash.sources.stats import RecordCounts, SourceStats
-from agentdash.sources.translate import Tally, Translation, translate
+from agentdash.sources.stats import SourceStats
+from agentdash.sources.translate import SourceKey, Tally, Translation, translate
 
 __all__ = [
     "JSON",
@@ -29,8 +30,9 @@ __all__ = [
     "TRACES",
     "InvalidExport",
     "Record",
-    "RecordCounts",
     "Signal",
+    "SourceKeeper",
+    "SourceKey",
     "SourceStats",
     "Tally",
     "Translation",

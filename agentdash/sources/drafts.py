@@ -11,7 +11,7 @@ class Unmappable(Exception):
     """A record that should become events but lacks what they need; the message says what (counted as rejected)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to make, and nothing keeps a draft
 class Draft:
     """One event a record means. `key` tells apart the events of one record, so ids stay deterministic."""
 

@@ -1,41 +1,46 @@
-"""What each agent has sent this process, per record name, for /status: so an admin sees at once that an agent is
-connected, or misconfigured (every record rejected with "no user")."""
+"""What each agent has sent, per org, version and record name: so an admin sees at once that an agent is connected,
+or misconfigured (every record rejected with "no user"). Counted in memory on the ingest path; `drain` hands the
+counts gathered since the last call to whoever keeps them."""
 
 from __future__ import annotations
 
 import threading
 
-import msgspec
-
-from agentdash.sources.translate import Tally
-
-
-class RecordCounts(msgspec.Struct):
-    agent: str
-    record: str
-    records: int
-    mapped: int
-    ignored: int
-    rejected: int
-    events_accepted: int
-    events_duplicate: int
-    rejected_because: dict[str, int]
+from agentdash.sources.translate import SourceKey, Tally, Translation
+from agentdash.storage import SourceCount
 
 
 class SourceStats:
-    """Running totals since start; thread-safe (the ingest app may run handlers in threads)."""
+    """Running totals since start, and the part not yet drained; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tallies: dict[tuple[str, str], Tally] = {}
+        self._totals: dict[SourceKey, Tally] = {}
+        self._undrained: dict[SourceKey, Tally] = {}
+        self._users: dict[tuple[str, str, str], int] = {}
 
-    def add(self, tallies: dict[tuple[str, str], Tally]) -> None:
+    def add(self, translation: Translation) -> None:
         with self._lock:
-            for key, tally in tallies.items():
-                self._tallies.setdefault(key, Tally()).add(tally)
+            for key, tally in translation.tallies.items():
+                self._totals.setdefault(key, Tally()).add(tally)
+                self._undrained.setdefault(key, Tally()).add(tally)
+            for user, seen in translation.users.items():
+                self._users[user] = max(self._users.get(user, 0), seen)
 
-    def report(self) -> list[RecordCounts]:
+    def drain(self) -> tuple[list[SourceCount], dict[tuple[str, str, str], int]]:
+        """The counts and users gathered since the last drain (then forgotten here, kept in the totals)."""
         with self._lock:
-            return [RecordCounts(agent, record, t.records, t.mapped, t.ignored, t.rejected, t.events_accepted,
-                                 t.events_duplicate, dict(t.reasons))
-                    for (agent, record), t in sorted(self._tallies.items())]  # fmt: skip
+            counts, users = _counts(self._undrained), self._users
+            self._undrained, self._users = {}, {}
+        return counts, users
+
+    def report(self) -> list[SourceCount]:
+        """Totals since this process started."""
+        with self._lock:
+            return _counts(self._totals)
+
+
+def _counts(tallies: dict[SourceKey, Tally]) -> list[SourceCount]:
+    return [SourceCount(k.org_id, k.agent, k.agent_version, k.record, t.records, t.mapped, t.ignored, t.rejected,
+                         t.events_accepted, t.events_duplicate, dict(t.reasons), t.last_seen_us)
+            for k, t in sorted(tallies.items())]  # fmt: skip

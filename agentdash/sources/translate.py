@@ -3,26 +3,37 @@ agent shares say who and where — org, user, team, session, repo, branch, agent
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import NamedTuple
 
 import msgspec
 
 from agentdash.events import MAX_FUTURE_US, Event
-from agentdash.sources.agents import claude_code, gemini_cli, genai
+from agentdash.sources.agents import claude_code, codex, gemini_cli, genai
 from agentdash.sources.drafts import Draft, Unmappable
 from agentdash.sources.records import Record
 
-AGENTS: dict[str, ModuleType] = {m.SERVICE_NAME: m for m in (claude_code, gemini_cli)}
+AGENTS: dict[str, ModuleType] = {name: m for m in (claude_code, gemini_cli, codex) for name in m.SERVICE_NAMES}
 USER_KEYS = ("user.email", "user.account_uuid", "user.id")
 ORG_KEY = "agentdash.org_id"
 _MAX_TEXT = 128
 
 
+class SourceKey(NamedTuple):
+    """What the counts of a source are kept by. `org_id` is "" when a record named no org its key may write."""
+
+    org_id: str
+    agent: str
+    agent_version: str
+    record: str
+
+
 @dataclass
 class Tally:
-    """Per (agent, record name): how many records came, became events, were ignored or rejected, and why."""
+    """Per source key: how many records came, became events, were ignored or rejected, and why."""
 
     records: int = 0
     mapped: int = 0
@@ -31,6 +42,7 @@ class Tally:
     reasons: dict[str, int] = field(default_factory=dict)
     events_accepted: int = 0  # filled in once the log has stored the events
     events_duplicate: int = 0
+    last_seen_us: int = 0  # the newest record's own time
 
     def add(self, other: Tally) -> None:
         self.records += other.records
@@ -39,6 +51,7 @@ class Tally:
         self.rejected += other.rejected
         self.events_accepted += other.events_accepted
         self.events_duplicate += other.events_duplicate
+        self.last_seen_us = max(self.last_seen_us, other.last_seen_us)
         for reason, n in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + n
 
@@ -47,7 +60,8 @@ class Tally:
 class Translation:
     events: list[Event] = field(default_factory=list)
     owners: list[Tally] = field(default_factory=list)  # the tally of each event's record
-    tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    tallies: dict[SourceKey, Tally] = field(default_factory=dict)
+    users: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (org, agent, user) -> last seen
     rejected: int = 0  # records dropped, for the export answer's partial_success
     first_reason: str = ""
 
@@ -59,12 +73,17 @@ class Translation:
             else:
                 owner.events_duplicate += 1
 
-    def tally(self, record: Record) -> Tally:
-        key = (record.agent, record.name)
+    def tally(self, record: Record, orgs: frozenset[str] | None) -> Tally:
+        key = SourceKey(_org_guess(record, orgs), record.agent, record.text("service.version") or "", record.name)
         found = self.tallies.get(key)
         if found is None:
             found = self.tallies[key] = Tally()
+        found.last_seen_us = max(found.last_seen_us, record.time_us)
         return found
+
+    def saw_user(self, event: Event, agent: str) -> None:
+        key = (event.org_id, agent, event.user_id)
+        self.users[key] = max(self.users.get(key, 0), event.occurred_us)
 
 
 def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: int) -> Translation:
@@ -74,7 +93,7 @@ def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: in
     """
     out = Translation()
     for record in records:
-        tally = out.tally(record)
+        tally = out.tally(record, orgs)
         tally.records += 1
         mapping = AGENTS.get(record.agent, genai)
         try:
@@ -82,9 +101,10 @@ def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: in
             if not drafts:
                 tally.ignored += 1
                 continue
-            events = _events(record, drafts, mapping.SESSION_KEYS, orgs, now_us)
+            events = _events(record, drafts, mapping, orgs, now_us)
             out.events += events
             out.owners += [tally] * len(events)
+            out.saw_user(events[0], record.agent)
             tally.mapped += 1
         except Unmappable as exc:
             reason = str(exc)
@@ -95,30 +115,39 @@ def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: in
     return out
 
 
-def _events(record: Record, drafts: list[Draft], session_keys: tuple[str, ...], orgs: frozenset[str] | None,
+def _events(record: Record, drafts: list[Draft], mapping: ModuleType, orgs: frozenset[str] | None,
             now_us: int) -> list[Event]:  # fmt: skip
     org = _org(record, orgs)
-    user = _first(record, USER_KEYS, "no user: set user.email (OTEL_RESOURCE_ATTRIBUTES=user.email=...)")
+    session_keys: tuple[str, ...] = mapping.SESSION_KEYS
+    user = _first(record, USER_KEYS + mapping.USER_KEYS,
+                  "no user: set user.email (OTEL_RESOURCE_ATTRIBUTES=user.email=...)")  # fmt: skip
     session = _first(record, session_keys, f"no session: the record has none of {', '.join(session_keys)}")
     team = _checked(record.text("team.id"), "team.id")
-    base = {"agent": record.agent, "otlp_record": record.name}
-    for key, name in (("service.version", "agent_version"), ("vcs.repository.name", "repo"),
-                      ("vcs.ref.head.name", "branch")):  # fmt: skip
-        if value := record.text(key):
-            base[name] = value
+    agent, version = record.agent, record.text("service.version")
+    repo, branch = record.text("vcs.repository.name"), record.text("vcs.ref.head.name")
     events = []
     for draft in drafts:
         if draft.occurred_us - now_us > MAX_FUTURE_US:
             raise Unmappable("its time is more than 24 h in the future")
-        attributes = {**base, "model": draft.model} if draft.model else base
         events.append(Event(
             f"otlp-{record.fingerprint}-{draft.key}", draft.type, org, user, session,
             _checked(draft.run_id, "the run id"), team, draft.occurred_us, draft.status, draft.failure_category,
             draft.input_tokens or 0, draft.output_tokens or 0, draft.cache_read_tokens or 0,
-            draft.cache_write_tokens or 0, draft.cost_usd or 0.0, draft.model, base.get("repo"),
-            _encode(attributes).decode(),
+            draft.cache_write_tokens or 0, draft.cost_usd or 0.0, draft.model, repo,
+            _attributes_json(agent, version, record.name, draft.model, repo, branch),
         ))  # fmt: skip
     return events
+
+
+@functools.lru_cache(maxsize=4096)
+def _attributes_json(agent: str, version: str | None, record_name: str, model: str | None, repo: str | None,
+                     branch: str | None) -> str:  # fmt: skip
+    """The event's attributes as JSON; cached, as a few agents, versions and models make nearly every event's."""
+    found = {"agent": agent, "otlp_record": record_name}
+    for name, value in (("agent_version", version), ("model", model), ("repo", repo), ("branch", branch)):
+        if value is not None:
+            found[name] = value
+    return _encode(found).decode()
 
 
 def _org(record: Record, orgs: frozenset[str] | None) -> str:
@@ -131,6 +160,14 @@ def _org(record: Record, orgs: frozenset[str] | None) -> str:
         return next(iter(orgs))
     raise Unmappable(f"no org: the ingest key writes several orgs, so set {ORG_KEY} (OTEL_RESOURCE_ATTRIBUTES)"
                      if orgs else f"no org: set {ORG_KEY} (OTEL_RESOURCE_ATTRIBUTES)")  # fmt: skip
+
+
+def _org_guess(record: Record, orgs: frozenset[str] | None) -> str:
+    """The org a record's counts belong to, without judging it: "" when it names none its key may write."""
+    named = record.text(ORG_KEY)
+    if named is not None:
+        return named if orgs is None or named in orgs else ""
+    return next(iter(orgs)) if orgs is not None and len(orgs) == 1 else ""
 
 
 def _first(record: Record, keys: tuple[str, ...], missing: str) -> str:

@@ -1,4 +1,5 @@
-"""Storage backends behind one interface; `open_storage` and `open_ingest_keys` pick one from the settings."""
+"""Storage backends behind one interface; `open_storage`, `open_ingest_keys` and `open_source_store` pick one from
+the settings."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ from agentdash.storage.base import (
     WriteRejected,
 )
 from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
+from agentdash.storage.source_store import (
+    AgentSummary,
+    PersonSeen,
+    RecordSummary,
+    SourceCount,
+    SourcesReport,
+    SourceStore,
+)
 
-__all__ = ["ActiveKey", "FoldState", "IngestKey", "IngestKeyError", "IngestKeyStore", "LogChunk", "LogPosition",
-           "LoggedEvent", "Overloaded", "Storage", "StorageError", "StorageInUse", "Unavailable", "WriteRejected",
-           "open_ingest_keys", "open_storage"]  # fmt: skip
+__all__ = ["ActiveKey", "AgentSummary", "FoldState", "IngestKey", "IngestKeyError", "IngestKeyStore", "LogChunk",
+           "LogPosition", "LoggedEvent", "Overloaded", "PersonSeen", "RecordSummary", "SourceCount", "SourceStore",
+           "SourcesReport", "Storage", "StorageError", "StorageInUse", "Unavailable", "WriteRejected",
+           "open_ingest_keys", "open_source_store", "open_storage"]  # fmt: skip
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -45,6 +55,17 @@ def open_ingest_keys(settings: Settings) -> IngestKeyStore:
     from agentdash.storage.embedded.key_store import SqliteIngestKeyStore
 
     return SqliteIngestKeyStore(settings.ingest_keys_path)
+
+
+def open_source_store(settings: Settings) -> SourceStore:
+    """The source-count store of the backend: `<data-dir>/sources.sqlite`, or the database's tables."""
+    if _uses_postgres(settings):  # imported here, as in open_storage
+        from agentdash.storage.postgres.source_store import PostgresSourceStore
+
+        return PostgresSourceStore(settings.database_url)
+    from agentdash.storage.embedded.source_store import SqliteSourceStore
+
+    return SqliteSourceStore(settings.data_dir / "sources.sqlite")
 
 
 def _uses_postgres(settings: Settings) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,6 +25,8 @@ PROTOCOLS = ("http/json", "http/protobuf")
 FAKE_KEYS = {"claude": "sk-ant-fake-key", "gemini": "fake-gemini-key", "codex": "sk-fake-openai-key"}
 # Models the fake API answers for; names the CLIs know, so that they find a price and context window.
 MODELS = {"claude": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash", "codex": "gpt-5-codex"}
+# Which `agentdash ingest-key create --for` block each agent takes.
+PRODUCT_NAMES = {"claude": "claude-code", "gemini": "gemini-cli", "codex": "codex"}
 REPOSITORY = "https://github.com/acme/widgets.git"  # origin of each run's work tree, for the vcs.* attributes
 BRANCH = "feature/otel"
 
@@ -108,16 +112,20 @@ def base_env(home: AgentHome) -> dict[str, str]:
             "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
 
 
+def interval_env(export_interval_ms: int) -> dict[str, str]:
+    """Short export intervals and batch delays, so that records reach the endpoint during a run."""
+    value = str(export_interval_ms)
+    return {"OTEL_METRIC_EXPORT_INTERVAL": value, "OTEL_LOGS_EXPORT_INTERVAL": value,
+            "OTEL_TRACES_EXPORT_INTERVAL": value, "OTEL_BLRP_SCHEDULE_DELAY": value,
+            "OTEL_BSP_SCHEDULE_DELAY": value}  # fmt: skip
+
+
 def otel_env(telemetry: Telemetry) -> dict[str, str]:
     """The standard OTEL_* variables (Claude Code reads all of them; Gemini CLI the endpoint and headers)."""
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": telemetry.endpoint, "OTEL_EXPORTER_OTLP_HEADERS": telemetry.headers(),
            "OTEL_EXPORTER_OTLP_PROTOCOL": telemetry.protocol, "OTEL_LOGS_EXPORTER": "otlp",
            "OTEL_METRICS_EXPORTER": "otlp", "OTEL_RESOURCE_ATTRIBUTES": telemetry.resource_attributes(),
-           "OTEL_METRIC_EXPORT_INTERVAL": str(telemetry.export_interval_ms),
-           "OTEL_LOGS_EXPORT_INTERVAL": str(telemetry.export_interval_ms),
-           "OTEL_TRACES_EXPORT_INTERVAL": str(telemetry.export_interval_ms),
-           "OTEL_BLRP_SCHEDULE_DELAY": str(telemetry.export_interval_ms),
-           "OTEL_BSP_SCHEDULE_DELAY": str(telemetry.export_interval_ms)}  # fmt: skip
+           **interval_env(telemetry.export_interval_ms)}  # fmt: skip
     if telemetry.traces:
         env["OTEL_TRACES_EXPORTER"] = "otlp"
     return env
@@ -129,21 +137,29 @@ def otel_env(telemetry: Telemetry) -> dict[str, str]:
 def claude_command(cli: Path, prompt: str, home: AgentHome, api_url: str, telemetry: Telemetry,
                    resume: str | None = None, continue_last: bool = False) -> AgentCommand:  # fmt: skip
     """`claude -p PROMPT --output-format json`, against the fake Anthropic API; resume a session id or the last."""
-    env = {**base_env(home), **otel_env(telemetry),
-           "ANTHROPIC_BASE_URL": api_url, "ANTHROPIC_API_KEY": FAKE_KEYS["claude"],
-           "CLAUDE_CONFIG_DIR": str(home.home / ".claude"),
-           "CLAUDE_CODE_ENABLE_TELEMETRY": "1",  # OpenTelemetry export is off without it
-           "DISABLE_AUTOUPDATER": "1",  # no npm look-ups for a newer version
-           "DISABLE_ERROR_REPORTING": "1",  # no crash reports to the vendor
-           "DISABLE_BUG_COMMAND": "1",
-           "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
-           "CLAUDE_CODE_SHELL": "/bin/bash",
-           "CLAUDE_CODE_MAX_RETRIES": "2"}  # default 10 with backoff: an exhausted retry would take minutes  # fmt: skip
+    env = {**base_env(home), **otel_env(telemetry), **claude_env(home, api_url),
+           "CLAUDE_CODE_ENABLE_TELEMETRY": "1"}  # OpenTelemetry export is off without it  # fmt: skip
+    if telemetry.traces:
+        env["CLAUDE_CODE_ENHANCED_TELEMETRY_BETA"] = "1"  # spans are a beta, exported only with this flag
+    return AgentCommand("claude", claude_argv(cli, prompt, resume, continue_last), env, home.work)
+
+
+def claude_env(home: AgentHome, api_url: str) -> dict[str, str]:
+    """Everything but telemetry: the fake API and key, a throwaway config dir, nothing phoning home, few retries."""
     # DISABLE_TELEMETRY / CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC are left unset on purpose: they turn off the
     # vendor's own analytics, which cannot leave this machine anyway, and the docs do not promise they leave
     # OpenTelemetry alone.
-    if telemetry.traces:
-        env["CLAUDE_CODE_ENHANCED_TELEMETRY_BETA"] = "1"  # spans are a beta, exported only with this flag
+    return {"ANTHROPIC_BASE_URL": api_url, "ANTHROPIC_API_KEY": FAKE_KEYS["claude"],
+            "CLAUDE_CONFIG_DIR": str(home.home / ".claude"),
+            "DISABLE_AUTOUPDATER": "1",  # no npm look-ups for a newer version
+            "DISABLE_ERROR_REPORTING": "1",  # no crash reports to the vendor
+            "DISABLE_BUG_COMMAND": "1",
+            "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
+            "CLAUDE_CODE_SHELL": "/bin/bash",
+            "CLAUDE_CODE_MAX_RETRIES": "2"}  # default 10 with backoff: an exhausted retry would take minutes  # fmt: skip
+
+
+def claude_argv(cli: Path, prompt: str, resume: str | None, continue_last: bool) -> list[str]:
     argv = [str(cli), "-p", prompt, "--output-format", "json", "--model", MODELS["claude"],
             # No one is there to approve a tool; --dangerously-skip-permissions is refused when run as root.
             "--allowedTools", "Bash,Read",
@@ -152,7 +168,7 @@ def claude_command(cli: Path, prompt: str, home: AgentHome, api_url: str, teleme
         argv += ["--resume", resume]
     elif continue_last:
         argv += ["--continue"]
-    return AgentCommand("claude", argv, env, home.work)
+    return argv
 
 
 def write_claude_config(home: AgentHome) -> None:
@@ -170,31 +186,43 @@ def write_claude_config(home: AgentHome) -> None:
 def gemini_command(cli: Path, prompt: str, home: AgentHome, api_url: str, telemetry: Telemetry,
                    resume: str | None = None, continue_last: bool = False) -> AgentCommand:  # fmt: skip
     """`gemini -p PROMPT --output-format json --yolo`, against the fake Gemini API; `--resume latest|<id>`."""
-    env = {**base_env(home), **otel_env(telemetry),
-           "GOOGLE_GEMINI_BASE_URL": api_url, "GEMINI_API_KEY": FAKE_KEYS["gemini"],
-           "GEMINI_CLI_TRUST_WORKSPACE": "true",  # headless runs refuse an untrusted folder
+    env = {**base_env(home), **otel_env(telemetry), **gemini_env(api_url),
            "GEMINI_TELEMETRY_ENABLED": "true", "GEMINI_TELEMETRY_TARGET": "local",
            # Gemini CLI speaks only "grpc" or "http" (OTLP/HTTP with JSON bodies), not OTEL_EXPORTER_OTLP_PROTOCOL.
            "GEMINI_TELEMETRY_OTLP_PROTOCOL": "http",
            "GEMINI_TELEMETRY_OTLP_ENDPOINT": telemetry.endpoint,
            "GEMINI_TELEMETRY_TRACES_ENABLED": "true" if telemetry.traces else "false"}  # fmt: skip
+    return AgentCommand("gemini", gemini_argv(cli, prompt, resume, continue_last), env, home.work)
+
+
+def gemini_env(api_url: str) -> dict[str, str]:
+    """Everything but telemetry: the fake API and key, a trusted work tree."""
+    return {"GOOGLE_GEMINI_BASE_URL": api_url, "GEMINI_API_KEY": FAKE_KEYS["gemini"],
+            "GEMINI_CLI_TRUST_WORKSPACE": "true"}  # headless runs refuse an untrusted folder  # fmt: skip
+
+
+def gemini_argv(cli: Path, prompt: str, resume: str | None, continue_last: bool) -> list[str]:
     argv = [str(cli), "-p", prompt, "--output-format", "json", "--model", MODELS["gemini"],
             "--approval-mode", "yolo"]  # fmt: skip
     if resume or continue_last:
         argv += ["--resume", resume or "latest"]
-    return AgentCommand("gemini", argv, env, home.work)
+    return argv
 
 
-def write_gemini_config(home: AgentHome, max_attempts: int = 2) -> None:
+def write_gemini_config(home: AgentHome, max_attempts: int = 2, telemetry: bool = True) -> None:
     """settings.json: API-key auth (the base URL alone selects a 'gateway' auth that -p rejects), no updates.
 
-    max_attempts caps the model-call retries (default 10, 5-30 s apart), so that an exhausted retry ends in seconds.
+    max_attempts caps the model-call retries (default 10, 5-30 s apart), so that an exhausted retry ends in seconds;
+    telemetry=False leaves telemetry out, to be turned on by the environment alone (agentdash's printed settings).
     """
-    settings = {"security": {"auth": {"selectedType": "gemini-api-key"}},
-                "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "enableAutoUpdate": False,
-                            "maxAttempts": max_attempts},
-                "privacy": {"usageStatisticsEnabled": False},  # no Clearcut analytics to the vendor
-                "telemetry": {"enabled": True, "target": "local", "logPrompts": False}}  # fmt: skip
+    settings: dict[str, object] = {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "enableAutoUpdate": False,
+                    "maxAttempts": max_attempts},
+        "privacy": {"usageStatisticsEnabled": False},  # no Clearcut analytics to the vendor
+    }  # fmt: skip
+    if telemetry:
+        settings["telemetry"] = {"enabled": True, "target": "local", "logPrompts": False}
     (home.home / ".gemini").mkdir(parents=True, exist_ok=True)
     (home.home / ".gemini" / "settings.json").write_text(json.dumps(settings, indent=2))
 
@@ -205,7 +233,7 @@ def write_gemini_config(home: AgentHome, max_attempts: int = 2) -> None:
 def codex_command(cli: Path, prompt: str, home: AgentHome, api_url: str, telemetry: Telemetry,
                   resume: str | None = None, continue_last: bool = False) -> AgentCommand:  # fmt: skip
     """`codex exec PROMPT` (or `codex exec resume --last|<id> PROMPT`) with CODEX_HOME's config.toml."""
-    env = {**base_env(home), "CODEX_HOME": str(home.home / ".codex"), "FAKE_OPENAI_API_KEY": FAKE_KEYS["codex"],
+    env = {**base_env(home), **codex_env(home),
            # Codex takes endpoints and protocol only from config.toml; its Rust SDK still reads the resource
            # attributes and the batch delays, and a run that fails exits without flushing what is still batched.
            "OTEL_RESOURCE_ATTRIBUTES": telemetry.resource_attributes(),
@@ -213,12 +241,19 @@ def codex_command(cli: Path, prompt: str, home: AgentHome, api_url: str, telemet
            "OTEL_BSP_SCHEDULE_DELAY": str(telemetry.export_interval_ms),
            "OTEL_METRIC_EXPORT_INTERVAL": str(telemetry.export_interval_ms)}  # fmt: skip
     write_codex_config(home, api_url, telemetry)
+    return AgentCommand("codex", codex_argv(cli, prompt, resume, continue_last), env, home.work)
+
+
+def codex_env(home: AgentHome) -> dict[str, str]:
+    """Everything but telemetry: where config.toml is, the fake provider's key."""
+    return {"CODEX_HOME": str(home.home / ".codex"), "FAKE_OPENAI_API_KEY": FAKE_KEYS["codex"]}
+
+
+def codex_argv(cli: Path, prompt: str, resume: str | None, continue_last: bool) -> list[str]:
     options = ["--skip-git-repo-check", "--json"]  # JSONL events on stdout: the thread id for resume
     if resume or continue_last:
-        argv = [str(cli), "exec", "resume", *options, *([resume] if resume else ["--last"]), prompt]
-    else:
-        argv = [str(cli), "exec", *options, prompt]
-    return AgentCommand("codex", argv, env, home.work)
+        return [str(cli), "exec", "resume", *options, *([resume] if resume else ["--last"]), prompt]
+    return [str(cli), "exec", *options, prompt]
 
 
 NO_EXPORTER = '"none"'
@@ -232,6 +267,20 @@ def codex_config(api_url: str, telemetry: Telemetry) -> str:
         return (f'{{ otlp-http = {{ endpoint = "{telemetry.endpoint}/v1/{signal}", protocol = "{protocol}", '
                 f'headers = {{ "Authorization" = "Bearer {telemetry.key}" }} }} }}')  # fmt: skip
 
+    return "\n".join([
+        codex_provider_config(api_url),
+        "[otel]",
+        'environment = "test"',
+        "log_user_prompt = false",
+        f"exporter = {exporter('logs')}",
+        f"metrics_exporter = {exporter('metrics')}",
+        f"trace_exporter = {exporter('traces') if telemetry.traces else NO_EXPORTER}",
+        "",
+    ])  # fmt: skip
+
+
+def codex_provider_config(api_url: str) -> str:
+    """config.toml without [otel]: the fake model provider, no sandbox, approvals, updates or analytics."""
     return "\n".join([
         f'model = "{MODELS["codex"]}"',
         'model_provider = "fake"',
@@ -250,13 +299,6 @@ def codex_config(api_url: str, telemetry: Telemetry) -> str:
         "request_max_retries = 2",  # few and fast, so that api_error_exhausted ends in seconds
         "stream_max_retries = 2",
         "",
-        "[otel]",
-        'environment = "test"',
-        "log_user_prompt = false",
-        f"exporter = {exporter('logs')}",
-        f"metrics_exporter = {exporter('metrics')}",
-        f"trace_exporter = {exporter('traces') if telemetry.traces else NO_EXPORTER}",
-        "",
     ])  # fmt: skip
 
 
@@ -268,19 +310,100 @@ def write_codex_config(home: AgentHome, api_url: str, telemetry: Telemetry) -> N
 BUILDERS = {"claude": claude_command, "gemini": gemini_command, "codex": codex_command}
 
 
-def prepare(agent: str, home: AgentHome) -> None:
-    """Create the home and the agent's own first-run files (Codex writes its config per command)."""
+def prepare(agent: str, home: AgentHome, telemetry_in_files: bool = True) -> None:
+    """Create the home and the agent's own first-run files (Codex writes its config per command).
+
+    telemetry_in_files=False keeps telemetry out of Gemini's settings.json (the environment turns it on).
+    """
     home.prepare()
     if agent == "claude":
         write_claude_config(home)
     elif agent == "gemini":
-        write_gemini_config(home)
+        write_gemini_config(home, telemetry=telemetry_in_files)
 
 
 def command(agent: str, cli: Path, prompt: str, home: AgentHome, api_url: str, telemetry: Telemetry,
             resume: str | None = None, continue_last: bool = False) -> AgentCommand:  # fmt: skip
     """The command for one prompt of `agent`; resume a session by id, or continue the last one."""
     return BUILDERS[agent](cli, prompt, home, api_url, telemetry, resume=resume, continue_last=continue_last)
+
+
+# -- agentdash's own settings (`agentdash ingest-key create --for AGENT`) ----------------------------------------
+
+TEST_USER_EMAIL = "dev@example.com"  # what `$(git config user.email)` gives in a test
+TEST_TEAM = "platform"  # what a test puts for YOUR_TEAM
+_EXPORT = re.compile(r"^(#\s*)?export\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class PrintedSettings:
+    """The block agentdash prints for an agent, read the way a shell (and Codex's config.toml) would read it."""
+
+    text: str  # as printed; Codex appends it to config.toml as it is
+    env: dict[str, str]  # its `export K=V` lines
+    commented_env: dict[str, str]  # its `# export K=V` lines: Claude's optional traces, Codex's shell environment
+
+
+def read_settings(text: str, user_email: str = TEST_USER_EMAIL, team: str = TEST_TEAM) -> PrintedSettings:
+    """The variables of the block's export lines, with `$(git config user.email)` and YOUR_TEAM filled in.
+
+    Any other shell expansion left in a value is an error: a test must not guess what a developer's shell gives.
+    """
+    env: dict[str, str] = {}
+    commented: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _EXPORT.match(line.strip())
+        if match is None:
+            continue
+        words = match.group(2).replace("$(git config user.email)", user_email).replace("YOUR_TEAM", team)
+        if "$" in words or "`" in words:
+            raise ValueError(f"a shell expansion the test cannot resolve: {line!r}")
+        for word in shlex.split(words):
+            name, equals, value = word.partition("=")
+            if not equals or not name:
+                raise ValueError(f"not NAME=VALUE: {word!r} in {line!r}")
+            (commented if match.group(1) else env)[name] = value
+    return PrintedSettings(text, env, commented)
+
+
+def settings_command(agent: str, cli: Path, prompt: str, home: AgentHome, api_url: str, settings: PrintedSettings,
+                     protocol: str | None = None, traces: bool = False, export_interval_ms: int = 500,
+                     resume: str | None = None, continue_last: bool = False) -> AgentCommand:  # fmt: skip
+    """The command for one prompt with telemetry configured only by agentdash's printed settings.
+
+    The test adds what the settings leave to the developer: the fake API, short export intervals, few retries.
+    `protocol` ("http/json" or "http/protobuf") overrides the printed one (Claude's variable, Codex's `protocol`);
+    `traces` turns on the block's commented traces line (Claude; Codex's block always has traces, Gemini's none).
+    Call `prepare(agent, home, telemetry_in_files=False)` first, so that no file of ours turns telemetry on.
+    """
+    if traces and agent == "claude" and not settings.commented_env:
+        raise ValueError("the printed Claude Code settings have no commented traces line to turn on")
+    if protocol and agent == "gemini" and protocol != "http/json":
+        raise ValueError("Gemini CLI's OTLP/HTTP exporters send JSON only")
+    env = {**base_env(home), **interval_env(export_interval_ms)}
+    if agent == "claude":
+        env |= claude_env(home, api_url) | settings.env | (settings.commented_env if traces else {})
+        if protocol:
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
+        argv = claude_argv(cli, prompt, resume, continue_last)
+    elif agent == "gemini":
+        env |= gemini_env(api_url) | settings.env
+        argv = gemini_argv(cli, prompt, resume, continue_last)
+    elif agent == "codex":
+        # The commented line is for the shell Codex runs in: its Rust SDK reads the resource attributes from there.
+        env |= codex_env(home) | settings.env | settings.commented_env
+        toml = settings.text
+        if protocol:
+            printed = 'protocol = "binary"'
+            if printed not in toml:
+                raise ValueError(f"no {printed} in the printed Codex settings to change")
+            toml = toml.replace(printed, f'protocol = "{"binary" if protocol == "http/protobuf" else "json"}"')
+        (home.home / ".codex").mkdir(parents=True, exist_ok=True)
+        (home.home / ".codex" / "config.toml").write_text(codex_provider_config(api_url) + "\n" + toml)
+        argv = codex_argv(cli, prompt, resume, continue_last)
+    else:
+        raise ValueError(f"unknown agent {agent!r}")
+    return AgentCommand(agent, argv, env, home.work)
 
 
 @dataclass(frozen=True)
@@ -308,10 +431,12 @@ def run(cmd: AgentCommand, timeout: float = 90) -> AgentResult:
 
 def session_id_of(output: str) -> str | None:
     """The session id in a CLI's JSON output (claude/gemini: one object, on stderr after an error; codex: JSONL)."""
-    start = output.find("{")
-    for line in [output, output[start:] if start >= 0 else "", *output.splitlines()]:
+    # A JSON object may follow other text (Gemini prints a stack trace, itself holding braces, before it).
+    starts = [0] + [i + 1 for i, char in enumerate(output) if char == "\n" and output[i + 1 : i + 2] == "{"]
+    decoder = json.JSONDecoder()
+    for start in starts:
         try:
-            data = json.loads(line)
+            data, _ = decoder.raw_decode(output, start)
         except ValueError:
             continue
         if isinstance(data, dict):

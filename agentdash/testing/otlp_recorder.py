@@ -1,4 +1,8 @@
-"""A tiny OTLP/HTTP receiver that keeps every export it gets (raw, decoded), for tests and recordings."""
+"""A tiny OTLP/HTTP receiver that keeps every export it gets (raw, decoded), for tests and recordings.
+
+With `forward_to` it also passes each export on, byte for byte, to a real receiver (agentdash's ingest port) and
+answers the exporter with what that receiver said: a recording on the way, and the bytes to re-send later.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -27,6 +32,18 @@ SIGNALS: dict[str, tuple[str, type[Message], type[Message]]] = {
 }  # fmt: skip
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+# The request headers an OTLP receiver judges an export by; forwarded and re-sent as they came.
+FORWARDED_HEADERS = ("Content-Type", "Content-Encoding", "Authorization")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What the upstream receiver answered a forwarded export."""
+
+    status: int
+    content_type: str
+    body: bytes
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,45 @@ class Export:
     raw: bytes
     body: dict[str, Any]  # the Export…ServiceRequest in OTLP/JSON form (MessageToDict)
     received_at: float
+    wire: bytes = b""  # the body exactly as it came (compressed when Content-Encoding says so)
+    upstream: Upstream | None = None  # the forwarded export's answer (with `forward_to` only)
+
+    @property
+    def path(self) -> str:
+        return f"/v1/{self.signal}"
+
+    def header(self, name: str) -> str | None:
+        """A request header by name, in any case (clients differ: `Authorization`, `authorization`)."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+    def forwarded_headers(self) -> dict[str, str]:
+        return judged_headers(self.headers)
+
+    def rejected(self) -> tuple[int, str]:
+        """The upstream's partial_success: records it dropped and its message ((0, "") for none or no answer)."""
+        if self.upstream is None or self.upstream.status != 200:
+            return 0, ""
+        answer = SIGNALS[self.path][2]()
+        if self.upstream.content_type.startswith(JSON):
+            json_format.Parse(self.upstream.body or b"{}", answer, ignore_unknown_fields=True)
+        else:
+            answer.ParseFromString(self.upstream.body)
+        partial = to_dict(answer).get("partialSuccess", {})
+        counts = [int(partial.get(kind, 0)) for kind in ("rejectedLogRecords", "rejectedDataPoints", "rejectedSpans")]
+        return sum(counts), str(partial.get("errorMessage", ""))
+
+
+def judged_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The headers of FORWARDED_HEADERS that the exporter sent, with their values as sent."""
+    wanted = {name.lower() for name in FORWARDED_HEADERS}
+    return {name: value for name, value in headers.items() if name.lower() in wanted}
+
+
+def forward(client: httpx.Client, upstream: str, path: str, wire: bytes, headers: dict[str, str]) -> Upstream:
+    """POST an export to upstream + path as it came (body and judged headers); the upstream's answer."""
+    answer = client.post(upstream.rstrip("/") + path, content=wire, headers=headers)
+    return Upstream(answer.status_code, answer.headers.get("content-type", ""), answer.content,
+                    answer.headers.get("retry-after"))  # fmt: skip
 
 
 def decode(signal_path: str, content_type: str, raw: bytes) -> Message:
@@ -70,14 +126,20 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 @dataclass
 class OtlpRecorder:
-    """An OTLP/HTTP server on 127.0.0.1 (a free port unless given) that answers 200 and records every export."""
+    """An OTLP/HTTP server on 127.0.0.1 (a free port unless given) that records every export.
+
+    Alone it answers 200; with `forward_to` (a receiver's base URL) it forwards each export and answers as that did.
+    """
 
     port: int = 0
+    forward_to: str | None = None
     exports: list[Export] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)  # requests it could not decode (answered 400)
+    failures: list[str] = field(default_factory=list)  # requests it could not decode (answered 400) or forward
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    _client: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _busy: list[int] = field(default_factory=lambda: [0])  # requests being handled (a box the handler shares)
 
     @property
     def url(self) -> str:
@@ -86,9 +148,15 @@ class OtlpRecorder:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> OtlpRecorder:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self._record, self._fail))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-recorder", daemon=True)
+        if self.forward_to is not None:
+            self._client = httpx.Client(timeout=30, trust_env=False)  # loopback: no proxy from the environment
+        forwarder = self._forward if self.forward_to is not None else None
+        handler = _handler(self._record, self._fail, forwarder, self._busy, self._lock)
+        self._server = server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server.daemon_threads = True
+        # A short poll, so that stop() returns at once (tests start and stop one recorder each).
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="otlp-recorder", daemon=True)  # fmt: skip
         self._thread.start()
         return self
 
@@ -97,6 +165,9 @@ class OtlpRecorder:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def __enter__(self) -> OtlpRecorder:
         return self.start()
@@ -111,6 +182,17 @@ class OtlpRecorder:
     def _fail(self, reason: str) -> None:
         with self._lock:
             self.failures.append(reason)
+
+    def _forward(self, path: str, wire: bytes, headers: dict[str, str]) -> Upstream:
+        assert self._client is not None and self.forward_to is not None
+        return forward(self._client, self.forward_to, path, wire, headers)
+
+    def resend(self, to: str | None = None) -> list[Upstream]:
+        """Send every recorded export again, byte for byte and in arrival order, to `to` (default: forward_to)."""
+        target = to or self.forward_to
+        assert target is not None, "nowhere to send: give `to` or forward_to"
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            return [forward(client, target, e.path, e.wire, e.forwarded_headers()) for e in self.snapshot()]
 
     def snapshot(self, signal: str | None = None) -> list[Export]:
         """The exports so far (of one signal when given), in arrival order."""
@@ -128,6 +210,20 @@ class OtlpRecorder:
                         found.append({**record, "attrs": attributes(record.get("attributes", [])),
                                       "resource": resource, "scope": scope_logs.get("scope", {})})  # fmt: skip
         return found
+
+    def wait_idle(self, quiet: float = 0.3, timeout: float = 15) -> bool:
+        """Wait until no request is being handled and none has come for `quiet` seconds (late exports settle)."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            with self._lock:
+                count, busy = len(self.exports) + len(self.failures), self._busy[0]
+            if count != seen or busy:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+            time.sleep(0.05)
+        return False
 
     def wait_for(self, predicate: Callable[[OtlpRecorder], bool], timeout: float = 15) -> bool:
         """Poll until predicate(self) holds or the timeout passes; the exporters send on their own timers."""
@@ -179,11 +275,24 @@ def read_body(handler: BaseHTTPRequestHandler) -> bytes:
     return handler.rfile.read(length) if length else b""
 
 
-def _handler(record: Callable[[Export], None], fail: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
+Forwarder = Callable[[str, bytes, dict[str, str]], Upstream]
+
+
+def _handler(record: Callable[[Export], None], fail: Callable[[str], None], forwarder: Forwarder | None,
+             busy: list[int], lock: threading.Lock) -> type[BaseHTTPRequestHandler]:  # fmt: skip
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the exporters reuse connections
 
         def do_POST(self) -> None:
+            with lock:
+                busy[0] += 1
+            try:
+                self._export()
+            finally:
+                with lock:
+                    busy[0] -= 1
+
+        def _export(self) -> None:
             path = self.path.split("?", 1)[0]
             data = read_body(self)
             if path not in SIGNALS:
@@ -192,24 +301,43 @@ def _handler(record: Callable[[Export], None], fail: Callable[[str], None]) -> t
             content_type = (self.headers.get("Content-Type") or PROTOBUF).split(";", 1)[0].strip().lower()
             encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
             signal, _, response_type = SIGNALS[path]
+            headers = dict(self.headers.items())
+            upstream = self._forward(forwarder, path, data, headers) if forwarder else None
+            if forwarder and upstream is None:
+                return  # the upstream could not be reached: answered 502, nothing recorded
             try:
                 raw = _decompress(data, encoding)
                 message = decode(path, content_type, raw)
             except (DecodeError, json_format.ParseError, OSError, zlib.error, ValueError) as error:
                 fail(f"{path} {content_type} {encoding}: {error}")
-                self._answer(400, "text/plain", str(error).encode())
+                if upstream is None:
+                    self._answer(400, "text/plain", str(error).encode())
+                else:  # the upstream judged it; the exporter hears that
+                    self._answer(upstream.status, upstream.content_type, upstream.body, upstream.retry_after)
                 return
             body = json.loads(raw) if content_type.startswith(JSON) else to_dict(message)
-            record(Export(signal, content_type, encoding, dict(self.headers.items()), raw, body, time.time()))
-            if content_type.startswith(JSON):
+            record(Export(signal, content_type, encoding, headers, raw, body, time.time(), data, upstream))
+            if upstream is not None:
+                self._answer(upstream.status, upstream.content_type, upstream.body, upstream.retry_after)
+            elif content_type.startswith(JSON):
                 self._answer(200, JSON, json_format.MessageToJson(response_type()).encode())
             else:
                 self._answer(200, PROTOBUF, response_type().SerializeToString())
 
-        def _answer(self, status: int, content_type: str, payload: bytes) -> None:
+        def _forward(self, forwarder: Forwarder, path: str, data: bytes, headers: dict[str, str]) -> Upstream | None:
+            try:
+                return forwarder(path, data, judged_headers(headers))
+            except httpx.HTTPError as error:
+                fail(f"{path}: forwarding failed: {error!r}")
+                self._answer(502, "text/plain", f"upstream unreachable: {error!r}".encode())
+                return None
+
+        def _answer(self, status: int, content_type: str, payload: bytes, retry_after: str | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.end_headers()
             self.wfile.write(payload)
 

@@ -7,23 +7,27 @@ from nicegui import ui
 
 from agentdash.auth import CodeFlow, FailureLimiter, TokenVerifier
 from agentdash.projector import Projector
-from agentdash.storage import Storage
+from agentdash.storage import SourceStore, Storage
 from agentdash.ui import overview, people, signin
+from agentdash.ui import sources as sources_page
 from agentdash.ui.signin import SignIn
 from agentdash.ui.view import Sources
 
 
 def install_pages(sources: Sources, sign_in: SignIn) -> None:
-    """Register /signin, /login, /logout (and the code flow), then the overview, question, people and team pages."""
+    """Register /signin, /login, /logout (and the code flow), then the overview, question, people, team and
+    sources pages."""
     signin.install(sign_in)
     overview.create(sources)
     people.create(sources)
+    sources_page.create(sources)
 
 
 def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None,
-                     code_flow: CodeFlow | None = None) -> FastAPI:  # fmt: skip
+                     code_flow: CodeFlow | None = None, source_store: SourceStore | None = None) -> FastAPI:  # fmt: skip
     """The dashboard as a FastAPI app for the client port: every page installed, NiceGUI run with it."""
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    install_pages(Sources(storage, projector, verifier), SignIn(verifier, dev_secret, FailureLimiter(), code_flow))
+    install_pages(Sources(storage, projector, verifier, source_store),
+                  SignIn(verifier, dev_secret, FailureLimiter(), code_flow))  # fmt: skip
     ui.run_with(dashboard, title="agentdash", show_welcome_message=False, reconnect_timeout=10)
     return dashboard

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from nicegui import ui
 
-from agentdash.ui.filter_bar import filter_bar
+from agentdash.ui.filter_bar import filter_bar as draw_filter_bar
 from agentdash.ui.forms import post_form
 from agentdash.ui.freshness import freshness_line
 from agentdash.ui.view import View
@@ -18,19 +18,22 @@ NAV = [
     ("/human-intervention", "Human intervention", "back_hand"), ("/iteration", "Iteration", "replay"),
     ("/people", "People", "person"), ("/teams", "Teams", "groups"),
 ]  # fmt: skip
+ADMIN_NAV = [("/sources", "Sources", "cable")]  # org admins' tools, after the pages everyone has
 DARK_COOKIE = "agentdash_dark"
 
 
 @contextmanager
-def frame(title: str, view: View) -> Iterator[None]:
-    """Header, navigation and filter bar around a page's content, then the freshness line under it."""
+def frame(title: str, view: View, filter_bar: bool = True) -> Iterator[None]:
+    """Header, navigation and (unless told not to) the filter bar around a page's content, then the freshness
+    line under it."""
     dark = ui.dark_mode(view.dark)
     _header(view, dark)
     with ui.left_drawer(value=True, fixed=True).props("width=210 bordered breakpoint=700").classes("q-pa-sm"):
         _navigation(view)
     with ui.column().classes("w-full q-px-md q-pt-md gap-3"):
         ui.label(title).classes("text-h5")
-        filter_bar(view)
+        if filter_bar:
+            draw_filter_bar(view)
         yield
         freshness_line(view)
 
@@ -63,7 +66,7 @@ def _toggle_dark(dark: ui.dark_mode) -> None:
 def _navigation(view: View) -> None:
     query = view.filters.to_query()
     with ui.element("nav").props("aria-label='Pages'").classes("column gap-1 w-full"):
-        for path, label, icon in NAV:
+        for path, label, icon in NAV + (ADMIN_NAV if view.identity.role == "org_admin" else []):
             current = path == view.route or view.route.startswith(f"{path}/")  # a person's page is under People
             with (
                 ui.link(target=f"{path}?{query}")

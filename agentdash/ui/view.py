@@ -12,7 +12,7 @@ from nicegui import ui
 from agentdash.auth import Identity, TokenVerifier, scoped_query
 from agentdash.metrics import MetricsQuery
 from agentdash.projector import Projector
-from agentdash.storage import Storage
+from agentdash.storage import SourceStore, Storage
 from agentdash.ui.filters import Filters
 
 ROUTE_PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # `{user_id}` or, with a Starlette convertor, `{user_id:path}`
@@ -20,11 +20,13 @@ ROUTE_PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # `{user_id}` or, with a Star
 
 @dataclass(frozen=True)
 class Sources:
-    """What pages read from: the storage (through metrics.py), the projector's status, who signs in."""
+    """What pages read from: the storage (through metrics.py), the projector's status, who signs in, the source
+    counts (the Sources page)."""
 
     storage: Storage
     projector: Projector
     verifier: TokenVerifier
+    source_store: SourceStore | None = None
 
 
 @dataclass

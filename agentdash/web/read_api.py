@@ -10,10 +10,11 @@ from litestar.params import FromPath
 
 from agentdash.auth import FailureLimiter, TokenVerifier
 from agentdash.metrics import BreakdownRow, MetricsQuery, OrgMetrics, breakdown, org_metrics
-from agentdash.storage import Storage
+from agentdash.storage import SourceStore, Storage
 from agentdash.web.csv_export import CSV_ROUTES
 from agentdash.web.dependencies import RowLimit, checked_dimension, provide_query
 from agentdash.web.errors import EXCEPTION_HANDLERS
+from agentdash.web.sources_api import SOURCES_ROUTES
 
 
 @get("/api/v1/orgs/{org_id:str}/metrics", sync_to_thread=True, summary="Every metric of SPEC §3 and the daily series")
@@ -32,12 +33,20 @@ def get_breakdown(
     return breakdown(state.storage, metrics_query, checked_dimension(dimension), limit)
 
 
-def create_read_api(storage: Storage, verifier: TokenVerifier, failures: FailureLimiter | None = None) -> Litestar:
+def create_read_api(storage: Storage, verifier: TokenVerifier, failures: FailureLimiter | None = None,
+                    source_store: SourceStore | None = None) -> Litestar:  # fmt: skip
     return Litestar(
-        route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES],
+        route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES, *SOURCES_ROUTES],
         # In a worker thread: verifying a token may fetch the identity provider's keys (rarely, for up to seconds).
         dependencies={"metrics_query": Provide(provide_query, sync_to_thread=True)},
-        state=State({"storage": storage, "verifier": verifier, "failures": failures or FailureLimiter()}),
+        state=State(
+            {
+                "storage": storage,
+                "verifier": verifier,
+                "failures": failures or FailureLimiter(),
+                "source_store": source_store,
+            }
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="agentdash read API", version="1", path="/api/schema"),
     )

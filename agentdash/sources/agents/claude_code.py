@@ -10,8 +10,9 @@ from __future__ import annotations
 from agentdash.sources.drafts import Draft, api_failure, count, finished, money
 from agentdash.sources.records import Record
 
-SERVICE_NAME = "claude-code"
+SERVICE_NAMES = ("claude-code",)
 SESSION_KEYS = ("session.id",)
+USER_KEYS: tuple[str, ...] = ()  # SPEC's user.email, user.account_uuid, user.id are enough
 
 
 def run_of(record: Record) -> str | None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from agentdash.sources.drafts import Draft, count, finished
 from agentdash.sources.records import Record
 
+SERVICE_NAMES: tuple[str, ...] = ()  # the fallback for every other service
 SESSION_KEYS = ("gen_ai.conversation.id", "session.id")
+USER_KEYS: tuple[str, ...] = ()
 _MODEL_CALLS = frozenset({"chat", "generate_content", "text_completion"})
 
 
