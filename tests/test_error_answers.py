@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from litestar import Litestar, get
+from google.rpc.status_pb2 import Status
+from litestar import Litestar, Router, get, post
 from litestar.testing import TestClient
 
 from agentdash.auth import Forbidden, NotAuthorized, NotVisible, ProviderUnavailable, Throttled, Unauthenticated
 from agentdash.events import InvalidEvent, NotJson, TooLarge
+from agentdash.ingest.otlp_api import OTLP_EXCEPTION_HANDLERS
 from agentdash.metrics import InvalidQuery
 from agentdash.storage import Overloaded, StorageError, Unavailable, WriteRejected
 from agentdash.web import EXCEPTION_HANDLERS
@@ -59,3 +61,25 @@ def test_anything_else_is_an_internal_error_that_tells_nothing(error, caplog):
         logger.removeHandler(caplog.handler)
     assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
     assert "internal error answering GET /boom" in caplog.text  # the operator gets the traceback
+
+
+def _otlp_client(error: Exception) -> TestClient:
+    @post("/v1/logs", sync_to_thread=False)
+    def boom() -> None:
+        raise error
+
+    router = Router(path="/", route_handlers=[boom], exception_handlers=OTLP_EXCEPTION_HANDLERS)
+    return TestClient(Litestar(route_handlers=[router], exception_handlers=EXCEPTION_HANDLERS))
+
+
+@pytest.mark.parametrize(("error", "status", "headers"), CASES, ids=[type(c[0]).__name__ for c in CASES])
+@pytest.mark.parametrize("encoding", ["application/x-protobuf", "application/json"])
+def test_on_the_otlp_paths_the_same_status_comes_with_an_rpc_status_in_the_request_encoding(error, status, headers,
+                                                                                          encoding):  # fmt: skip
+    with _otlp_client(error) as client:
+        answer = client.post("/v1/logs", content=b"", headers={"content-type": encoding})
+    assert answer.status_code == status and answer.headers["content-type"].startswith(encoding)
+    body = Status.FromString(answer.content) if encoding == "application/x-protobuf" else answer.json()
+    assert (body.message if isinstance(body, Status) else body["message"]) == str(error)
+    for name, value in headers.items():
+        assert answer.headers[name] == value
