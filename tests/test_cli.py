@@ -49,6 +49,15 @@ def test_demo_fills_serves_and_signs_the_visitor_in(tmp_path):
             f"http://127.0.0.1:{port}/api/v1/orgs/demo/metrics", headers={"Authorization": f"Bearer {token}"}
         )
         assert metrics.json()["runs"] > 0
+        agents: set[str] = set()
+        for _ in range(50):  # the source counts reach their store every 2 s
+            sources = httpx.get(f"http://127.0.0.1:{port}/api/v1/orgs/demo/sources",
+                                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            agents = {a["agent"] for a in sources.json()["agents"]}
+            if len(agents) == 3:
+                break
+            time.sleep(0.2)
+        assert agents == {"claude-code", "gemini-cli", "codex_exec"}
     finally:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0

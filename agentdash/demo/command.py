@@ -12,8 +12,9 @@ import click
 
 from agentdash.auth import issue_key, issue_token
 from agentdash.config import Settings
-from agentdash.demo.generator import GeneratorConfig, generate_days
-from agentdash.demo.sender import SendStats, send
+from agentdash.demo.agents import agent_exports
+from agentdash.demo.generator import GeneratorConfig, generate_days, window
+from agentdash.demo.sender import SendStats, send, send_otlp
 from agentdash.server import Running, serve
 from agentdash.storage import IngestKeyStore, open_ingest_keys
 
@@ -104,6 +105,9 @@ def _fill(running: Running, days: int, seed: int, started: float) -> None:
         click.echo(
             f"ingested {stats.accepted:,} events ({stats.duplicates:,} duplicates) in {stats.seconds:.1f} s", err=True
         )
+        exports = ((e.path, e.body) for e in agent_exports(window(config)[1], seed))
+        taken = send_otlp(running.ingest_url, exports, key)
+        click.echo(f"and {taken:,} OpenTelemetry exports from Claude Code, Gemini CLI and Codex users", err=True)
     else:
         click.echo(f"reusing the {running.storage.log_position().last_seq:,} events already in {running.settings.data_dir}"
                    " (--reset starts over)", err=True)  # fmt: skip

@@ -97,8 +97,8 @@ def send(
                     continue  # drain so the producer never blocks
                 body, count = item
                 try:
-                    answer, retries = _post(client, url, body, max_attempts)
-                    record(answer, count, retries)
+                    response, retries = _post(client, url, body, max_attempts)
+                    record(msgspec.json.decode(response.content), count, retries)
                 except BaseException as exc:
                     failures.append(exc)
                     stop.set()
@@ -132,8 +132,19 @@ def _batches(events: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def _post(client: httpx.Client, url: str, body: bytes, max_attempts: int) -> tuple[dict, int]:
-    """Send one batch until it is acknowledged; returns (answer, retries needed)."""
+def send_otlp(ingest_url: str, exports: Iterable[tuple[str, bytes]], token: str, max_attempts: int = 10) -> int:
+    """POST OTLP/HTTP protobuf exports, each (path, body), retrying like `send`; returns how many were taken."""
+    headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {token}"}
+    taken = 0
+    with httpx.Client(timeout=30.0, headers=headers) as client:
+        for path, body in exports:
+            _post(client, f"{ingest_url}{path}", body, max_attempts)
+            taken += 1
+    return taken
+
+
+def _post(client: httpx.Client, url: str, body: bytes, max_attempts: int) -> tuple[httpx.Response, int]:
+    """Send one batch until it is acknowledged; returns (the 200 answer, retries needed)."""
     delay = 0.05
     for attempt in range(1, max_attempts + 1):
         try:
@@ -142,7 +153,7 @@ def _post(client: httpx.Client, url: str, body: bytes, max_attempts: int) -> tup
             problem = f"could not reach {url}: {exc!r}"
         else:
             if response.status_code == 200:
-                return msgspec.json.decode(response.content), attempt - 1
+                return response, attempt - 1
             if response.status_code not in RETRYABLE_STATUS:
                 raise SendError(f"{url} answered {response.status_code}: {response.text[:500]}", response.status_code)
             problem = f"{url} answered {response.status_code} (busy)"
