@@ -65,7 +65,7 @@ def log_records(request: Any) -> Iterator[Record]:
         resource_key = resource_logs.resource.SerializeToString(deterministic=True)
         for scope_logs in resource_logs.scope_logs:
             for log in scope_logs.log_records:
-                attributes = {**resource, **attributes_of(log.attributes)}
+                attributes = attributes_of(log.attributes, dict(resource))
                 yield Record(
                     signal="logs",
                     name=_event_name(log, attributes),
@@ -116,9 +116,9 @@ def metric_records(request: Any) -> Iterator[Record]:
                     )
 
 
-def attributes_of(key_values: Any) -> dict[str, Scalar]:
-    """OTLP KeyValues as plain values; arrays and maps become their JSON text."""
-    found: dict[str, Scalar] = {}
+def attributes_of(key_values: Any, into: dict[str, Scalar] | None = None) -> dict[str, Scalar]:
+    """OTLP KeyValues as plain values (added to `into`, over what it holds); arrays and maps become JSON text."""
+    found: dict[str, Scalar] = {} if into is None else into
     for kv in key_values:  # the ingest hot path: one WhichOneof and one getattr per scalar
         value = kv.value
         kind = value.WhichOneof("value")
