@@ -7,6 +7,7 @@ import tempfile
 import time
 
 import httpx
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from agentdash.testing import free_port
 
@@ -33,13 +34,25 @@ with tempfile.TemporaryDirectory() as data_dir:
                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
         answer = httpx.post(events_url, json={"events": [event]}, headers={"Authorization": f"Bearer {key}"})
         assert answer.json()["accepted"] == 1, answer.text
+        # OTLP from an agent: the bundled opentelemetry-proto decodes it, the answer is a protobuf export response.
+        export = ExportLogsServiceRequest()
+        resource = export.resource_logs.add()
+        resource.resource.attributes.add(key="service.name").value.string_value = "claude-code"
+        resource.resource.attributes.add(key="user.email").value.string_value = "smoke@example.com"
+        record = resource.scope_logs.add().log_records.add(time_unix_nano=1767268800_000_000_000)
+        record.body.string_value = "claude_code.user_prompt"
+        for name, value in (("event.name", "user_prompt"), ("session.id", "s-otlp"), ("prompt.id", "p-1")):
+            record.attributes.add(key=name).value.string_value = value
+        otlp = httpx.post(f"http://127.0.0.1:{ingest_port}/v1/logs", content=export.SerializeToString(),
+                          headers={"Authorization": f"Bearer {key}", "content-type": "application/x-protobuf"})  # fmt: skip
+        assert otlp.status_code == 200 and otlp.headers["content-type"] == "application/x-protobuf", otlp.content
         token = subprocess.run([executable, "token", "--org", "smoke", "--role", "org_admin", "--data-dir", data_dir],
                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
         while httpx.get(f"http://127.0.0.1:{ingest_port}/status").json()["lag_events"]:
             time.sleep(0.1)
         metrics = httpx.get(f"http://127.0.0.1:{port}/api/v1/orgs/smoke/metrics?from=2026-01-01&to=2026-01-01",
                             headers={"Authorization": f"Bearer {token}"}).json()  # fmt: skip
-        assert metrics["sessions"] == 1, metrics
+        assert metrics["sessions"] == 2 and metrics["runs"] == 1, metrics  # the JSON session and the agent's
         # Signed out, the dashboard sends people to sign in; the page itself comes from the bundled NiceGUI.
         assert "Sign in" in httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True).text
         dashboard = httpx.get(f"http://127.0.0.1:{port}/", cookies={"agentdash_token": token})
