@@ -215,6 +215,86 @@ def ingest_key_revoke(key_id: str, **options) -> None:
     click.echo(f"revoked ingest key {key.id} ({', '.join(key.orgs)})")
 
 
+@main.group("github")
+def github() -> None:
+    """Link GitHub owners or repos to orgs, so that their webhooks' pull requests count (works while a server runs)."""
+
+
+@github.command("link")
+@click.option("--org", required=True, help="the agentdash org the owner's pull requests belong to")
+@click.option("--owner", required=True, help="the GitHub user or organization whose webhook this is")
+@click.option("--repo", default="", help="only this repository of the owner (a repo link wins over the owner's)")
+@click.option(
+    "--secret", default=None, help="the webhook's Secret; '-' reads it from stdin (kept out of shell history)"
+)
+@click.option("--generate-secret", is_flag=True, help="make a random secret and print it once, to paste into GitHub")
+@settings_options
+def github_link(org: str, owner: str, repo: str, secret: str | None, generate_secret: bool, **options) -> None:
+    """Link an owner (or one repo) to an org with its webhook secret; linking again replaces the org and secret."""
+    from agentdash.auth.webhook_auth import link_github, make_secret
+
+    if (secret is None) == (not generate_secret):
+        raise click.UsageError("pass exactly one of --secret SECRET, --secret - (from stdin) or --generate-secret")
+    if secret == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    chosen = make_secret() if generate_secret else secret
+    assert chosen is not None
+    with _github_link_store(options) as store:
+        try:
+            link, replaced = link_github(store, org, owner, repo, chosen)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    if generate_secret:
+        click.echo(chosen)  # alone on stdout, so scripts can capture it; never shown again
+    click.echo(f"{'re-linked' if replaced else 'linked'} GitHub {link.target} to org {link.org_id}"
+               + ("; the secret above is shown only this once: paste it into the webhook's Secret now"
+                  if generate_secret else ""), err=True)  # fmt: skip
+
+
+@github.command("list")
+@settings_options
+def github_list(**options) -> None:
+    """Show every link: owner, repo (* = all), org, created (UTC). Never a secret."""
+    from agentdash.auth.webhook_auth import link_table
+
+    with _github_link_store(options) as store:
+        links = store.list_links()
+    click.echo(
+        link_table(links) if links else "no GitHub links yet (agentdash github link --org ORG --owner OWNER ...)"
+    )
+
+
+@github.command("unlink")
+@click.argument("target", metavar="OWNER[/REPO]")
+@settings_options
+def github_unlink(target: str, **options) -> None:
+    """Remove a link; a running server refuses its deliveries within about a second."""
+    from agentdash.auth.webhook_auth import parse_target
+    from agentdash.storage import GithubLinkError
+
+    try:
+        owner, repo = parse_target(target)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    with _github_link_store(options) as store:
+        try:
+            link = store.unlink(owner, repo)
+        except GithubLinkError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"unlinked GitHub {link.target} (org {link.org_id})")
+
+
+@contextmanager
+def _github_link_store(options: dict):
+    from agentdash.storage import open_github_links
+
+    store = open_github_links(_settings(options))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @contextmanager
 def _ingest_key_store(options: dict):
     from agentdash.storage import open_ingest_keys

@@ -10,7 +10,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage")
+PR_TYPES = ("pr.opened", "pr.merged", "pr.closed")  # a forge's pull requests (SPEC §7, .ai/PR_OUTCOMES.md)
+EVENT_TYPES = (
+    "session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage", *PR_TYPES,
+)  # fmt: skip
 RUN_TYPES = ("run.queued", "run.started", "run.finished", "handoff")  # run_id required; optional on usage
 CONSUMPTION_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
 CONSUMING_TYPES = ("run.finished", "usage")  # the types that may carry CONSUMPTION_FIELDS
@@ -23,6 +26,8 @@ MAX_FUTURE_US = 24 * 3600 * 1_000_000
 MAX_INT64 = 2**63 - 1  # what the log's INTEGER columns hold
 _NONE5 = (None, None, None, None, None)
 _NONE2 = (None, None)
+_NONE4 = (None, None, None, None)
+PR_FIELDS = ("repo", "pr_number", "head_branch", "author")  # top-level on pr.* events only
 
 Text = msgspec.Meta(min_length=1, max_length=128)
 AttrValue = str | int | float | bool
@@ -34,9 +39,9 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
     id: Annotated[str, Text]
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     org_id: Annotated[str, Text]
-    user_id: Annotated[str, Text]
-    session_id: Annotated[str, Text]
     occurred_at: datetime
+    user_id: Annotated[str, Text] | None = None  # required on all but pr.* events: see _normalise
+    session_id: Annotated[str, Text] | None = None  # required on all but pr.* events, absent on those
     run_id: Annotated[str, Text] | None = None
     team_id: Annotated[str, Text] | None = None
     status: Literal[RUN_STATUSES] | None = None  # type: ignore[valid-type]
@@ -47,6 +52,10 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
     cache_write_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
     cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
     attributes: dict[str, AttrValue] | None = None
+    repo: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    pr_number: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT64)] | None = None
+    head_branch: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    author: Annotated[str, Text] | None = None
 
 
 class Batch(msgspec.Struct):
@@ -61,8 +70,8 @@ class Event(msgspec.Struct, array_like=True, frozen=True):
     id: str
     type: str
     org_id: str
-    user_id: str
-    session_id: str
+    user_id: str | None  # None only on pr.* events
+    session_id: str | None  # None exactly on pr.* events
     run_id: str | None
     team_id: str | None
     occurred_us: int
@@ -74,8 +83,20 @@ class Event(msgspec.Struct, array_like=True, frozen=True):
     cache_write_tokens: int
     cost_usd: float
     model: str | None
-    repo: str | None
+    repo: str | None  # attributes.repo; a PR's `repo`
     attributes: str | None  # the full attributes object as JSON, kept for later use
+    # Last and defaulted, so code that builds an Event without them (the OTLP mapping) keeps working.
+    branch: str | None = None  # attributes.branch; a PR's `head_branch`
+    pr_number: int | None = None
+    author: str | None = None  # a PR's forge login
+    agent_mark: str | None = None  # attributes.agent_mark (pr.* events)
+
+    def __post_init__(self) -> None:
+        # The branch is attributes.branch however the Event was built (parse_event sets it, the OTLP mapping not).
+        if self.branch is None and self.attributes and '"branch"' in self.attributes:
+            branch = _decode_attributes(self.attributes).get("branch")
+            if branch is not None:
+                msgspec.structs.force_setattr(self, "branch", branch if isinstance(branch, str) else str(branch))
 
 
 class InvalidEvent(ValueError):
@@ -91,6 +112,7 @@ class TooLarge(InvalidEvent):
 
 
 _decode_wire = msgspec.json.Decoder(WireEvent).decode
+_decode_attributes = msgspec.json.Decoder(dict[str, AttrValue]).decode
 _decode_batch = msgspec.json.Decoder(Batch).decode
 _encode = msgspec.json.encode
 
@@ -161,6 +183,14 @@ def _normalise(wire: WireEvent, now_us: int) -> Event:
     occurred_us = _epoch_us(at)
     if occurred_us - now_us > MAX_FUTURE_US:
         raise InvalidEvent("occurred_at is more than 24 h in the future")
+    if wire.type in PR_TYPES:
+        return _normalise_pr(wire, occurred_us)
+    if wire.user_id is None or wire.session_id is None:  # msgspec's own words, as when both were required fields
+        raise InvalidEvent(f"missing required field `{'user_id' if wire.user_id is None else 'session_id'}`")
+    if (wire.repo, wire.pr_number, wire.head_branch, wire.author) != _NONE4:
+        name = next(name for name in PR_FIELDS if getattr(wire, name) is not None)
+        hint = " (a run's repo goes in attributes.repo)" if name == "repo" else ""
+        raise InvalidEvent(f"{name} is only allowed on pr.opened, pr.merged and pr.closed events{hint}")
     if wire.type in RUN_TYPES:
         if wire.run_id is None:
             raise InvalidEvent(f"run_id is required on {wire.type} events")
@@ -191,6 +221,23 @@ def _normalise(wire: WireEvent, now_us: int) -> Event:
         wire.status, wire.failure_category, wire.input_tokens or 0, wire.output_tokens or 0,
         wire.cache_read_tokens or 0, wire.cache_write_tokens or 0, float(wire.cost_usd or 0.0),
         _text_attr(attrs, "model"), _text_attr(attrs, "repo"), _encode(attrs).decode() if attrs else None,
+        _text_attr(attrs, "branch"),
+    )  # fmt: skip
+
+
+def _normalise_pr(wire: WireEvent, occurred_us: int) -> Event:
+    """A pr.* event: repo, pr_number and head_branch required; no session, run or run outcome."""
+    for name in ("repo", "pr_number", "head_branch"):
+        if getattr(wire, name) is None:
+            raise InvalidEvent(f"{name} is required on {wire.type} events")
+    for name in ("session_id", "run_id", "status", "failure_category", *CONSUMPTION_FIELDS):
+        if getattr(wire, name) is not None:
+            raise InvalidEvent(f"{name} must be absent on {wire.type} events (a PR is linked to runs by its branch)")
+    attrs = wire.attributes
+    return Event(
+        wire.id, wire.type, wire.org_id, wire.user_id, None, None, wire.team_id, occurred_us, None, None, 0, 0, 0, 0,
+        0.0, _text_attr(attrs, "model"), wire.repo, _encode(attrs).decode() if attrs else None, wire.head_branch,
+        wire.pr_number, wire.author, _text_attr(attrs, "agent_mark"),
     )  # fmt: skip
 
 

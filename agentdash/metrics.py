@@ -1,4 +1,4 @@
-"""The metrics of SPEC §3, assembled from the read models' named queries. The API and the UI both call this."""
+"""The metrics of SPEC §3 and §7, assembled from the read models' named queries. The API and the UI both call this."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from agentdash.storage import Storage
 
 DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "repo"}
 DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the duration_histogram query
+# A PR whose head branch starts with one of these is agent-authored (.ai/PR_OUTCOMES.md). Applied at query time, so
+# changing them (later: per org) needs no rebuild.
+AGENT_BRANCH_PREFIXES = ("codex/", "claude/", "copilot/")
 
 
 # The days a query may ask for: wide enough for any real history, narrow enough that a range and its previous
@@ -41,7 +44,8 @@ class MetricsQuery:
     def params(self) -> dict[str, Any]:
         return {"org": self.org_id, "from": self.date_from, "to": self.date_to, "team": self.team_id,
                 "user": self.user_id, "model": self.model, "repo": self.repo,
-                "teams": list(self.teams) if self.teams is not None else None}  # fmt: skip
+                "teams": list(self.teams) if self.teams is not None else None,
+                "prefixes": list(AGENT_BRANCH_PREFIXES)}  # fmt: skip
 
     def days(self) -> list[date]:
         return [self.date_from + timedelta(days=i) for i in range((self.date_to - self.date_from).days + 1)]
@@ -53,7 +57,7 @@ class FailureCount(msgspec.Struct):
 
 
 class MetricSet(msgspec.Struct, kw_only=True):
-    """Every metric of SPEC §3 for one slice (a range, a day, a team...)."""
+    """Every metric of SPEC §3 and §7 for one slice (a range, a day, a team...)."""
 
     active_users: int | None = None
     dau: int | None = None
@@ -85,6 +89,12 @@ class MetricSet(msgspec.Struct, kw_only=True):
     sessions: int | None = 0
     runs_per_session: float | None = None
     session_lifespan_avg_s: float | None = None
+    agent_prs_opened: int = 0
+    agent_prs_merged: int = 0
+    agent_prs_closed_unmerged: int = 0
+    agent_pr_merge_rate: float | None = None
+    agent_pr_time_to_merge_p50_s: float | None = None
+    cost_per_merged_pr_usd: float | None = None
 
 
 class DayMetrics(MetricSet, kw_only=True):
@@ -195,7 +205,7 @@ def _slices(
     """Run, failure, session and activity figures per group value (total under _TOTAL), and rolling users."""
     params = {**query.params(), "group": group}
     has_people = group not in ("model", "repo")
-    names = ["run_metrics", "failure_metrics", "usage_metrics"]
+    names = ["run_metrics", "failure_metrics", "usage_metrics", "pr_metrics"]
     names += ["session_metrics", "active_users"] if has_people else []
     requests = {name: dict(params) for name in names}
     if rolling:
@@ -206,14 +216,14 @@ def _slices(
         return {(_TOTAL if r.is_total else r.grp): r for r in rows.get(name, [])}
 
     runs, sessions, users = keyed("run_metrics"), keyed("session_metrics"), keyed("active_users")
-    usage = keyed("usage_metrics")
+    usage, prs = keyed("usage_metrics"), keyed("pr_metrics")
     failures: dict[Any, list[FailureCount]] = {}
     for r in rows["failure_metrics"]:
         failures.setdefault(_TOTAL if r.is_total else r.grp, []).append(FailureCount(r.category, r.runs))
     slices = {}
-    for key in runs.keys() | sessions.keys() | users.keys() | usage.keys():
+    for key in runs.keys() | sessions.keys() | users.keys() | usage.keys() | prs.keys():
         run_row = runs.get(key)
-        metrics = _assemble(run_row, failures.get(key, []), sessions.get(key), usage.get(key))
+        metrics = _assemble(run_row, failures.get(key, []), sessions.get(key), usage.get(key), prs.get(key))
         if has_people:
             metrics.active_users = users[key].active_users if key in users else 0
         else:
@@ -222,7 +232,7 @@ def _slices(
     return slices, rows.get("rolling_active_users", [])
 
 
-def _assemble(runs: Any, failures: list[FailureCount], sessions: Any, usage: Any = None) -> MetricSet:
+def _assemble(runs: Any, failures: list[FailureCount], sessions: Any, usage: Any = None, prs: Any = None) -> MetricSet:
     m = MetricSet()
     m.failures_by_category = sorted(failures, key=lambda f: (-f.runs, f.category))
     if sessions is not None:
@@ -232,8 +242,18 @@ def _assemble(runs: Any, failures: list[FailureCount], sessions: Any, usage: Any
         m.cost_usd = float(usage.cost_usd)
         m.input_tokens, m.output_tokens = int(usage.input_tokens), int(usage.output_tokens)
         m.cache_read_tokens, m.cache_write_tokens = int(usage.cache_read_tokens), int(usage.cache_write_tokens)
-    if runs is None:
-        return m
+    if runs is not None:
+        _add_runs(m, runs)
+    if prs is not None:
+        m.agent_prs_opened, m.agent_prs_merged = int(prs.agent_prs_opened), int(prs.agent_prs_merged)
+        m.agent_prs_closed_unmerged = int(prs.agent_prs_closed_unmerged)
+        m.agent_pr_merge_rate = ratio(m.agent_prs_merged, m.agent_prs_merged + m.agent_prs_closed_unmerged)
+        m.agent_pr_time_to_merge_p50_s = prs.agent_pr_time_to_merge_p50_s
+    m.cost_per_merged_pr_usd = ratio(m.cost_usd, m.agent_prs_merged)
+    return m
+
+
+def _add_runs(m: MetricSet, runs: Any) -> None:
     m.runs, m.runs_finished = runs.runs, runs.runs_finished
     m.runs_succeeded, m.runs_failed, m.runs_cancelled = runs.runs_succeeded, runs.runs_failed, runs.runs_cancelled
     m.success_rate = ratio(runs.runs_succeeded, runs.runs_succeeded + runs.runs_failed)
@@ -250,7 +270,6 @@ def _assemble(runs: Any, failures: list[FailureCount], sessions: Any, usage: Any
     m.handoff_rate = ratio(runs.runs_handed_off, runs.runs_finished)
     m.post_handoff_iteration_rate = ratio(runs.runs_followed_up, runs.runs_handed_off)
     m.runs_per_session = ratio(runs.runs, runs.run_sessions)
-    return m
 
 
 def _per_user(m: MetricSet) -> None:

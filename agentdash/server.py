@@ -17,6 +17,7 @@ from agentdash.auth import (
     code_flow_for,
     dev_secret,
     open_ingest_auth,
+    open_webhook_auth,
     verifier_for,
 )
 from agentdash.config import Settings
@@ -95,7 +96,8 @@ def running(settings: Settings):
     source_stats = SourceStats()
     keeper = SourceKeeper(source_stats, source_store)
     secret = dev_secret(settings.secret_path) if settings.dev else None
-    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats)
+    webhook_auth = open_webhook_auth(settings)  # GitHub deliveries, checked against the GitHub links
+    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats, webhook_auth)
     ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
     read_api = create_read_api(storage, verifier, source_store=source_store)
     dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store)

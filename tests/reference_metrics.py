@@ -1,4 +1,4 @@
-"""Reference metrics: a plain Python reading of SPEC §2–§4, used by tests as the oracle.
+"""Reference metrics: a plain Python reading of SPEC §2–§4 and §7 (with .ai/PR_OUTCOMES.md), used by tests as the oracle.
 
 Written apart from the production SQL, on purpose without cleverness: dicts, loops, sorted().
 Entry point: `reference_metrics(events, org_id, date_from, date_to, team_id=None, user_id=None)`
@@ -21,6 +21,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FOUR_HOURS_US = 4 * 3600 * 1_000_000
 RUN_EVENT_TYPES = ("run.queued", "run.started", "run.finished", "handoff")  # and `usage` when it names a run
 AMOUNTS = ("cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+PR_EVENT_TYPES = ("pr.opened", "pr.merged", "pr.closed")
+AGENT_BRANCH_PREFIXES = ("codex/", "claude/", "copilot/")  # PR_OUTCOMES.md's defaults
 
 # Metric keys in the order the read API lists them.
 METRIC_KEYS = (
@@ -54,6 +56,12 @@ METRIC_KEYS = (
     "sessions",
     "runs_per_session",
     "session_lifespan_avg_s",
+    "agent_prs_opened",
+    "agent_prs_merged",
+    "agent_prs_closed_unmerged",
+    "agent_pr_merge_rate",
+    "agent_pr_time_to_merge_p50_s",
+    "cost_per_merged_pr_usd",
 )
 
 
@@ -66,8 +74,8 @@ class Ev:
 
     id: str
     type: str
-    user_id: str
-    session_id: str
+    user_id: str | None  # None only on pr.* events
+    session_id: str | None  # None on pr.* events
     run_id: str | None
     team_id: str | None
     at_us: int  # microseconds since the epoch, UTC
@@ -114,8 +122,8 @@ def distinct_org_events(events: list[dict], org_id: str) -> list[Ev]:
             Ev(
                 id=raw["id"],
                 type=raw["type"],
-                user_id=raw["user_id"],
-                session_id=raw["session_id"],
+                user_id=raw.get("user_id"),
+                session_id=raw.get("session_id"),
                 run_id=raw.get("run_id"),
                 team_id=raw.get("team_id"),
                 at_us=to_us(moment),
@@ -143,6 +151,8 @@ class Run:
     first_handoff_us: int | None = None
     model: str | None = None  # from the run's earliest event that names one
     repo: str | None = None
+    branch: str | None = None  # from the run's earliest event with attributes.branch
+    first: tuple[int, str] = (0, "")  # its earliest event's (time, id): the earliest run of a branch has the least
     usages: list[Ev] = field(default_factory=list)  # its `usage` events: their amounts add to run.finished's
 
     @property
@@ -187,6 +197,7 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
         run = runs.get(e.run_id)
         if run is None:  # the earliest event of the run: its anchor
             run = Run(run_id=e.run_id, user_id=e.user_id, team_id=e.team_id, session_id=e.session_id, day=e.day)
+            run.first = e.order_key
             runs[e.run_id] = run
         if e.type == "run.queued" and run.queued_us is None:
             run.queued_us = e.at_us
@@ -203,6 +214,8 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
             run.model = str(attributes["model"])
         if run.repo is None and attributes.get("repo") is not None:
             run.repo = str(attributes["repo"])
+        if run.branch is None and attributes.get("branch") is not None:
+            run.branch = str(attributes["branch"])
     return runs
 
 
@@ -210,6 +223,8 @@ def build_sessions(events: list[Ev]) -> dict[str, Session]:
     """Sessions keyed by session_id, from events of every type. `events` sorted earliest first."""
     sessions: dict[str, Session] = {}
     for e in events:
+        if e.type in PR_EVENT_TYPES:  # a PR has no session
+            continue
         session = sessions.get(e.session_id)
         if session is None:
             session = Session(session_id=e.session_id, user_id=e.user_id, team_id=e.team_id, day=e.day)
@@ -245,19 +260,95 @@ def mean(values: list[float]) -> float | None:
     return None if not values else math.fsum(values) / len(values)
 
 
-def p95(values: list[float]) -> float | None:
-    """0.95 quantile, linear interpolation between closest ranks (numpy's default method)."""
+def quantile(values: list[float], q: float) -> float | None:
+    """The q quantile, linear interpolation between closest ranks (numpy's default method)."""
     if not values:
         return None
     ordered = sorted(values)
-    rank = 0.95 * (len(ordered) - 1)
+    rank = q * (len(ordered) - 1)
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (rank - low) * (ordered[high] - ordered[low])
 
 
+def p95(values: list[float]) -> float | None:
+    """0.95 quantile, linear interpolation between closest ranks (numpy's default method)."""
+    return quantile(values, 0.95)
+
+
 def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@dataclass
+class PullRequest:
+    """One PR, (repo compared case-insensitively, pr_number), read from PR_OUTCOMES.md "A PR's state"."""
+
+    repo: str  # as its earliest event names it
+    head_branch: str
+    opened_us: int | None = None  # earliest pr.opened
+    merged_us: int | None = None  # earliest pr.merged
+    latest: Ev | None = None  # its latest event: a pr.closed here and no merge means closed unmerged
+    marked: bool = False  # some event carried attributes.agent_mark
+    user_id: str | None = None  # from the earliest event naming a user or team
+    team_id: str | None = None
+    named: bool = False
+    run: Run | None = None  # the earliest run of the same org, repo and branch
+
+    @property
+    def closed_unmerged_us(self) -> int | None:
+        if self.merged_us is None and self.latest is not None and self.latest.type == "pr.closed":
+            return self.latest.at_us
+        return None
+
+    @property
+    def agent_authored(self) -> bool:
+        return self.marked or self.run is not None or self.head_branch.startswith(AGENT_BRANCH_PREFIXES)
+
+    # Who and where it counts for filters and scopes: its run's, else its events' (repo: its own).
+    @property
+    def who(self) -> tuple[str | None, str | None]:
+        return (self.run.team_id, self.run.user_id) if self.run is not None else (self.team_id, self.user_id)
+
+    @property
+    def model(self) -> str | None:
+        return self.run.model if self.run is not None else None
+
+    @property
+    def shown_repo(self) -> str:
+        return self.run.repo if self.run is not None and self.run.repo is not None else self.repo
+
+
+def build_prs(events: list[Ev], runs: dict[str, Run]) -> list[PullRequest]:
+    """The org's PRs. `events` sorted earliest first."""
+    prs: dict[tuple[str, int], PullRequest] = {}
+    for e in events:
+        if e.type not in PR_EVENT_TYPES:
+            continue
+        key = (e.raw["repo"].lower(), e.raw["pr_number"])
+        pr = prs.get(key)
+        if pr is None:
+            pr = prs[key] = PullRequest(repo=e.raw["repo"], head_branch=e.raw["head_branch"])
+        if e.type == "pr.opened" and pr.opened_us is None:
+            pr.opened_us = e.at_us
+        if e.type == "pr.merged" and pr.merged_us is None:
+            pr.merged_us = e.at_us
+        pr.latest = e
+        if (e.raw.get("attributes") or {}).get("agent_mark") is not None:
+            pr.marked = True
+        if not pr.named and (e.user_id is not None or e.team_id is not None):
+            pr.user_id, pr.team_id, pr.named = e.user_id, e.team_id, True
+    for pr in prs.values():
+        on_branch = [
+            r for r in runs.values()
+            if r.repo is not None and r.repo.lower() == pr.repo.lower() and r.branch == pr.head_branch
+        ]  # fmt: skip
+        pr.run = min(on_branch, key=lambda r: r.first) if on_branch else None
+    return list(prs.values())
+
+
+def day_of(us: int) -> date:
+    return (EPOCH + timedelta(microseconds=us)).date()
 
 
 # ---------------------------------------------------------------- metrics
@@ -268,11 +359,13 @@ class OrgData:
     events: list[Ev]
     runs: dict[str, Run]
     sessions: dict[str, Session]
+    prs: list[PullRequest] = field(default_factory=list)
 
 
 def load(events: list[dict], org_id: str) -> OrgData:
     distinct = distinct_org_events(events, org_id)
-    return OrgData(events=distinct, runs=build_runs(distinct), sessions=build_sessions(distinct))
+    runs = build_runs(distinct)
+    return OrgData(events=distinct, runs=runs, sessions=build_sessions(distinct), prs=build_prs(distinct, runs))
 
 
 @dataclass(frozen=True)
@@ -349,9 +442,35 @@ def active_users(data: OrgData, first: date, last: date, f: Filters) -> int:
         return len({r.user_id for r in data.runs.values() if first <= r.day <= last and run_matches(r, f)})
     users = set()
     for e in data.events:
+        if e.type in PR_EVENT_TYPES:  # a forge's event, not the person using agents
+            continue
         if first <= e.day <= last and matches(e.team_id, e.user_id, f):
             users.add(e.user_id)
     return len(users)
+
+
+def pr_outcomes(data: OrgData, first: date, last: date, f: Filters) -> dict:
+    """SPEC §7 over agent-authored PRs whose team/user/model/repo pass the filters, each fact on its own day."""
+    prs = [
+        pr for pr in data.prs
+        if pr.agent_authored and matches(*pr.who, f)
+        and (f.model is None or pr.model == f.model) and (f.repo is None or pr.shown_repo == f.repo)
+    ]  # fmt: skip
+
+    def within(us: int | None) -> bool:
+        return us is not None and first <= day_of(us) <= last
+
+    opened = [pr for pr in prs if within(pr.opened_us)]
+    merged = [pr for pr in prs if within(pr.merged_us)]
+    closed = [pr for pr in prs if within(pr.closed_unmerged_us)]
+    to_merge = [(pr.merged_us - pr.opened_us) / 1_000_000 for pr in merged if pr.opened_us is not None]
+    return {
+        "agent_prs_opened": len(opened),
+        "agent_prs_merged": len(merged),
+        "agent_prs_closed_unmerged": len(closed),
+        "agent_pr_merge_rate": ratio(len(merged), len(merged) + len(closed)),
+        "agent_pr_time_to_merge_p50_s": quantile(to_merge, 0.5),
+    }
 
 
 def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters) -> dict:
@@ -392,6 +511,7 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
         holding = {r.session_id for r in data.runs.values() if run_matches(r, f)}
         sessions = [s for s in sessions if s.session_id in holding]
     lifespans = [s.lifespan_s for s in sessions if s.lifespan_s is not None]
+    outcomes = pr_outcomes(data, date_from, date_to, f)
 
     return {
         "active_users": active,
@@ -424,6 +544,8 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
         "sessions": len(sessions),
         "runs_per_session": ratio(len(runs), len(run_sessions)),
         "session_lifespan_avg_s": mean(lifespans),
+        **outcomes,
+        "cost_per_merged_pr_usd": ratio(cost, outcomes["agent_prs_merged"]),
     }
 
 

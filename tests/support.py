@@ -264,10 +264,12 @@ class Builder:
             self.emit("run.queued", early, self.drift(user, team), "s9", rid)
         started = queued + self.gap(20 * MINUTE)
         if self.pick.chance(3):  # sometimes no run.queued
-            self.emit("run.queued", queued, self.drift(user, team), self.run_session(sid), rid)
+            self.emit("run.queued", queued, self.drift(user, team), self.run_session(sid), rid,
+                      attributes=self.where())  # fmt: skip
             emitted = True
         if self.pick.chance(3):  # sometimes no run.started
-            self.emit("run.started", started, self.drift(user, team), self.run_session(sid), rid)
+            self.emit("run.started", started, self.drift(user, team), self.run_session(sid), rid,
+                      attributes=self.where())  # fmt: skip
             emitted = True
         finished = started + self.gap(2 * HOUR)
         n_finished = self.pick.choice([0, 1, 1, 1, 2])  # finished twice: the latest wins
@@ -307,6 +309,40 @@ class Builder:
         if not emitted:  # a run has at least one event
             self.emit("run.started", started, (user, team), sid, rid)
 
+    def where(self) -> dict | None:
+        """Sometimes the repo (in either case) and branch a run reports; PRs of that repo and branch link to it."""
+        if not self.pick.chance(1):
+            return None
+        return {"repo": self.pick.choice(["acme/web", "Acme/Web", "acme/api"]), "branch": self.pick.choice(BRANCHES)}
+
+    def pull_request(self, number: int) -> None:
+        """A PR's events: opened (maybe again: a reopen), then merged or closed, in any order of arrival."""
+        repo = self.pick.choice(["acme/web", "ACME/web", "acme/api"])
+        branch = self.pick.choice(BRANCHES)
+        at = self.instant()
+        who = self.pick.choice([(None, None), ("u1", None), ("u2", "t2"), (None, "t1")])
+        mark = {"agent_mark": "claude-code"} if self.pick.chance(1) else None
+        steps = [("pr.opened", at)]
+        for _ in range(self.pick.int(0, 3)):
+            at += self.gap(6 * HOUR)
+            steps.append((self.pick.choice(["pr.opened", "pr.merged", "pr.closed", "pr.closed"]), at))
+        for type_, when in steps:
+            self._n += 1
+            event = {"id": f"{self.pick.choice('abcdefgh')}{self._n:04d}", "type": type_, "org_id": ORG,
+                     "occurred_at": render_time(when, self.pick.choice(range(len(OFFSETS)))), "repo": repo,
+                     "pr_number": number, "head_branch": branch}  # fmt: skip
+            user, team = who if self.pick.chance(3) else (None, None)
+            if user is not None:
+                event["user_id"] = user
+            if team is not None:
+                event["team_id"] = team
+            if mark is not None and self.pick.chance(2):
+                event["attributes"] = mark
+            self.events.append(event)
+
+
+BRANCHES = ("feat-1", "codex/fix-2", "feat-3")  # codex/: an agent's prefix
+
 
 def render_time(at_us: int, offset_index: int) -> str:
     moment = (EPOCH + timedelta(microseconds=at_us)).astimezone(OFFSETS[offset_index])
@@ -318,6 +354,8 @@ def build_events(pick, n_sessions: int, other_org_every: int) -> list[dict]:
     builder = Builder(pick)
     for index in range(n_sessions):
         builder.session(index)
+    for number in range(pick.int(0, 3)):
+        builder.pull_request(1 + number % 2)  # two PRs may share a number: then they are one PR (or another repo's)
     events = builder.events
     if other_org_every:  # the same ids in another org are other events
         events += [{**e, "org_id": OTHER_ORG} for e in events[::other_org_every]]

@@ -9,10 +9,20 @@ from google.rpc.status_pb2 import Status
 from litestar import Litestar, Router, get, post
 from litestar.testing import TestClient
 
-from agentdash.auth import Forbidden, NotAuthorized, NotVisible, ProviderUnavailable, Throttled, Unauthenticated
+from agentdash.auth import (
+    BadSignature,
+    Forbidden,
+    NotAuthorized,
+    NotLinked,
+    NotVisible,
+    ProviderUnavailable,
+    Throttled,
+    Unauthenticated,
+)
 from agentdash.events import InvalidEvent, NotJson, TooLarge
 from agentdash.ingest.otlp_api import OTLP_EXCEPTION_HANDLERS
 from agentdash.metrics import InvalidQuery
+from agentdash.sources import InvalidDelivery
 from agentdash.storage import Overloaded, StorageError, Unavailable, WriteRejected
 from agentdash.web import EXCEPTION_HANDLERS
 
@@ -22,6 +32,9 @@ CASES = [
     (TooLarge("body is too big"), 413, {}),
     (NotJson("Content-Type must be application/json"), 415, {}),
     (Unauthenticated("missing Authorization"), 401, {"www-authenticate": "Bearer"}),
+    (InvalidDelivery("the delivery's body is not JSON"), 400, {}),
+    (BadSignature("X-Hub-Signature-256 does not match"), 401, {}),
+    (NotLinked("GitHub 'acme' is not linked to an agentdash org"), 404, {}),
     (NotAuthorized("token expired"), 401, {"www-authenticate": 'Bearer error="invalid_token"'}),
     (ProviderUnavailable("keys unreachable"), 503, {"retry-after": "10"}),
     (Forbidden("members see only their own data"), 403, {}),

@@ -13,10 +13,13 @@ import msgspec
 import pytest
 
 from agentdash.events import (
-    EVENT_TYPES,
+    EVENT_TYPES as ALL_EVENT_TYPES,
+)
+from agentdash.events import (
     FAILURE_CATEGORIES,
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
+    PR_TYPES,
     Event,
     InvalidEvent,
     decode_batch,
@@ -29,6 +32,7 @@ NOW_US = calendar.timegm(NOW.utctimetuple()) * 1_000_000
 AT = "2026-03-01T10:00:00Z"
 AT_US = calendar.timegm((2026, 3, 1, 10, 0, 0)) * 1_000_000
 
+EVENT_TYPES = tuple(t for t in ALL_EVENT_TYPES if t not in PR_TYPES)  # every type with a session; pr.*: below
 RUN_TYPES = ("run.queued", "run.started", "run.finished", "handoff")
 NON_RUN_TYPES = ("session.started", "message.sent")
 CONSUMING = ("run.finished", "usage")
@@ -155,6 +159,7 @@ def test_each_failure_category_is_accepted_when_failed(category):
 def test_failure_category_set_matches_spec():
     assert set(FAILURE_CATEGORIES) == {"tool_error", "model_error", "timeout", "infra_error", "other"}
     assert set(EVENT_TYPES) == {"session.started", "message.sent", "usage", *RUN_TYPES}
+    assert set(ALL_EVENT_TYPES) == {*EVENT_TYPES, "pr.opened", "pr.merged", "pr.closed"}
 
 
 def test_failure_category_is_required_when_failed():
@@ -467,3 +472,100 @@ def test_a_nul_character_in_an_attribute_is_rejected_and_named():
 
 def test_an_escaped_backslash_before_u0000_is_plain_text_not_nul():
     assert parse(wire(user_id="C:\\u0000")).user_id == "C:\\u0000"
+
+
+# -- pull requests (pr.opened, pr.merged, pr.closed; .ai/PR_OUTCOMES.md) ----------------------------
+
+
+def pr(type_: str = "pr.opened", **fields) -> dict:
+    """A valid PR event; `field=...` removes a field."""
+    event = {"id": "g1", "type": type_, "org_id": "o1", "occurred_at": AT, "repo": "Acme/Web", "pr_number": 42,
+             "head_branch": "claude/fix-login"}  # fmt: skip
+    for name, value in fields.items():
+        if value is ...:
+            event.pop(name, None)
+        else:
+            event[name] = value
+    return event
+
+
+@pytest.mark.parametrize("type_", PR_TYPES)
+def test_a_minimal_pr_event_needs_no_user_and_no_session(type_):
+    event = parse(pr(type_))
+    assert (event.type, event.repo, event.pr_number, event.branch) == (type_, "Acme/Web", 42, "claude/fix-login")
+    assert (event.user_id, event.session_id, event.run_id, event.team_id, event.author) == (None,) * 5
+    assert (event.input_tokens, event.cost_usd, event.status) == (0, 0.0, None)
+
+
+def test_a_pr_event_keeps_its_author_user_team_and_agent_mark():
+    event = parse(pr(author="copilot-swe-agent[bot]", user_id="ana", team_id="web",
+                     attributes={"agent_mark": "copilot", "title": "Fix login", "url": "https://x/1"}))  # fmt: skip
+    assert (event.author, event.user_id, event.team_id, event.agent_mark) == ("copilot-swe-agent[bot]", "ana", "web",
+                                                                             "copilot")  # fmt: skip
+    assert json.loads(event.attributes)["title"] == "Fix login"
+
+
+@pytest.mark.parametrize("field", ["repo", "pr_number", "head_branch"])
+@pytest.mark.parametrize("type_", PR_TYPES)
+def test_a_pr_event_without_a_required_field_names_it(type_, field):
+    assert reject(pr(type_, **{field: ...}), field) == f"{field} is required on {type_} events"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("session_id", "s1"), ("run_id", "r1"), ("status", "succeeded"), ("failure_category", "timeout"),
+    ("input_tokens", 1), ("cache_read_tokens", 1), ("cost_usd", 0.5),
+])  # fmt: skip
+def test_a_pr_event_refuses_session_run_and_run_outcome_fields(field, value):
+    reject(pr("pr.merged", **{field: value}), field, "absent", "pr.merged")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("repo", ""), ("repo", "r" * 201), ("pr_number", 0), ("pr_number", -3), ("pr_number", "7"), ("pr_number", 1.5),
+    ("head_branch", ""), ("head_branch", "b" * 256), ("author", ""), ("author", 7), ("user_id", ""),
+])  # fmt: skip
+def test_a_pr_event_field_out_of_range_is_named(field, value):
+    reject(pr(**{field: value}), field)
+
+
+def test_pr_fields_at_their_limits_are_accepted():
+    event = parse(pr(repo="r" * 200, head_branch="b" * 255, pr_number=2**63 - 1))
+    assert (len(event.repo), len(event.branch), event.pr_number) == (200, 255, 2**63 - 1)
+
+
+@pytest.mark.parametrize("field,value", [("repo", "a/b"), ("pr_number", 1), ("head_branch", "main"), ("author", "x")])
+@pytest.mark.parametrize("type_", ["session.started", "run.finished", "usage"])
+def test_pr_fields_are_refused_on_other_events(type_, field, value):
+    reason = reject(wire(type_, **{field: value}), field)
+    assert "only allowed on pr.opened, pr.merged and pr.closed" in reason
+
+
+@pytest.mark.parametrize("field", ["user_id", "session_id"])
+def test_other_events_still_require_user_and_session_with_msgspec_s_words(field):
+    assert reject(wire("usage", **{field: ...}), field) == f"missing required field `{field}`"
+
+
+def test_a_run_carries_its_branch_from_attributes_however_its_event_was_built():
+    parsed_ = parse(wire("run.started", attributes={"repo": "acme/web", "branch": "feat/x"}))
+    assert parsed_.branch == "feat/x"
+    built = Event(
+        "e2",
+        "run.started",
+        "o1",
+        "u1",
+        "s1",
+        "r1",
+        None,
+        AT_US,
+        None,
+        None,
+        0,
+        0,
+        0,
+        0,
+        0.0,
+        None,
+        "acme/web",
+        '{"repo":"acme/web","branch":"feat/x"}',
+    )  # fmt: skip  (as the OTLP mapping builds it)
+    assert built.branch == "feat/x"
+    assert parse(wire("run.started", attributes={"repo": "acme/web"})).branch is None

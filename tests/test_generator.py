@@ -292,3 +292,24 @@ def test_some_sessions_have_a_call_of_their_own(parsed):
     assert 0.03 < len(own) / len(sessions) < 0.2
     assert {e.model for e in own} == {"fast-small"}
     assert all(e.cost_usd > 0 and e.input_tokens > 0 and not e.cache_read_tokens for e in own)
+
+
+def test_pull_requests_follow_their_sessions_and_merge_more_after_a_success(parsed, runs):
+    prs: dict[tuple, list[Event]] = {}
+    for e in parsed:
+        if e.type.startswith("pr."):
+            prs.setdefault((e.repo, e.pr_number), []).append(e)
+    assert len(prs) > 100
+    assert all(sum(e.type == "pr.opened" for e in events) == 1 for events in prs.values())
+    branches = {(r[0].repo, r[0].branch) for r in runs.values() if r[0].branch}
+    linked = [key for key, events in prs.items() if (key[0], events[0].branch) in branches]
+    marked = [key for key, events in prs.items() if events[0].agent_mark == "claude-code"]
+    assert linked and marked and set(linked) | set(marked) == set(prs)  # every demo PR is an agent's, one way or other
+    merged = [events for events in prs.values() if any(e.type == "pr.merged" for e in events)]
+    assert 0.4 < len(merged) / len(prs) < 0.9
+    for events in merged:
+        opened = next(e for e in events if e.type == "pr.opened").occurred_us
+        assert next(e for e in events if e.type == "pr.merged").occurred_us > opened
+    hours = sorted((next(e for e in ev if e.type == "pr.merged").occurred_us
+                    - next(e for e in ev if e.type == "pr.opened").occurred_us) / HOUR_US for ev in merged)  # fmt: skip
+    assert hours[len(hours) // 4] < 6 and hours[-len(hours) // 4] > 24  # some within hours, some after days

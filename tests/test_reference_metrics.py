@@ -716,7 +716,8 @@ def test_tie_on_occurred_at_smaller_id_is_earlier():
 # ---------------------------------------------------------------- order and duplication do not matter
 
 
-EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage")
+EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage",
+               "pr.opened", "pr.merged", "pr.closed")  # fmt: skip
 
 
 @st.composite
@@ -740,6 +741,25 @@ def event_lists(draw):
             extra["cost_usd"] = draw(st.sampled_from([0.1, 0.2, 0.3, 1e-9, 1e9]))
             extra["cache_read_tokens"] = draw(st.integers(0, 1000))
             extra["attributes"] = {"model": draw(st.sampled_from(["m1", "m2"]))}
+        if type_.startswith("run.") and draw(st.booleans()):
+            extra["attributes"] = {
+                "repo": draw(st.sampled_from(["a/w", "A/W"])),
+                "branch": draw(st.sampled_from(["b1", "b2"])),
+            }
+        if type_.startswith(
+            "pr."
+        ):  # PRs before and after their runs, reopened, merged, closed, one number in two repos
+            pr_event = {"id": f"id{i:03d}", "type": type_, "org_id": ORG, "occurred_at": stamp,
+                        "repo": draw(st.sampled_from(["a/w", "A/W", "a/x"])), "pr_number": draw(st.integers(1, 2)),
+                        "head_branch": draw(st.sampled_from(["b1", "b2", "claude/b3"]))}  # fmt: skip
+            if draw(st.booleans()):
+                pr_event["user_id"] = draw(st.sampled_from(["u1", "u2"]))
+            if draw(st.booleans()):
+                pr_event["team_id"] = draw(st.sampled_from(["A", "B"]))
+            if draw(st.integers(0, 3)) == 0:
+                pr_event["attributes"] = {"agent_mark": "codex"}
+            events.append(pr_event)
+            continue
         if type_ == "run.finished":
             extra["status"] = draw(st.sampled_from(["succeeded", "failed", "cancelled"]))
             if extra["status"] == "failed":
@@ -778,6 +798,9 @@ def test_order_and_duplicates_do_not_change_the_metrics(events, rnd, filters):
         "runs_handed_off",
         "input_tokens",
         "cache_read_tokens",
+        "agent_prs_opened",
+        "agent_prs_merged",
+        "agent_prs_closed_unmerged",
     ):
         assert sum(day[key] for day in base["series"]) == base[key], key
     assert base["active_users"] <= sum(day["active_users"] for day in base["series"])

@@ -166,7 +166,7 @@ def test_duplicates_are_refused_after_a_reopen(backend):
 
 def test_a_failed_write_acknowledges_nothing_and_dedupes_nothing(backend, storage):
     good = parsed(wire("a"), wire("b"))
-    broken = msgspec.structs.replace(parsed(wire("x"))[0], user_id=None)  # breaks NOT NULL in the log
+    broken = msgspec.structs.replace(parsed(wire("x"))[0], type=None)  # breaks NOT NULL in the log
     with pytest.raises(WriteRejected, match="(?i)null") as caught:
         storage.submit([*good, broken]).result(timeout=30)
     assert isinstance(caught.value.__cause__, integrity_error(backend))  # the driver's error stays behind the boundary
@@ -183,7 +183,7 @@ def test_a_bad_batch_in_a_group_commit_fails_alone(backend, storage):
     try:
         first = storage.submit(parsed(wire("block")))
         assert held.entered.wait(30)
-        broken = msgspec.structs.replace(parsed(wire("x"))[0], user_id=None)
+        broken = msgspec.structs.replace(parsed(wire("x"))[0], type=None)
         # queued together, so they reach the writer as one group commit
         before = storage.submit(parsed(wire("a"), wire("b")))
         bad = storage.submit([*parsed(wire("c")), broken])
@@ -408,13 +408,13 @@ BACKEND_BLOCKS = {
     "schema", "read_models", "drop_read_models", "load_version", "save_version", "load_checkpoint",
     "save_checkpoint", "lock_log", "append_events", "log_position", "log_end", "log_entries", "try_fold_lock",
     "wait_fold_lock", "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage",
-    "fold_followed_up", "log_is_current", "upgrade_log",
+    "fold_followed_up", "fold_prs", "fold_pr_links", "log_is_current", "upgrade_log",
     "run_metric_columns",  # a fragment of Postgres' run_metrics only (its two statements share the column list)
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model or repo.
 READ_QUERIES = {
     "run_metrics", "failure_metrics", "session_metrics", "active_users", "rolling_active_users",
-    "duration_histogram", "activity_keys", "run_keys", "usage_metrics", "usage_keys",
+    "duration_histogram", "activity_keys", "run_keys", "usage_metrics", "usage_keys", "pr_metrics",
 }  # fmt: skip
 SHARED_FRAGMENTS = {"who_filter", "run_filter", "activity_of_matching_runs", "sessions_of_matching_runs", "usage_items"}
 
@@ -440,9 +440,11 @@ def test_one_loader_serves_every_backend_s_sql():
     assert files == [
         "duckdb",
         "postgres",
+        "postgres_github_links",
         "postgres_ingest_keys",
         "postgres_sources",
         "sqlite",
+        "sqlite_github_links",
         "sqlite_ingest_keys",
         "sqlite_sources",
     ]

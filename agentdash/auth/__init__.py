@@ -22,8 +22,22 @@ from agentdash.auth.tokens import (
     issue_token,
     verifier_for,
 )  # fmt: skip
+from agentdash.auth.webhook_auth import (
+    BadSignature,
+    LinkedSecrets,
+    NotLinked,
+    WebhookAuth,
+    link_github,
+    link_table,
+    make_secret,
+    open_webhook_auth,
+    parse_target,
+    signature,
+)
 
 __all__ = [
+    "BadSignature", "LinkedSecrets", "NotLinked", "WebhookAuth", "link_github", "link_table", "make_secret",
+    "open_webhook_auth", "parse_target", "signature",
     "ROLES", "CodeFlow", "FailureLimiter", "Forbidden", "HmacKey", "Identity", "IdentityConfigError", "IngestAuth", "IssuedKey",
     "LoginFailed", "MalformedKey", "NotAuthorized", "NotVisible", "ProviderUnavailable", "Throttled", "TokenExpired",
     "TokenVerifier", "Unauthenticated", "code_flow_for", "dev_secret", "issue_key", "issue_local_token",

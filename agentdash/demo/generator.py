@@ -72,6 +72,10 @@ HELPER_SHARE = 0.25
 HELPER_MODEL = 3  # fast-small
 CACHED_SHARE = 0.7  # usage runs whose calls share a cached prompt prefix
 TITLE_SHARE = 0.1  # sessions whose title a small model writes: a usage without a run
+PR_SHARE = 0.35  # sessions that work on a branch meant to become a pull request
+MARKED_SHARE = 0.15  # of those, PRs made from another branch than the runs reported, known by Claude's body mark
+BRANCH_PREFIXES = ("agent/", "feat/", "fix/", "codex/")
+BRANCH_PREFIX_CUM = (0.5, 0.8, 0.95, 1.0)
 # The org drifts towards the big model over the year.
 MODEL_MIX_START = (0.45, 0.08, 0.30, 0.17)
 MODEL_MIX_END = (0.44, 0.20, 0.23, 0.13)
@@ -320,6 +324,7 @@ class _History:
         self.offset_stamps = [self.clock.with_offset(m) for m in NON_UTC_OFFSETS_MIN]
         self.plus_zero_stamp = self.clock.with_offset(0)
         self.attrs_cache: dict[tuple, dict] = {}
+        self.pr_numbers: dict[str, int] = {}  # the last pull request number per repo
         self.model_attrs = [{"model": m.name} for m in MODELS]
         self.plans = self._make_plans()
 
@@ -496,6 +501,8 @@ class _History:
         agent = AGENTS[bisect_right(AGENT_CUM, rnd())]
         session = (person.user_id, person.team_id, f"ses-{rng.getrandbits(80):020x}", stamp)
         self._emit(out, session, t0, "session.started", self._attributes(None, repo, agent))
+        branch = self._branch() if rnd() < PR_SHARE else None
+        reported = branch if branch is not None and rnd() >= MARKED_SHARE else None  # what the runs carry
         # ~6 % of sessions are started by automation and carry no user message.
         with_messages = rnd() >= 0.06
         first_message = t0 + 1000 + int(rnd() * 20_000)
@@ -505,10 +512,12 @@ class _History:
                 self._title(session, first_message + 800 + int(rnd() * 1500), out)
         queued_at = first_message + 2000 + int(rnd() * 25_000)
         last_t = queued_at
+        statuses: list[str] = []
         for _ in range(10):
-            finished = self._step(person, plan, session, repo, agent, queued_at, out)
+            finished = self._step(person, plan, session, repo, agent, queued_at, out, reported)
             if not finished:
                 break
+            statuses += [status for _, _, _, status in finished]
             last_t = max(t for _, _, t, _ in finished)
             next_at = self._handoff_and_next(session, finished, last_t, out)
             if next_at is None:
@@ -519,9 +528,52 @@ class _History:
             queued_at = next_at
         while with_messages and rnd() < 0.3:  # questions and remarks that started no run
             self._emit(out, session, first_message + int(rnd() * (last_t - first_message)) + 1, "message.sent")
+        if branch is not None and statuses:
+            self._pull_request(session, repo, branch, marked=reported is None, after=last_t,
+                               succeeded="succeeded" in statuses, out=out)  # fmt: skip
+
+    def _branch(self) -> str:
+        bits = self.rng.getrandbits(32)
+        return f"{BRANCH_PREFIXES[bisect_right(BRANCH_PREFIX_CUM, self.rng.random())]}change-{bits:08x}"
+
+    def _pull_request(self, session: tuple, repo: str, branch: str, *, marked: bool, after: int, succeeded: bool,
+                      out: list) -> None:  # fmt: skip
+        """The session's pull request: opened after its last run; merged within hours or days, closed or left open
+        (more merged when a run succeeded). Events after the end of the history are dropped with the rest."""
+        rnd, normals, bits = self.rng.random, self.normals, self.rng.getrandbits
+        number = self.pr_numbers[repo] = self.pr_numbers.get(repo, 0) + 1
+        attributes = {"title": f"Change {number} in {repo.split('/')[-1]}"}
+        if marked:
+            attributes["agent_mark"] = "claude-code"  # "Generated with Claude Code" in its body
+        opened = after + int((2 + 28 * rnd()) * MINUTE_MS)
+        self._emit_pr(out, session, opened, "pr.opened", repo, number, branch, attributes)
+        merged, closed = (0.78, 0.12) if succeeded else (0.35, 0.45)
+        u = rnd()
+        if u < merged:
+            hours = 2 * math.exp(0.8 * normals[bits(14)]) if rnd() < 0.55 else 24 * (1 + 6 * rnd())
+            self._emit_pr(out, session, opened + int(hours * HOUR_MS), "pr.merged", repo, number, branch, attributes)
+        elif u < merged + closed:
+            days = 1 + 9 * rnd()
+            self._emit_pr(out, session, opened + int(days * DAY_MS), "pr.closed", repo, number, branch, attributes)
+
+    def _emit_pr(self, out: list, session: tuple, t_ms: int, kind: str, repo: str, number: int, branch: str,
+                 attributes: dict) -> None:  # fmt: skip
+        user_id, team_id, _, stamp = session
+        event = {"id": None, "type": kind, "org_id": self.org_id, "user_id": user_id, "team_id": team_id,
+                 "repo": repo, "pr_number": number, "head_branch": branch, "author": user_id, "occurred_at": None,
+                 "attributes": attributes}  # fmt: skip
+        out.append((t_ms, event, stamp))
 
     def _step(
-        self, person: _Person, plan: _DayPlan, session: tuple, repo: str, agent: str, queued_at: int, out: list
+        self,
+        person: _Person,
+        plan: _DayPlan,
+        session: tuple,
+        repo: str,
+        agent: str,
+        queued_at: int,
+        out: list,
+        branch: str | None,
     ) -> list[tuple[str, dict, int, str]]:
         """One prompt's runs (sometimes 2-3 in parallel on different models); the finished ones."""
         rnd = self.rng.random
@@ -530,13 +582,21 @@ class _History:
         finished = []
         for i in range(parallel):
             model = person.primary_model if i == 0 and rnd() < 0.6 else bisect_right(plan.model_cum, rnd())
-            result = self._run(plan, session, model, repo, agent, queued_at + i * int(rnd() * 3000), out)
+            result = self._run(plan, session, model, repo, agent, queued_at + i * int(rnd() * 3000), out, branch)
             if result is not None:
                 finished.append(result)
         return finished
 
     def _run(
-        self, plan: _DayPlan, session: tuple, model_index: int, repo: str, agent: str, queued_at: int, out: list
+        self,
+        plan: _DayPlan,
+        session: tuple,
+        model_index: int,
+        repo: str,
+        agent: str,
+        queued_at: int,
+        out: list,
+        branch: str | None,
     ) -> tuple[str, dict, int, str] | None:
         """run.queued -> run.started -> run.finished; returns (run_id, attrs, finished_at, status)."""
         rng, normals = self.rng, self.normals
@@ -544,6 +604,8 @@ class _History:
         model = MODELS[model_index]
         run_id = f"run-{bits(80):020x}"
         attrs = self._attributes(model.name, repo, agent)
+        if branch is not None:  # the branch the run pushed to: what links it to its pull request
+            attrs = {**attrs, "branch": branch}
         load = plan.load * HOUR_LOAD[(queued_at % DAY_MS) // HOUR_MS]
         median_wait_s = (3.0 + 30.0 * load * load) * plan.queue_factor
         wait_ms = min(max(int(median_wait_s * 1000 * math.exp(0.9 * normals[bits(14)])), 300), 45 * MINUTE_MS)

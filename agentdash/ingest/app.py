@@ -10,9 +10,10 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from agentdash.auth import IngestAuth
+from agentdash.auth import IngestAuth, WebhookAuth
 from agentdash.events import MAX_BODY_BYTES
 from agentdash.ingest.events_api import post_events
+from agentdash.ingest.github_webhook import DeliveryCount, DeliveryCounts, github_webhook
 from agentdash.ingest.otlp_api import otlp_router
 from agentdash.projector import Projector
 from agentdash.sources import SourceStats
@@ -27,6 +28,7 @@ class StatusReport(msgspec.Struct):
     lag_seconds: float
     last_fold_at: datetime | None
     otlp_records: list[SourceCount]  # since this process started, per agent and record name
+    github_deliveries: list[DeliveryCount]  # since this process started, per event and outcome
 
 
 @get("/healthz", summary="Liveness")
@@ -40,17 +42,23 @@ def status(state: State) -> StatusReport:
     s = projector.status()
     last = datetime.fromtimestamp(s.last_fold_at_us / 1e6, tz=UTC) if s.last_fold_at_us else None
     sources: SourceStats = state.source_stats
-    return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last, sources.report())
+    github: DeliveryCounts = state.github_deliveries
+    return StatusReport(s.events_logged, s.events_projected, s.lag_events, s.lag_seconds, last, sources.report(),
+                        github.report())  # fmt: skip
 
 
-def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth, source_stats: SourceStats) -> Litestar:
-    """`source_stats` counts what the agents send; the server's source keeper drains it into the source store."""
+def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth, source_stats: SourceStats,
+                      webhook_auth: WebhookAuth) -> Litestar:  # fmt: skip
+    """`source_stats` counts what the agents send; the server's source keeper drains it into the source store.
+    `webhook_auth` checks GitHub deliveries against the GitHub links."""
     key_scheme = SecurityScheme(
         type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG"
     )
+    shared = {"storage": storage, "projector": projector, "ingest_auth": auth, "source_stats": source_stats,
+              "webhook_auth": webhook_auth, "github_deliveries": DeliveryCounts()}  # fmt: skip
     return Litestar(
-        route_handlers=[post_events, otlp_router, healthz, status],
-        state=State({"storage": storage, "projector": projector, "ingest_auth": auth, "source_stats": source_stats}),
+        route_handlers=[post_events, otlp_router, github_webhook, healthz, status],
+        state=State(shared),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="agentdash ingest",
@@ -59,5 +67,5 @@ def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth, 
             components=Components(security_schemes={"ingestKey": key_scheme}),
         ),
         request_max_body_size=MAX_BODY_BYTES + 1,
-        on_shutdown=[auth.close],
+        on_shutdown=[auth.close, webhook_auth.close],
     )

@@ -1,7 +1,19 @@
-"""What the agents people already run send (OpenTelemetry), and how it becomes agentdash events; no HTTP here."""
+"""What the agents people already run send (OpenTelemetry) and what forges send (GitHub webhooks), and how it becomes
+agentdash events; no HTTP here."""
 
 from __future__ import annotations
 
+from agentdash.sources.github import (
+    AGENT_MARKS,
+    AgentMark,
+    InvalidDelivery,
+    PullRequestDelivery,
+    agent_mark,
+    delivery_id,
+    delivery_target,
+    ping_zen,
+    pull_request_event,
+)
 from agentdash.sources.keeper import SourceKeeper
 from agentdash.sources.otlp_decode import (
     JSON,
@@ -23,12 +35,16 @@ from agentdash.sources.stats import SourceStats
 from agentdash.sources.translate import SourceKey, Tally, Translation, translate
 
 __all__ = [
+    "AGENT_MARKS",
     "JSON",
     "LOGS",
     "METRICS",
     "PROTOBUF",
     "TRACES",
+    "AgentMark",
+    "InvalidDelivery",
     "InvalidExport",
+    "PullRequestDelivery",
     "Record",
     "Signal",
     "SourceKeeper",
@@ -37,12 +53,17 @@ __all__ = [
     "Tally",
     "Translation",
     "WrongMediaType",
+    "agent_mark",
     "decode_request",
+    "delivery_id",
+    "delivery_target",
     "encode_answer",
     "encoding_of",
     "error_answer",
     "log_records",
     "metric_records",
+    "ping_zen",
+    "pull_request_event",
     "span_records",
     "success_answer",
     "translate",

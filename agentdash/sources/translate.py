@@ -82,6 +82,8 @@ class Translation:
         return found
 
     def saw_user(self, event: Event, agent: str) -> None:
+        if event.user_id is None:  # never from the agents' mappings (they reject records without a user)
+            return
         key = (event.org_id, agent, event.user_id)
         self.users[key] = max(self.users.get(key, 0), event.occurred_us)
 
@@ -134,7 +136,7 @@ def _events(record: Record, drafts: list[Draft], mapping: ModuleType, orgs: froz
             _checked(draft.run_id, "the run id"), team, draft.occurred_us, draft.status, draft.failure_category,
             draft.input_tokens or 0, draft.output_tokens or 0, draft.cache_read_tokens or 0,
             draft.cache_write_tokens or 0, draft.cost_usd or 0.0, draft.model, repo,
-            _attributes_json(agent, version, record.name, draft.model, repo, branch),
+            _attributes_json(agent, version, record.name, draft.model, repo, branch), branch,
         ))  # fmt: skip
     return events
 

@@ -1,5 +1,5 @@
-"""Storage backends behind one interface; `open_storage`, `open_ingest_keys` and `open_source_store` pick one from
-the settings."""
+"""Storage backends behind one interface; `open_storage`, `open_ingest_keys`, `open_source_store` and
+`open_github_links` pick one from the settings."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from agentdash.storage.base import (
     Unavailable,
     WriteRejected,
 )
+from agentdash.storage.github_links import GithubLink, GithubLinkError, GithubLinkStore, LinkSecret
 from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 from agentdash.storage.source_store import (
     AgentSummary,
@@ -26,10 +27,11 @@ from agentdash.storage.source_store import (
     SourceStore,
 )
 
-__all__ = ["ActiveKey", "AgentSummary", "FoldState", "IngestKey", "IngestKeyError", "IngestKeyStore", "LogChunk",
-           "LogPosition", "LoggedEvent", "Overloaded", "PersonSeen", "RecordSummary", "SourceCount", "SourceStore",
-           "SourcesReport", "Storage", "StorageError", "StorageInUse", "Unavailable", "WriteRejected",
-           "open_ingest_keys", "open_source_store", "open_storage"]  # fmt: skip
+__all__ = ["ActiveKey", "AgentSummary", "FoldState", "GithubLink", "GithubLinkError", "GithubLinkStore", "IngestKey",
+           "IngestKeyError", "IngestKeyStore", "LinkSecret", "LogChunk", "LogPosition", "LoggedEvent", "Overloaded",
+           "PersonSeen", "RecordSummary", "SourceCount", "SourceStore", "SourcesReport", "Storage", "StorageError",
+           "StorageInUse", "Unavailable", "WriteRejected", "open_github_links", "open_ingest_keys", "open_source_store",
+           "open_storage"]  # fmt: skip
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -66,6 +68,18 @@ def open_source_store(settings: Settings) -> SourceStore:
     from agentdash.storage.embedded.source_store import SqliteSourceStore
 
     return SqliteSourceStore(settings.data_dir / "sources.sqlite")
+
+
+def open_github_links(settings: Settings) -> GithubLinkStore:
+    """The GitHub link store of the backend: `<data-dir>/github-links.sqlite`, or the database's table; it takes no
+    lock, so it opens while a server runs."""
+    if _uses_postgres(settings):  # imported here, as in open_storage
+        from agentdash.storage.postgres.github_links import PostgresGithubLinkStore
+
+        return PostgresGithubLinkStore(settings.database_url)
+    from agentdash.storage.embedded.github_links import SqliteGithubLinkStore
+
+    return SqliteGithubLinkStore(settings.data_dir / "github-links.sqlite")
 
 
 def _uses_postgres(settings: Settings) -> bool:

@@ -17,7 +17,7 @@ from agentdash.events import Event
 LOG_COLUMNS = (
     "seq", "id", "type", "org_id", "user_id", "session_id", "run_id", "team_id", "occurred_us",
     "status", "failure_category", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cost_usd", "model", "repo",
+    "cost_usd", "model", "repo", "branch", "pr_number", "agent_mark",
 )  # fmt: skip
 
 

@@ -9,9 +9,19 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from agentdash.auth import Forbidden, NotAuthorized, NotVisible, ProviderUnavailable, Throttled, Unauthenticated
+from agentdash.auth import (
+    BadSignature,
+    Forbidden,
+    NotAuthorized,
+    NotLinked,
+    NotVisible,
+    ProviderUnavailable,
+    Throttled,
+    Unauthenticated,
+)
 from agentdash.events import InvalidEvent, NotJson, TooLarge
 from agentdash.metrics import InvalidQuery
+from agentdash.sources import InvalidDelivery
 from agentdash.storage import Overloaded, Unavailable
 
 log = logging.getLogger("agentdash")
@@ -51,10 +61,13 @@ def _describe(exc: HTTPException) -> str:
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidEvent: _answer(400),
     InvalidQuery: _answer(400),
+    InvalidDelivery: _answer(400),
     TooLarge: _answer(413),
     NotJson: _answer(415),
     Unauthenticated: _answer(401, {"WWW-Authenticate": "Bearer"}),
     NotAuthorized: _answer(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}),
+    BadSignature: _answer(401),  # GitHub's HMAC signature has no WWW-Authenticate scheme to name
+    NotLinked: _answer(404),  # no credential could pass: the owner must be linked first (the message says how)
     ProviderUnavailable: _answer(503, {"Retry-After": "10"}),  # not the caller's fault
     Forbidden: _answer(403),
     NotVisible: _answer(404),

@@ -29,9 +29,11 @@ INSERT = SQL.statement("append")
 ARROW_TYPES = {
     "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(), "output_tokens": pa.int64(),
     "cache_read_tokens": pa.int64(), "cache_write_tokens": pa.int64(), "cost_usd": pa.float64(),
+    "pr_number": pa.int64(),
 }  # fmt: skip
-# Insert rows hold seq, dedupe_key, received_us, then the Event's fields: LOG_COLUMNS[1:] are the first of those.
-_CHUNK_FIELDS = slice(3, 3 + len(LOG_COLUMNS) - 1)
+# Insert rows hold seq, dedupe_key, received_us, then the Event's fields; a chunk takes seq and these of them.
+_EVENT_FIELDS = Event.__struct_fields__
+_CHUNK_FIELDS = [3 + _EVENT_FIELDS.index(name) for name in LOG_COLUMNS[1:]]
 _CONFIRM_PART = 500  # seqs per lookup, well under SQLite's limit of host parameters
 
 
@@ -44,11 +46,16 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def upgrade(db: sqlite3.Connection) -> None:
     """Add the columns a log written by an older version lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
-    if "cache_read_tokens" not in {name for (name,) in db.execute(SQL.statement("columns"))}:
+    columns = {name for (name,) in db.execute(SQL.statement("columns"))}
+    steps = [
+        step for step, first in (("upgrade", "cache_read_tokens"), ("upgrade_pr", "branch")) if first not in columns
+    ]
+    if steps:
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in SQL.statements("upgrade"):
-                db.execute(statement)
+            for step in steps:
+                for statement in SQL.statements(step):
+                    db.execute(statement)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -173,7 +180,7 @@ class SqliteEventLog:
         rows = self._recent.take(after_seq, limit)
         if rows is not None:
             columns = list(zip(*rows, strict=True))
-            columns = [columns[0], *columns[_CHUNK_FIELDS]]
+            columns = [columns[0], *(columns[i] for i in _CHUNK_FIELDS)]
         else:
             rows = (
                 self._reader().execute(SQL.statement("read_chunk"), {"after_seq": after_seq, "limit": limit}).fetchall()

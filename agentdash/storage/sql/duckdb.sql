@@ -3,7 +3,8 @@
 -- runs and sessions are join-semilattices of the events folded into them: each column is a min, a
 -- max or an arg-min/arg-max keyed by (occurred_us, id), so events folded in any order or grouping
 -- give the same rows. activity is a set, queued a multiset only ever tested with EXISTS, usage a
--- multiset only ever summed, and followed_up is recomputed from those. The log holds each distinct event once (dedupe at ingest)
+-- multiset only ever summed, and followed_up is recomputed from those. prs is a semilattice like runs, and
+-- its link to runs (linked, user_id, team_id, model, repo) is recomputed from runs like followed_up. The log holds each distinct event once (dedupe at ingest)
 -- and each log entry is folded once (the checkpoint commits with the fold).
 
 -- name: schema
@@ -17,7 +18,8 @@ CREATE TABLE IF NOT EXISTS runs (
     input_tokens BIGINT, output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, cost_usd DOUBLE,
     model_at STRUCT(us BIGINT, id VARCHAR), model VARCHAR,        -- from the earliest event carrying it
     repo_at STRUCT(us BIGINT, id VARCHAR), repo VARCHAR,
-    followed_up BOOLEAN NOT NULL DEFAULT false                    -- see fold_followed_up
+    followed_up BOOLEAN NOT NULL DEFAULT false,                   -- see fold_followed_up
+    branch_at STRUCT(us BIGINT, id VARCHAR), branch VARCHAR       -- attributes.branch, like repo
 );
 CREATE TABLE IF NOT EXISTS sessions (
     org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL,
@@ -36,12 +38,25 @@ CREATE TABLE IF NOT EXISTS usage (
     input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
     cache_write_tokens BIGINT NOT NULL, cost_usd DOUBLE NOT NULL
 );
+-- One row per pull request (org_id, repo_key, pr_number): repo_key is its repo in lower case (forges compare them so).
+CREATE TABLE IF NOT EXISTS prs (
+    org_id VARCHAR NOT NULL, repo_key VARCHAR NOT NULL, pr_number BIGINT NOT NULL,
+    first_at STRUCT(us BIGINT, id VARCHAR) NOT NULL, pr_repo VARCHAR NOT NULL, head_branch VARCHAR NOT NULL,  -- earliest event's
+    who_at STRUCT(us BIGINT, id VARCHAR), event_user_id VARCHAR, event_team_id VARCHAR,  -- earliest event naming either
+    opened_us BIGINT, merged_us BIGINT,                                -- earliest pr.opened, earliest pr.merged
+    last_at STRUCT(us BIGINT, id VARCHAR) NOT NULL, last_type VARCHAR NOT NULL,  -- closed unmerged: no merge, this pr.closed
+    marked BOOLEAN NOT NULL,                                           -- any event carried attributes.agent_mark
+    -- From the earliest run (by anchor) of the same org, repo (any case) and branch; see fold_pr_links.
+    linked BOOLEAN NOT NULL DEFAULT false,
+    user_id VARCHAR, team_id VARCHAR,  -- the run's, else the events'
+    model VARCHAR, repo VARCHAR         -- the run's model; the run's repo, else pr_repo (so filters match runs')
+);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
-DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
+DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
@@ -57,7 +72,7 @@ WITH parts AS (
            CASE WHEN finished_us IS NOT NULL THEN {'status': status, 'failure_category': failure_category,
                'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
                'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END AS outcome,
-           model_at, model, repo_at, repo
+           model_at, model, repo_at, repo, branch_at, branch
     FROM runs WHERE rowid IN (SELECT rid FROM touched_runs)
     UNION ALL
     SELECT org_id, run_id, occurred_us, id,
@@ -71,7 +86,8 @@ WITH parts AS (
                'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
                'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END,
            CASE WHEN model IS NOT NULL THEN {'us': occurred_us, 'id': id} END, model,
-           CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id} END, repo
+           CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id} END, repo,
+           CASE WHEN branch IS NOT NULL THEN {'us': occurred_us, 'id': id} END, branch
     FROM chunk WHERE run_id IS NOT NULL
 ),
 merged AS (
@@ -84,7 +100,8 @@ merged AS (
            arg_max(finished_id, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS finished_id,
            arg_max(outcome, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS outcome,
            min(model_at) AS model_at, arg_min(model, model_at) FILTER (WHERE model_at IS NOT NULL) AS model,
-           min(repo_at) AS repo_at, arg_min(repo, repo_at) FILTER (WHERE repo_at IS NOT NULL) AS repo
+           min(repo_at) AS repo_at, arg_min(repo, repo_at) FILTER (WHERE repo_at IS NOT NULL) AS repo,
+           min(branch_at) AS branch_at, arg_min(branch, branch_at) FILTER (WHERE branch_at IS NOT NULL) AS branch
     FROM parts GROUP BY org_id, run_id
 )
 SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
@@ -94,15 +111,23 @@ SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, 
        outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens,
        outcome.cache_read_tokens AS cache_read_tokens, outcome.cache_write_tokens AS cache_write_tokens,
        outcome.cost_usd AS cost_usd,
-       model_at, model, repo_at, repo, false AS followed_up
+       model_at, model, repo_at, repo, false AS followed_up, branch_at, branch
 FROM merged;
+-- The (org, repo, branch) keys these runs had and have: the PRs of those keys may link to other runs now.
+CREATE OR REPLACE TEMP TABLE run_branches AS
+SELECT org_id, lower(repo) AS repo_key, branch FROM runs
+WHERE rowid IN (SELECT rid FROM touched_runs) AND branch IS NOT NULL AND repo IS NOT NULL
+UNION
+SELECT org_id, lower(repo), branch FROM run_parts WHERE branch IS NOT NULL AND repo IS NOT NULL;
 DELETE FROM runs WHERE rowid IN (SELECT rid FROM touched_runs);
 INSERT INTO runs BY NAME SELECT * FROM run_parts;
 DROP TABLE touched_runs;
 
 -- name: fold_sessions
+-- Every event but a pr.* one has a session.
 CREATE OR REPLACE TEMP TABLE touched_sessions AS
-SELECT rowid AS rid FROM sessions SEMI JOIN (SELECT DISTINCT org_id, session_id FROM chunk) USING (org_id, session_id);
+SELECT rowid AS rid FROM sessions
+SEMI JOIN (SELECT DISTINCT org_id, session_id FROM chunk WHERE session_id IS NOT NULL) USING (org_id, session_id);
 CREATE OR REPLACE TEMP TABLE session_parts AS
 WITH parts AS (
     SELECT org_id, session_id, first_us, first_id, {'user_id': user_id, 'team_id': team_id} AS who,
@@ -112,7 +137,7 @@ WITH parts AS (
     SELECT org_id, session_id, occurred_us, id, {'user_id': user_id, 'team_id': team_id},
            CASE WHEN type = 'message.sent' THEN occurred_us END,
            CASE WHEN type = 'message.sent' THEN occurred_us END
-    FROM chunk
+    FROM chunk WHERE session_id IS NOT NULL
 )
 SELECT org_id, session_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
        who.user_id AS user_id, who.team_id AS team_id, first_message_us, last_message_us
@@ -129,9 +154,11 @@ DROP TABLE session_parts;
 DROP TABLE touched_sessions;
 
 -- name: fold_activity
--- Only the chunk's days can already hold its user-days; the day filter lets DuckDB skip the rest.
+-- Only the chunk's days can already hold its user-days; the day filter lets DuckDB skip the rest. A forge's
+-- pr.* event (no session) says nothing of its user's use of agents that day: not activity.
 INSERT INTO activity
 SELECT DISTINCT org_id, CAST(make_timestamp(occurred_us) AS DATE) AS day, user_id, team_id FROM chunk
+WHERE session_id IS NOT NULL
 EXCEPT
 SELECT org_id, day, user_id, team_id FROM activity
 WHERE day BETWEEN (SELECT CAST(make_timestamp(min(occurred_us)) AS DATE) FROM chunk)
@@ -149,6 +176,71 @@ INSERT INTO usage
 SELECT org_id, run_id, session_id, CAST(make_timestamp(occurred_us) AS DATE), model,
        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
 FROM chunk WHERE type = 'usage';
+
+-- name: fold_prs
+-- As fold_runs: the touched rows by rowid, unioned with one part per pr.* event, re-aggregated.
+CREATE OR REPLACE TEMP TABLE touched_prs AS
+SELECT rowid AS rid FROM prs
+SEMI JOIN (SELECT DISTINCT org_id, lower(repo) AS repo_key, pr_number FROM chunk WHERE pr_number IS NOT NULL)
+USING (org_id, repo_key, pr_number);
+CREATE OR REPLACE TEMP TABLE pr_parts AS
+WITH parts AS (
+    SELECT org_id, repo_key, pr_number, first_at, {'repo': pr_repo, 'head_branch': head_branch} AS what,
+           who_at, {'user_id': event_user_id, 'team_id': event_team_id} AS who,
+           opened_us, merged_us, last_at, last_type, marked
+    FROM prs WHERE rowid IN (SELECT rid FROM touched_prs)
+    UNION ALL
+    SELECT org_id, lower(repo), pr_number, {'us': occurred_us, 'id': id}, {'repo': repo, 'head_branch': branch},
+           CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN {'us': occurred_us, 'id': id} END,
+           {'user_id': user_id, 'team_id': team_id},
+           CASE WHEN type = 'pr.opened' THEN occurred_us END, CASE WHEN type = 'pr.merged' THEN occurred_us END,
+           {'us': occurred_us, 'id': id}, type, agent_mark IS NOT NULL
+    FROM chunk WHERE pr_number IS NOT NULL
+),
+merged AS (
+    SELECT org_id, repo_key, pr_number, min(first_at) AS first_at, arg_min(what, first_at) AS what,
+           min(who_at) AS who_at, arg_min(who, who_at) FILTER (WHERE who_at IS NOT NULL) AS who,
+           min(opened_us) AS opened_us, min(merged_us) AS merged_us,
+           max(last_at) AS last_at, arg_max(last_type, last_at) AS last_type, bool_or(marked) AS marked
+    FROM parts GROUP BY org_id, repo_key, pr_number
+)
+SELECT org_id, repo_key, pr_number, first_at, what.repo AS pr_repo, what.head_branch AS head_branch,
+       who_at, who.user_id AS event_user_id, who.team_id AS event_team_id, opened_us, merged_us, last_at, last_type,
+       marked, false AS linked, who.user_id AS user_id, who.team_id AS team_id, NULL AS model, what.repo AS repo
+FROM merged;
+DELETE FROM prs WHERE rowid IN (SELECT rid FROM touched_prs);
+INSERT INTO prs BY NAME SELECT * FROM pr_parts;
+DROP TABLE touched_prs;
+
+-- name: fold_pr_links
+-- A PR's link to the earliest run of its org, repo and branch changes when such a run changes (run_branches: its
+-- key before and after) or when the PR does (pr_parts): recompute it for the PRs of those keys, whatever arrived
+-- first. Nothing to do (no PR or no branch in the chunk) costs two empty joins.
+CREATE OR REPLACE TEMP TABLE link_keys AS
+SELECT org_id, repo_key, branch FROM run_branches
+UNION
+SELECT org_id, repo_key, head_branch FROM pr_parts;
+CREATE OR REPLACE TEMP TABLE pr_links AS
+SELECT k.org_id, k.repo_key, k.branch, r.run
+FROM (SELECT DISTINCT org_id, repo_key, head_branch AS branch FROM prs SEMI JOIN link_keys
+      ON prs.org_id = link_keys.org_id AND prs.repo_key = link_keys.repo_key AND prs.head_branch = link_keys.branch) k
+LEFT JOIN (
+    SELECT org_id, lower(repo) AS repo_key, branch,
+           arg_min({'user_id': user_id, 'team_id': team_id, 'model': model, 'repo': repo}, (first_us, first_id)) AS run
+    FROM runs WHERE branch IS NOT NULL AND repo IS NOT NULL
+      AND (org_id, branch) IN (SELECT (org_id, branch) FROM link_keys)
+    GROUP BY org_id, lower(repo), branch
+) r USING (org_id, repo_key, branch);
+UPDATE prs SET linked = l.run IS NOT NULL,
+               user_id = CASE WHEN l.run IS NULL THEN prs.event_user_id ELSE l.run.user_id END,
+               team_id = CASE WHEN l.run IS NULL THEN prs.event_team_id ELSE l.run.team_id END,
+               model = l.run.model, repo = coalesce(l.run.repo, prs.pr_repo)
+FROM pr_links l
+WHERE prs.org_id = l.org_id AND prs.repo_key = l.repo_key AND prs.head_branch = l.branch;
+DROP TABLE pr_links;
+DROP TABLE link_keys;
+DROP TABLE pr_parts;
+DROP TABLE run_branches;
 
 -- name: fold_followed_up
 -- A run is followed up when its user queued another run in its session within 4 h after its first
@@ -261,6 +353,33 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
 FROM {usage_items} AS items
 WHERE {run_filter}
+GROUP BY GROUPING SETS ((grp), ())
+
+-- name: pr_metrics
+-- SPEC §7 per group: agent-authored PRs (a mark, a run on their branch, or a branch starting with one of $prefixes)
+-- counted on the day of each fact: opened, merged (with open -> merge time), closed unmerged (its latest close).
+-- A PR's team, user, model and repo are those of its run (prs.linked), else its events'; filtered as runs are.
+WITH p AS (
+    SELECT * FROM prs
+    WHERE org_id = $org AND {run_filter}
+      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
+),
+facts AS (
+    SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, NULL AS to_merge_us
+    FROM p WHERE opened_us IS NOT NULL
+    UNION ALL
+    SELECT 'merged', merged_us, team_id, user_id, model, repo, merged_us - opened_us FROM p WHERE merged_us IS NOT NULL
+    UNION ALL
+    SELECT 'closed', last_at.us, team_id, user_id, model, repo, NULL FROM p WHERE merged_us IS NULL AND last_type = 'pr.closed'
+),
+f AS (SELECT *, CAST(make_timestamp(us) AS DATE) AS day FROM facts)
+SELECT {group} AS grp, grouping(grp) AS is_total,
+       count(*) FILTER (WHERE fact = 'opened') AS agent_prs_opened,
+       count(*) FILTER (WHERE fact = 'merged') AS agent_prs_merged,
+       count(*) FILTER (WHERE fact = 'closed') AS agent_prs_closed_unmerged,
+       quantile_cont(to_merge_us, 0.5) / 1e6 AS agent_pr_time_to_merge_p50_s
+FROM f
+WHERE day BETWEEN $from AND $to
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: failure_metrics

@@ -13,25 +13,34 @@ SELECT pg_advisory_xact_lock(1634492787, 3);  -- processes starting together cre
 CREATE TABLE IF NOT EXISTS events (
     seq BIGINT PRIMARY KEY,           -- commit order, dense: appends hold the log lock until COMMIT
     received_us BIGINT NOT NULL,
-    id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
-    session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us BIGINT NOT NULL,
+    id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL,
+    user_id TEXT, session_id TEXT,    -- NULL on pr.* events only (upgrade_log drops an older log's NOT NULL)
+    run_id TEXT, team_id TEXT, occurred_us BIGINT NOT NULL,
     status TEXT, failure_category TEXT, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
     cost_usd NUMERIC NOT NULL,        -- the decimal the producer sent, so sums are exact
     model TEXT, repo TEXT, attributes TEXT,
     cache_read_tokens BIGINT NOT NULL DEFAULT 0, cache_write_tokens BIGINT NOT NULL DEFAULT 0,  -- see upgrade_log
+    branch TEXT, pr_number BIGINT, author TEXT, agent_mark TEXT,  -- pr.* events (branch: a run's too)
     UNIQUE (org_id, id)               -- dedupe for ever
 );
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: log_is_current
-SELECT count(*) = 2 FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name = 'events' AND column_name IN ('cache_read_tokens', 'cache_write_tokens')
+SELECT count(*) = 3 FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = 'events'
+  AND (column_name IN ('cache_read_tokens', 'agent_mark') OR column_name = 'user_id' AND is_nullable = 'YES')
 
 -- name: upgrade_log
--- A log written before the cache token columns existed: its events had none, so 0 is their value. Run only
--- when log_is_current says so: ALTER TABLE locks the log, even when IF NOT EXISTS finds nothing to do.
+-- A log written before the cache token columns existed: its events had none, so 0 is their value; one written
+-- before pr.* events: their columns NULL but a run's branch, copied from its attributes; user and session
+-- nullable.
+-- Run only when log_is_current says so: ALTER TABLE locks the log, even when IF NOT EXISTS finds nothing to do.
 ALTER TABLE events ADD COLUMN IF NOT EXISTS cache_read_tokens BIGINT NOT NULL DEFAULT 0,
-                   ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT NOT NULL DEFAULT 0
+                   ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+                   ADD COLUMN IF NOT EXISTS branch TEXT, ADD COLUMN IF NOT EXISTS pr_number BIGINT,
+                   ADD COLUMN IF NOT EXISTS author TEXT, ADD COLUMN IF NOT EXISTS agent_mark TEXT,
+                   ALTER COLUMN user_id DROP NOT NULL, ALTER COLUMN session_id DROP NOT NULL;
+UPDATE events SET branch = (attributes::jsonb) ->> 'branch' WHERE branch IS NULL AND strpos(attributes, '"branch"') > 0
 
 -- name: read_models
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,6 +54,7 @@ CREATE TABLE IF NOT EXISTS runs (
     model_us BIGINT, model_id TEXT, model TEXT,       -- from the earliest event carrying a model
     repo_us BIGINT, repo_id TEXT, repo TEXT,
     followed_up BOOLEAN NOT NULL DEFAULT false,
+    branch_us BIGINT, branch_id TEXT, branch TEXT,    -- attributes.branch, like repo
     PRIMARY KEY (org_id, run_id)
 );
 -- Every column the metric queries read, so a year's metrics scan this (a third of the table's width,
@@ -53,6 +63,7 @@ CREATE INDEX IF NOT EXISTS runs_by_day ON runs (org_id, day)
     INCLUDE (status, queued_us, started_us, finished_us, handoff_us, followed_up, cost_usd, input_tokens,
              output_tokens, cache_read_tokens, cache_write_tokens, session_id, user_id, team_id, model, repo);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs (org_id, session_id);
+CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (org_id, branch) WHERE branch IS NOT NULL;  -- fold_pr_links
 CREATE TABLE IF NOT EXISTS sessions (
     org_id TEXT NOT NULL, session_id TEXT NOT NULL, day DATE NOT NULL,
     first_us BIGINT NOT NULL, first_id TEXT NOT NULL,
@@ -74,11 +85,23 @@ CREATE TABLE IF NOT EXISTS usage (
     cache_write_tokens BIGINT NOT NULL, cost_usd NUMERIC NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_by_day ON usage (org_id, day);
+-- One row per pull request, as in duckdb.sql (first_*, who_*, last_*: the earliest/latest event by (us, id)).
+CREATE TABLE IF NOT EXISTS prs (
+    org_id TEXT NOT NULL, repo_key TEXT NOT NULL, pr_number BIGINT NOT NULL,
+    first_us BIGINT NOT NULL, first_id TEXT NOT NULL, pr_repo TEXT NOT NULL, head_branch TEXT NOT NULL,
+    who_us BIGINT, who_id TEXT, event_user_id TEXT, event_team_id TEXT,
+    opened_us BIGINT, merged_us BIGINT,
+    last_us BIGINT NOT NULL, last_id TEXT NOT NULL, last_type TEXT NOT NULL,
+    marked BOOLEAN NOT NULL,
+    linked BOOLEAN NOT NULL DEFAULT false, user_id TEXT, team_id TEXT, model TEXT, repo TEXT,
+    PRIMARY KEY (org_id, repo_key, pr_number)
+);
+CREATE INDEX IF NOT EXISTS prs_by_branch ON prs (org_id, repo_key, head_branch);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 INSERT INTO checkpoint SELECT 0, NULL WHERE NOT EXISTS (SELECT 1 FROM checkpoint)
 
 -- name: drop_read_models
-DROP TABLE IF EXISTS runs, sessions, activity, queued, usage, checkpoint
+DROP TABLE IF EXISTS runs, sessions, activity, queued, usage, prs, checkpoint
 
 -- name: load_version
 SELECT max(version) FROM read_model_version
@@ -100,10 +123,11 @@ WITH incoming AS (
                          $run_id::text[], $team_id::text[], $occurred_us::bigint[], $status::text[],
                          $failure_category::text[], $input_tokens::bigint[], $output_tokens::bigint[],
                          $cache_read_tokens::bigint[], $cache_write_tokens::bigint[],
-                         $cost_usd::numeric[], $model::text[], $repo::text[], $attributes::text[])
+                         $cost_usd::numeric[], $model::text[], $repo::text[], $attributes::text[],
+                         $branch::text[], $pr_number::bigint[], $author::text[], $agent_mark::text[])
         WITH ORDINALITY AS i(id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
                              failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                             cost_usd, model, repo, attributes, ord)
+                             cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark, ord)
 ),
 fresh AS (  -- new events, each once (its first copy in the group)
     SELECT DISTINCT ON (org_id, id) * FROM incoming i
@@ -112,11 +136,11 @@ fresh AS (  -- new events, each once (its first copy in the group)
 )
 INSERT INTO events (seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
                     failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-                    model, repo, attributes)
+                    model, repo, attributes, branch, pr_number, author, agent_mark)
 SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY ord), $received_us,
        id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
        failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-       model, repo, attributes
+       model, repo, attributes, branch, pr_number, author, agent_mark
 FROM fresh
 ON CONFLICT (org_id, id) DO NOTHING
 RETURNING org_id, id
@@ -133,7 +157,7 @@ SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
 -- (the stored decimal is its repr, so the cast gives the same float).
 SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
        failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd::float8,
-       model, repo, attributes
+       model, repo, attributes, branch, pr_number, author, agent_mark
 FROM events WHERE seq > $after_seq ORDER BY seq LIMIT $limit
 
 -- name: try_fold_lock
@@ -153,7 +177,7 @@ UPDATE checkpoint SET seq = $seq, folded_at_us = $folded_at_us
 CREATE TEMP TABLE chunk ON COMMIT DROP AS
 SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status, failure_category,
        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo,
-       DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day
+       branch, pr_number, agent_mark, DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day
 FROM events WHERE seq > $after_seq AND seq <= $last_seq;
 ANALYZE chunk
 
@@ -163,7 +187,7 @@ WITH parts AS (
     SELECT org_id, run_id, first_us, first_id, user_id, team_id, session_id,
            queued_us, started_us, handoff_us, finished_us, finished_id,
            status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-           model_us, model_id, model, repo_us, repo_id, repo
+           model_us, model_id, model, repo_us, repo_id, repo, branch_us, branch_id, branch
     FROM runs WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM chunk WHERE run_id IS NOT NULL)
     UNION ALL
     SELECT org_id, run_id, occurred_us, id, user_id, team_id, session_id,
@@ -180,7 +204,8 @@ WITH parts AS (
            CASE WHEN type = 'run.finished' THEN cache_write_tokens END,
            CASE WHEN type = 'run.finished' THEN cost_usd END,
            CASE WHEN model IS NOT NULL THEN occurred_us END, CASE WHEN model IS NOT NULL THEN id END, model,
-           CASE WHEN repo IS NOT NULL THEN occurred_us END, CASE WHEN repo IS NOT NULL THEN id END, repo
+           CASE WHEN repo IS NOT NULL THEN occurred_us END, CASE WHEN repo IS NOT NULL THEN id END, repo,
+           CASE WHEN branch IS NOT NULL THEN occurred_us END, CASE WHEN branch IS NOT NULL THEN id END, branch
     FROM chunk WHERE run_id IS NOT NULL
 ),
 anchor AS (  -- the earliest event: user, team, session
@@ -204,16 +229,28 @@ first_model AS (
 first_repo AS (
     SELECT DISTINCT ON (org_id, run_id) org_id, run_id, repo_us, repo_id, repo
     FROM parts WHERE repo_us IS NOT NULL ORDER BY org_id, run_id, repo_us, repo_id COLLATE "C"
+),
+first_branch AS (
+    SELECT DISTINCT ON (org_id, run_id) org_id, run_id, branch_us, branch_id, branch
+    FROM parts WHERE branch_us IS NOT NULL ORDER BY org_id, run_id, branch_us, branch_id COLLATE "C"
 )
 SELECT org_id, run_id, DATE '1970-01-01' + floor(a.first_us / 86400000000.0)::int AS day,
        a.first_us, a.first_id, a.user_id, a.team_id, a.session_id,
        t.queued_us, t.started_us, t.handoff_us, o.finished_us, o.finished_id,
        o.status, o.failure_category, o.input_tokens, o.output_tokens, o.cache_read_tokens, o.cache_write_tokens,
-       o.cost_usd, m.model_us, m.model_id, m.model, r.repo_us, r.repo_id, r.repo, false AS followed_up
+       o.cost_usd, m.model_us, m.model_id, m.model, r.repo_us, r.repo_id, r.repo, false AS followed_up,
+       b.branch_us, b.branch_id, b.branch
 FROM anchor a JOIN times t USING (org_id, run_id)
 LEFT JOIN outcome o USING (org_id, run_id)
 LEFT JOIN first_model m USING (org_id, run_id)
-LEFT JOIN first_repo r USING (org_id, run_id);
+LEFT JOIN first_repo r USING (org_id, run_id)
+LEFT JOIN first_branch b USING (org_id, run_id);
+-- The (org, repo, branch) keys these runs had and have: the PRs of those keys may link to other runs now.
+CREATE TEMP TABLE run_branches ON COMMIT DROP AS
+SELECT org_id, lower(repo) AS repo_key, branch FROM runs
+WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM run_parts) AND branch IS NOT NULL AND repo IS NOT NULL
+UNION
+SELECT org_id, lower(repo), branch FROM run_parts WHERE branch IS NOT NULL AND repo IS NOT NULL;
 DELETE FROM runs WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM run_parts);
 INSERT INTO runs SELECT * FROM run_parts
 
@@ -226,7 +263,7 @@ WITH parts AS (
     SELECT org_id, session_id, occurred_us, id, user_id, team_id,
            CASE WHEN type = 'message.sent' THEN occurred_us END,
            CASE WHEN type = 'message.sent' THEN occurred_us END
-    FROM chunk
+    FROM chunk WHERE session_id IS NOT NULL  -- every event but a pr.* one
 ),
 anchor AS (
     SELECT DISTINCT ON (org_id, session_id) org_id, session_id, first_us, first_id, user_id, team_id
@@ -243,9 +280,9 @@ DELETE FROM sessions WHERE (org_id, session_id) IN (SELECT org_id, session_id FR
 INSERT INTO sessions SELECT * FROM session_parts
 
 -- name: fold_activity
--- Only the chunk's days can already hold its user-days.
+-- Only the chunk's days can already hold its user-days. A pr.* event (no session) is no activity: see duckdb.sql.
 INSERT INTO activity
-SELECT DISTINCT org_id, day, user_id, team_id FROM chunk
+SELECT DISTINCT org_id, day, user_id, team_id FROM chunk WHERE session_id IS NOT NULL
 EXCEPT
 SELECT org_id, day, user_id, team_id FROM activity
 WHERE day BETWEEN (SELECT min(day) FROM chunk) AND (SELECT max(day) FROM chunk)
@@ -260,6 +297,70 @@ INSERT INTO usage
 SELECT org_id, run_id, session_id, day, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
        cost_usd
 FROM chunk WHERE type = 'usage'
+
+-- name: fold_prs
+-- As fold_runs; see duckdb.sql.
+CREATE TEMP TABLE pr_parts ON COMMIT DROP AS
+WITH parts AS (
+    SELECT org_id, repo_key, pr_number, first_us, first_id, pr_repo, head_branch,
+           who_us, who_id, event_user_id, event_team_id, opened_us, merged_us, last_us, last_id, last_type, marked
+    FROM prs WHERE (org_id, repo_key, pr_number) IN (
+        SELECT org_id, lower(repo), pr_number FROM chunk WHERE pr_number IS NOT NULL)
+    UNION ALL
+    SELECT org_id, lower(repo), pr_number, occurred_us, id, repo, branch,
+           CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN occurred_us END,
+           CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN id END, user_id, team_id,
+           CASE WHEN type = 'pr.opened' THEN occurred_us END, CASE WHEN type = 'pr.merged' THEN occurred_us END,
+           occurred_us, id, type, agent_mark IS NOT NULL
+    FROM chunk WHERE pr_number IS NOT NULL
+),
+anchor AS (
+    SELECT DISTINCT ON (org_id, repo_key, pr_number) org_id, repo_key, pr_number, first_us, first_id, pr_repo, head_branch
+    FROM parts ORDER BY org_id, repo_key, pr_number, first_us, first_id COLLATE "C"
+),
+who AS (
+    SELECT DISTINCT ON (org_id, repo_key, pr_number) org_id, repo_key, pr_number, who_us, who_id, event_user_id,
+           event_team_id
+    FROM parts WHERE who_us IS NOT NULL ORDER BY org_id, repo_key, pr_number, who_us, who_id COLLATE "C"
+),
+latest AS (
+    SELECT DISTINCT ON (org_id, repo_key, pr_number) org_id, repo_key, pr_number, last_us, last_id, last_type
+    FROM parts ORDER BY org_id, repo_key, pr_number, last_us DESC, last_id COLLATE "C" DESC
+),
+times AS (
+    SELECT org_id, repo_key, pr_number, min(opened_us) AS opened_us, min(merged_us) AS merged_us,
+           bool_or(marked) AS marked
+    FROM parts GROUP BY org_id, repo_key, pr_number
+)
+SELECT org_id, repo_key, pr_number, a.first_us, a.first_id, a.pr_repo, a.head_branch,
+       w.who_us, w.who_id, w.event_user_id, w.event_team_id, t.opened_us, t.merged_us,
+       l.last_us, l.last_id, l.last_type, t.marked,
+       false AS linked, w.event_user_id AS user_id, w.event_team_id AS team_id, NULL::text AS model, a.pr_repo AS repo
+FROM anchor a JOIN times t USING (org_id, repo_key, pr_number) JOIN latest l USING (org_id, repo_key, pr_number)
+LEFT JOIN who w USING (org_id, repo_key, pr_number);
+DELETE FROM prs WHERE (org_id, repo_key, pr_number) IN (SELECT org_id, repo_key, pr_number FROM pr_parts);
+INSERT INTO prs SELECT * FROM pr_parts
+
+-- name: fold_pr_links
+-- A PR's link to the earliest run of its org, repo (any case) and branch, recomputed for the keys whose runs or
+-- PRs the chunk changed: see duckdb.sql.
+CREATE TEMP TABLE link_keys ON COMMIT DROP AS
+SELECT org_id, repo_key, branch FROM run_branches
+UNION
+SELECT org_id, repo_key, head_branch FROM pr_parts;
+CREATE TEMP TABLE pr_links ON COMMIT DROP AS
+SELECT DISTINCT ON (k.org_id, k.repo_key, k.branch) k.org_id, k.repo_key, k.branch,
+       r.run_id IS NOT NULL AS linked, r.user_id, r.team_id, r.model, r.repo
+FROM (SELECT DISTINCT org_id, repo_key, head_branch AS branch FROM prs
+      WHERE (org_id, repo_key, head_branch) IN (SELECT org_id, repo_key, branch FROM link_keys)) k
+LEFT JOIN runs r ON r.org_id = k.org_id AND r.branch = k.branch AND lower(r.repo) = k.repo_key
+ORDER BY k.org_id, k.repo_key, k.branch, r.first_us, r.first_id COLLATE "C";
+UPDATE prs SET linked = l.linked,
+               user_id = CASE WHEN l.linked THEN l.user_id ELSE prs.event_user_id END,
+               team_id = CASE WHEN l.linked THEN l.team_id ELSE prs.event_team_id END,
+               model = l.model, repo = coalesce(l.repo, prs.pr_repo)
+FROM pr_links l
+WHERE prs.org_id = l.org_id AND prs.repo_key = l.repo_key AND prs.head_branch = l.branch
 
 -- name: fold_followed_up
 -- Recomputed for every run in a session the chunk touched (through a run or a run.queued): see duckdb.sql.
@@ -358,6 +459,31 @@ SELECT {group} AS grp, grouping({group}) AS is_total,
        coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens
 FROM {usage_items} AS items
 WHERE {run_filter}
+GROUP BY GROUPING SETS (({group}), ())
+
+-- name: pr_metrics
+-- SPEC §7 per group, as in duckdb.sql.
+WITH p AS (
+    SELECT * FROM prs
+    WHERE org_id = $org AND {run_filter}
+      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes::text[]) AS prefix WHERE starts_with(head_branch, prefix)))
+),
+facts AS (
+    SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, NULL::bigint AS to_merge_us
+    FROM p WHERE opened_us IS NOT NULL
+    UNION ALL
+    SELECT 'merged', merged_us, team_id, user_id, model, repo, merged_us - opened_us FROM p WHERE merged_us IS NOT NULL
+    UNION ALL
+    SELECT 'closed', last_us, team_id, user_id, model, repo, NULL FROM p WHERE merged_us IS NULL AND last_type = 'pr.closed'
+),
+f AS (SELECT *, DATE '1970-01-01' + floor(us / 86400000000.0)::int AS day FROM facts)
+SELECT {group} AS grp, grouping({group}) AS is_total,
+       count(*) FILTER (WHERE fact = 'opened') AS agent_prs_opened,
+       count(*) FILTER (WHERE fact = 'merged') AS agent_prs_merged,
+       count(*) FILTER (WHERE fact = 'closed') AS agent_prs_closed_unmerged,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY to_merge_us) / 1e6 AS agent_pr_time_to_merge_p50_s
+FROM f
+WHERE day BETWEEN $from::date AND $to::date
 GROUP BY GROUPING SETS (({group}), ())
 
 -- name: failure_metrics

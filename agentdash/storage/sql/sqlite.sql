@@ -14,12 +14,16 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,          -- arrival order, dense, assigned by the writer
     dedupe_key INTEGER NOT NULL,      -- 64-bit hash of (org_id, id); indexed in memory, not on disk
     received_us INTEGER NOT NULL,
+    -- user_id and session_id: '' for none (pr.* events). A log from before them has NOT NULL here, which
+    -- SQLite can drop only by copying the table: '' costs nothing and reads back as NULL (NULLIF below).
     id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL, user_id TEXT NOT NULL,
     session_id TEXT NOT NULL, run_id TEXT, team_id TEXT, occurred_us INTEGER NOT NULL,
     status TEXT, failure_category TEXT, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL, model TEXT, repo TEXT, attributes TEXT,
     -- last, where ALTER TABLE puts them in a log written before the usage event type (see upgrade)
-    cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    -- then those of the pr.* events (see upgrade_pr): NULL on other events, one header byte each
+    branch TEXT, pr_number INTEGER, author TEXT, agent_mark TEXT
 )
 
 -- name: columns
@@ -30,12 +34,20 @@ SELECT name FROM pragma_table_info('events')
 ALTER TABLE events ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0
 
+-- name: upgrade_pr
+-- A log written before pr.* events: their columns NULL, but a run's branch, which was in its attributes only.
+ALTER TABLE events ADD COLUMN branch TEXT;
+ALTER TABLE events ADD COLUMN pr_number INTEGER;
+ALTER TABLE events ADD COLUMN author TEXT;
+ALTER TABLE events ADD COLUMN agent_mark TEXT;
+UPDATE events SET branch = CAST(json_extract(attributes, '$.branch') AS TEXT) WHERE instr(attributes, '"branch"') > 0
+
 -- name: append
 -- One row per new event: seq, dedupe_key, received_us, then the Event's fields in declaration order.
 INSERT INTO events (seq, dedupe_key, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
                     status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                    cost_usd, model, repo, attributes)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                    cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark)
+VALUES (?,?,?,?,?,?,coalesce(?, ''),coalesce(?, ''),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
 -- name: dedupe_keys
 -- Start-up: the whole key column, to rebuild the in-memory dedupe index.
@@ -50,13 +62,14 @@ SELECT received_us FROM events WHERE seq = :seq
 
 -- name: read_chunk
 -- The columns of base.LOG_COLUMNS, in that order.
-SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
-       status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo
+SELECT seq, id, type, org_id, NULLIF(user_id, '') AS user_id, NULLIF(session_id, '') AS session_id, run_id, team_id,
+       occurred_us, status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       cost_usd, model, repo, branch, pr_number, agent_mark
 FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
 
 -- name: log_entries
 -- seq, received_us, then the Event's fields in declaration order.
-SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
+SELECT seq, received_us, id, type, org_id, NULLIF(user_id, ''), NULLIF(session_id, ''), run_id, team_id, occurred_us,
        status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-       model, repo, attributes
+       model, repo, attributes, branch, pr_number, author, agent_mark
 FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
