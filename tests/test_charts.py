@@ -70,6 +70,21 @@ def test_weekly_sums_counts_and_money_and_recomputes_ratios():
     assert option["yAxis"]["name"] == "USD ($)" and option["xAxis"]["name"] == "ISO week (UTC)"
 
 
+def test_weekly_sums_pull_requests_and_recomputes_their_ratios():
+    prs = [day(i, 1, 0, 2.0, agent_prs_opened=2, agent_prs_merged=i % 2, agent_prs_closed_unmerged=1,
+               agent_pr_time_to_merge_p50_s=3600.0) for i in range(10)]  # fmt: skip
+    first, second = charts.weekly_totals(prs)
+    assert (first.agent_prs_opened, first.agent_prs_merged, first.agent_prs_closed_unmerged) == (6, 1, 3)
+    assert first.agent_pr_merge_rate == 1 / 4 and first.cost_per_merged_pr_usd == pytest.approx(6.0)
+    assert second.agent_pr_merge_rate == 4 / 11 and first.agent_pr_time_to_merge_p50_s is None
+    option = charts.time_series(prs, ["agent_prs_merged", "agent_pr_time_to_merge_p50_s"], weekly=True, unit="s")
+    assert [s["data"] for s in option["series"]] == [[1, 4]]
+    assert "Median time to merge: daily view only" in json.dumps(option["title"])
+    # Pull requests alone are data: a range of PRs without runs draws, no "No runs" over it.
+    only_prs = [DayMetrics(date=START, agent_prs_opened=1)]
+    assert charts.time_series(only_prs, ["agent_prs_opened"], unit="PRs")["title"] == []
+
+
 def test_weekly_leaves_out_p95s_with_a_note():
     option = charts.time_series(SERIES, ["run_duration_p95_s", "run_duration_avg_s"], weekly=True, unit="s")
     assert option["series"] == []

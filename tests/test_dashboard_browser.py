@@ -269,13 +269,29 @@ def _open_question(page, url: str) -> None:
     page.wait_for_selector("[data-testid=breakdown-team], [data-testid=empty], [data-testid=message]")
 
 
+def _pull_requests(org: str) -> list[dict]:
+    """Four agent PRs of the last week (two merged, one closed unmerged, one open) and a person's, which never counts."""
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    plan = [(1, "claude/a", "u0", "web", 3, 4, "pr.merged"), (2, "codex/b", "u2", "ops", 2, 1, "pr.closed"),
+            (3, "copilot/c", "u1", "web", 5, 26, "pr.merged"), (4, "claude/d", "u0", "web", 1, 0, None),
+            (5, "feature/x", "u1", "web", 2, 1, "pr.merged")]  # fmt: skip
+    events = []
+    for number, branch, user, team, ago, hours, outcome in plan:
+        pr = {"org_id": org, "repo": "acme/app", "pr_number": number, "head_branch": branch, "user_id": user,
+              "team_id": team}  # fmt: skip
+        opened = now - timedelta(days=ago)
+        events.append({**pr, "id": f"pr{number}o", "type": "pr.opened", "occurred_at": opened.isoformat()})
+        if outcome:
+            at = opened + timedelta(hours=hours)
+            events.append({**pr, "id": f"pr{number}e", "type": outcome, "occurred_at": at.isoformat()})
+    return events
+
+
 def test_every_question_page_draws_its_charts_without_errors(server):
-    assert (
-        httpx.post(
-            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
-        ).json()["accepted"]
-        == 24
-    )
+    events = _two_periods("acme") + _pull_requests("acme")
+    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": events}).json()[
+        "accepted"
+    ] == len(events)
     server.wait_projected()
     with browser_page() as page:
         page.goto(f"{server.url}/login?token={server.token('acme')}")
@@ -425,3 +441,46 @@ def test_model_and_repo_filters_narrow_every_panel_and_live_in_the_url(server):
         assert _metric(page, "Success rate") == fmt.percent(both["success_rate"])
         nav_href = page.locator("[data-nav='Cost']").get_attribute("href")
         assert "repo=web-app" in nav_href and "team_id=web" in nav_href
+
+
+def test_the_shipping_page_shows_the_read_apis_pull_requests_in_light_and_dark(server):
+    events = _two_periods("acme") + _pull_requests("acme")
+    answer = httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": events})
+    assert answer.json()["rejected"] == [], answer.text
+    server.wait_projected()
+    token = server.token("acme")
+    api = _api(server, token, 30)
+    assert (api["agent_prs_opened"], api["agent_prs_merged"], api["agent_prs_closed_unmerged"]) == (4, 2, 1)
+    with browser_page() as page:
+        page.goto(f"{server.url}/login?token={token}")
+        _open(page, f"{server.url}/?days=30")
+        assert _metric(page, "Merge rate") == fmt.percent(api["agent_pr_merge_rate"])
+        page.get_by_role("link", name="Does the work ship?").click()
+        page.wait_for_url("**/shipping?days=30")
+        _open_question(page, page.url)
+        expected = {
+            "Merge rate": fmt.percent(api["agent_pr_merge_rate"]), "PRs opened": fmt.count(api["agent_prs_opened"]),
+            "PRs merged": fmt.count(api["agent_prs_merged"]),
+            "Closed unmerged": fmt.count(api["agent_prs_closed_unmerged"]),
+            "Median time to merge": fmt.duration(api["agent_pr_time_to_merge_p50_s"]),
+            "Per merged PR": fmt.money(api["cost_per_merged_pr_usd"]),
+        }  # fmt: skip
+        assert {name: _metric(page, name) for name in expected} == expected
+        assert expected["Median time to merge"] == "15h 00m"  # the middle of 4 h and 26 h
+        assert page.locator(".nicegui-echart").count() == PAGES["/shipping"].charts
+        page.wait_for_function(
+            "[...document.querySelectorAll('.nicegui-echart')].every(e => e.querySelector('canvas'))"
+        )
+        assert page.locator("[data-chart='Agent pull requests']").is_visible()
+        assert page.locator("[data-nav='Shipping'][aria-current=page]").count() == 1
+        screenshot(page, "shipping-light")
+        page.locator("[data-testid=dark-toggle]").click()
+        page.wait_for_selector("body.body--dark")
+        screenshot(page, "shipping-dark")
+        page.locator("[data-testid=dark-toggle]").click()
+        page.wait_for_selector("body:not(.body--dark)")
+
+        # A team's row opens that team's page, with the range kept.
+        page.locator("[data-testid=breakdown-team] [data-testid=open]", has_text="ops").click()
+        page.wait_for_url("**/teams/ops?days=30")
+        page.wait_for_selector("[data-testid=subject]")

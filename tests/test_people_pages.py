@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from user_fixture import drawn, figure, prepare_user_app, sign_in
 
 from agentdash.ui import format as fmt
+from agentdash.ui.cards import QUESTIONS
 from agentdash.ui.people import PEOPLE, TEAMS
 from agentdash.ui.signin import COOKIE
 
@@ -111,7 +112,7 @@ def _headlines_match(page, api: dict) -> None:
 
 
 def _charts_drawn(page, subject) -> None:
-    sparklines = 6  # one per overview card
+    sparklines = len(QUESTIONS)  # one per overview card
     assert page.locator(".nicegui-echart").count() == subject.page.charts + sparklines
     page.wait_for_function("[...document.querySelectorAll('.nicegui-echart')].every(e => e.querySelector('canvas'))")
 

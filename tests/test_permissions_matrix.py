@@ -145,7 +145,18 @@ def test_read_api(loaded, role, target, endpoint):
         assert shown == wanted
 
 
-PAGES = ["/", "/adoption", "/reliability", "/speed", "/cost", "/human-intervention", "/iteration", "/people", "/teams"]
+PAGES = [
+    "/",
+    "/adoption",
+    "/reliability",
+    "/speed",
+    "/cost",
+    "/human-intervention",
+    "/iteration",
+    "/shipping",
+    "/people",
+    "/teams",
+]
 PAGE_TARGETS = [
     ("?days=30", {}), ("?days=30&team_id=web", {"team_id": "web"}), ("?days=30&user_id=wendy", {"user_id": "wendy"}),
 ]  # fmt: skip

@@ -12,6 +12,8 @@ from agentdash.ui.cards import QUESTIONS, change, change_badge
 from agentdash.ui.filters import DEFAULT_DAYS, MAX_DAYS, Filters
 from agentdash.ui.freshness import freshness_text
 from agentdash.ui.layout import NAV
+from agentdash.ui.people import PEOPLE, TEAMS
+from agentdash.ui.questions import OWN_PAGES
 from agentdash.ui.view import scope
 
 TODAY = date(2026, 3, 31)
@@ -110,9 +112,13 @@ def test_change_and_its_colour():
 
 
 def test_every_question_has_a_page_in_the_navigation():
-    # The overview, the six questions in SPEC order, then the people and team lists.
+    # The overview, the six questions of SPEC §3 in order and §7's, then the people and team lists.
     assert [path for path, _, _ in NAV] == ["/", *(q.path for q in QUESTIONS), "/people", "/teams"]
-    assert len(QUESTIONS) == 6
+    assert [q.path for q in QUESTIONS][-2:] == ["/iteration", "/shipping"] and len(QUESTIONS) == 7
+
+
+def test_linked_breakdown_rows_open_the_people_and_team_pages():
+    assert {s.dimension: (s.path, s.field) for s in (PEOPLE, TEAMS)} == OWN_PAGES
 
 
 def test_freshness_text_is_utc():

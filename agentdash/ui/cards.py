@@ -1,4 +1,4 @@
-"""The overview's cards, one per question of SPEC §3: headline, change badge, sparkline and figures.
+"""The overview's cards, one per question of SPEC §3 and §7: headline, change badge, sparkline and figures.
 
 The overview, each question's page and every person's and team's page draw with them.
 """
@@ -22,6 +22,28 @@ class Figure:
     value: Callable[[OrgMetrics], str]
 
 
+def is_empty(m: OrgMetrics) -> bool:
+    return m.runs == 0 and not m.active_users and not m.sessions
+
+
+def no_prs(m: OrgMetrics) -> bool:
+    return not (m.agent_prs_opened or m.agent_prs_merged or m.agent_prs_closed_unmerged)
+
+
+@dataclass(frozen=True)
+class Empty:
+    """What a question's page shows instead of its panels when the range holds nothing for it."""
+
+    test: Callable[[OrgMetrics], bool]
+    title: str
+    hint: str
+
+
+NO_RUNS = Empty(is_empty, "No runs in this range", "pick a longer range or another team or user.")
+NO_PRS = Empty(no_prs, "No agent pull requests in this range",
+               "they arrive from GitHub webhooks or pr.* events; pick a longer range or another team or user.")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Question:
     path: str
@@ -30,6 +52,8 @@ class Question:
     main: str  # the metric key behind the sparkline and the change badge
     better: int  # +1: up is good, -1: down is good, 0: neither
     figures: tuple[Figure, ...]
+    empty: Empty = NO_RUNS
+    note: str = ""  # how to read the figures, under them on the question's page
 
 
 def _failures(m: OrgMetrics) -> str:
@@ -69,6 +93,18 @@ QUESTIONS = (
     Question("/iteration", "Iteration", "How much iteration?", "runs_per_session", 0, (
         Figure("Runs per session", lambda m: fmt.count(m.runs_per_session)),
         Figure("Session lifespan", lambda m: fmt.duration(m.session_lifespan_avg_s)))),
+    Question("/shipping", "Shipping", "Does the work ship?", "agent_pr_merge_rate", +1, (
+        Figure("Merge rate", lambda m: fmt.percent(m.agent_pr_merge_rate)),
+        Figure("PRs opened", lambda m: fmt.count(m.agent_prs_opened)),
+        Figure("PRs merged", lambda m: fmt.count(m.agent_prs_merged)),
+        Figure("Closed unmerged", lambda m: fmt.count(m.agent_prs_closed_unmerged)),
+        Figure("Median time to merge", lambda m: fmt.duration(m.agent_pr_time_to_merge_p50_s)),
+        Figure("Per merged PR", lambda m: fmt.money(m.cost_per_merged_pr_usd))),
+        NO_PRS,
+        "Agent-authored pull requests, each counted on the day of its event. Merge rate: merged / (merged + closed "
+        "unmerged). Median time to merge: opened → merged, the middle (P50) of the PRs merged in range; the "
+        "metrics give the median only, so there is no P95 or distribution yet. Per merged PR: all agent cost "
+        "in range / PRs merged."),
 )  # fmt: skip
 
 
@@ -89,15 +125,11 @@ def change_badge(value: float | None, better: int) -> tuple[str, str]:
     return f"{arrow} {abs(value) * 100:.1f}%", colour
 
 
-def is_empty(m: OrgMetrics) -> bool:
-    return m.runs == 0 and not m.active_users and not m.sessions
-
-
-def no_runs(view: View) -> None:
+def no_runs(view: View, empty: Empty = NO_RUNS) -> None:
     with ui.card().classes("w-full items-center q-pa-xl").props("data-testid=empty"):
         ui.icon("event_busy", size="xl").classes("text-grey")
-        ui.label("No runs in this range").classes("text-h6")
-        ui.label(f"{view.filters.label}: pick a longer range or another team or user.").classes("text-grey")
+        ui.label(empty.title).classes("text-h6")
+        ui.label(f"{view.filters.label}: {empty.hint}").classes("text-grey")
 
 
 def draw(view: ScopedView, data: tuple[OrgMetrics, OrgMetrics]) -> None:

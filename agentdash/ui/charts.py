@@ -30,6 +30,7 @@ UNITS = {
     "runs": Unit("runs", fmt.count, "{value}"),
     "users": Unit("users", fmt.count, "{value}"),
     "sessions": Unit("sessions", fmt.count, "{value}"),
+    "PRs": Unit("pull requests", fmt.count, "{value}"),
     "tokens": Unit("tokens", fmt.count, "{value}"),
     "$": Unit("USD ($)", fmt.money, "${value}"),
     "s": Unit("seconds (s)", fmt.duration, "{value} s"),
@@ -66,14 +67,21 @@ METRICS: dict[str, tuple[str, str]] = {  # key: (label, unit)
     "sessions": ("Sessions", "sessions"),
     "runs_per_session": ("Runs per session", "runs"),
     "session_lifespan_avg_s": ("Avg session lifespan", "s"),
+    "agent_prs_opened": ("Agent PRs opened", "PRs"),
+    "agent_prs_merged": ("Agent PRs merged", "PRs"),
+    "agent_prs_closed_unmerged": ("Closed unmerged", "PRs"),
+    "agent_pr_merge_rate": ("Merge rate", "%"),
+    "agent_pr_time_to_merge_p50_s": ("Median time to merge", "s"),
+    "cost_per_merged_pr_usd": ("Cost per merged PR", "$"),
 }
 
 SUMMED = ("runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled", "input_tokens", "output_tokens",
-          "cache_read_tokens", "cache_write_tokens", "runs_handed_off", "sessions")  # fmt: skip
+          "cache_read_tokens", "cache_write_tokens", "runs_handed_off", "sessions", "agent_prs_opened",
+          "agent_prs_merged", "agent_prs_closed_unmerged")  # fmt: skip
 # Distinct counts over a week and averages/P95s need the raw runs: a week's value is not a function of its days'.
 NOT_WEEKLY = frozenset({"active_users", "runs_per_user", "sessions_per_user", "run_duration_avg_s", "run_duration_p95_s",
                         "queue_wait_avg_s", "queue_wait_p95_s", "active_agent_time_per_session_s", "runs_per_session",
-                        "session_lifespan_avg_s"})  # fmt: skip
+                        "session_lifespan_avg_s", "agent_pr_time_to_merge_p50_s"})  # fmt: skip
 EMPTY_TEXT = "No runs in this range"
 
 
@@ -102,6 +110,8 @@ def _week_total(days: list[DayMetrics]) -> DayMetrics:
     w.cost_per_run_usd = ratio(w.cost_usd, w.runs_finished)
     w.handoff_rate = ratio(w.runs_handed_off, w.runs_finished)
     w.post_handoff_iteration_rate = ratio(sum(followed_up_runs(d) for d in days), w.runs_handed_off)
+    w.agent_pr_merge_rate = ratio(w.agent_prs_merged, w.agent_prs_merged + w.agent_prs_closed_unmerged)
+    w.cost_per_merged_pr_usd = ratio(w.cost_usd, w.agent_prs_merged)
     failures: Counter[str] = Counter()
     for d in days:
         failures.update({f.category: f.runs for f in d.failures_by_category})
@@ -121,7 +131,7 @@ def time_series(series: list[DayMetrics], metrics: list[str], *, weekly: bool = 
     values = [[getattr(p, m) for p in points] for m in shown]
     names = [METRICS[m][0] for m in shown]
     return {
-        **_frame(_x_axis(points, weekly), _value_axis(u), not _has_runs(points), note, legend=len(shown) > 1),
+        **_frame(_x_axis(points, weekly), _value_axis(u), not _has_data(points), note, legend=len(shown) > 1),
         "legend": _legend(names, len(shown) > 1),
         "tooltip": _axis_tooltip(_x_headers(points, weekly), names, [[u.text(v) for v in vs] for vs in values], "line"),
         "series": [
@@ -158,7 +168,9 @@ def failures_stacked(series: list[DayMetrics], weekly: bool = False) -> dict:
     }
 
 
-def breakdown_bars(rows: list[BreakdownRow], metric: str, unit: str, top: int = 10) -> dict:
+def breakdown_bars(
+    rows: list[BreakdownRow], metric: str, unit: str, top: int = 10, empty_text: str = EMPTY_TEXT
+) -> dict:
     """Horizontal bars of one metric per key, largest first; the top `top` keys."""
     u = _unit(unit)
     ranked = sorted(rows, key=lambda r: (getattr(r, metric) is None, -(getattr(r, metric) or 0)))[:top]
@@ -172,6 +184,7 @@ def breakdown_bars(rows: list[BreakdownRow], metric: str, unit: str, top: int = 
             {"type": "category", "data": keys, "inverse": True, "axisLabel": {"width": 140, "overflow": "truncate"}},
             not rows,
             note,
+            empty_text=empty_text,
         ),
         "tooltip": _axis_tooltip([html.escape(k) for k in keys], [name], [[u.text(v) for v in values]]),
         "series": [{"name": name, "type": "bar", "data": values}],
@@ -282,8 +295,10 @@ def _unit(unit: str) -> Unit:
     return UNITS[unit]
 
 
-def _has_runs(points: list[DayMetrics]) -> bool:
-    return any(p.runs or p.dau or p.sessions for p in points)
+def _has_data(points: list[DayMetrics]) -> bool:
+    # A forge reports pull requests whether or not their runs reached us: PRs alone are data too.
+    return any(p.runs or p.dau or p.sessions or p.agent_prs_opened or p.agent_prs_merged or p.agent_prs_closed_unmerged
+               for p in points)  # fmt: skip
 
 
 def _legend(names: list[str], show: bool) -> dict:

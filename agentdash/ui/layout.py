@@ -16,7 +16,7 @@ NAV = [
     ("/", "Overview", "dashboard"), ("/adoption", "Adoption", "group"), ("/reliability", "Reliability", "verified"),
     ("/speed", "Speed", "speed"), ("/cost", "Cost", "payments"),
     ("/human-intervention", "Human intervention", "back_hand"), ("/iteration", "Iteration", "replay"),
-    ("/people", "People", "person"), ("/teams", "Teams", "groups"),
+    ("/shipping", "Shipping", "rocket_launch"), ("/people", "People", "person"), ("/teams", "Teams", "groups"),
 ]  # fmt: skip
 ADMIN_NAV = [("/sources", "Sources", "cable")]  # org admins' tools, after the pages everyone has
 DARK_COOKIE = "agentdash_dark"

@@ -1,4 +1,4 @@
-"""The overview (one card per question of SPEC §3) and, from the same table, one page per question."""
+"""The overview (one card per question of SPEC §3 and §7) and, from the same table, one page per question."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def _metrics(view: ScopedView) -> tuple[OrgMetrics, OrgMetrics]:
 def _question_page(view: ScopedView, data: questions.PageData, q: Question) -> None:
     """A question's own page: its headline card, then the charts and breakdowns of questions.PAGES."""
     current, previous = data.current, data.previous
-    if cards.is_empty(current):
-        cards.no_runs(view)
+    if q.empty.test(current):
+        cards.no_runs(view, q.empty)
         return
 
     def headline() -> None:
@@ -40,6 +40,8 @@ def _question_page(view: ScopedView, data: questions.PageData, q: Question) -> N
             ui.label(q.question).classes("text-subtitle1 text-weight-medium")
             cards.headline(q, current, previous)
             cards.figures(q.figures[1:], current)
+            if q.note:
+                ui.label(q.note).classes("text-caption q-mt-sm").props("data-testid=note").mark("note")
             ui.label(f"{view.filters.label}; the change compares with the {cards.days(view)} days before.").classes(
                 "text-caption text-grey q-mt-sm"
             )

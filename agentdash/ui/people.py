@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from urllib.parse import quote
 
 from nicegui import ui
 
@@ -87,32 +86,11 @@ def load_rows(view: ScopedView, subject: Subject) -> list[BreakdownRow]:
     return breakdown(view.sources.storage, view.query, subject.dimension)
 
 
-def own_page_url(view: View, subject: Subject, key: str | None) -> str | None:
-    """The address of a person's or team's page, keeping the other filters; None for runs without a team."""
-    if key is None:
-        return None
-    return f"{subject.path}/{quote(key, safe='')}?{view.filters.to_query(**{subject.field: None})}"
-
-
 def linked_table(view: View, subject: Subject, rows: list[BreakdownRow]) -> ui.table:
     """questions.table whose rows open their own page: a click anywhere on a row, or Enter on the name's link."""
     testid = f"{subject.dimension}-table"
     t = questions.table(subject.singular, rows, subject.columns).props(f"data-testid={testid}").mark(testid)
-    t.rows = [{**cells, "href": own_page_url(view, subject, row.key)} for cells, row in zip(t.rows, rows, strict=True)]
-    # The name is a real link, so the keyboard reaches every row with Tab and opens it with Enter.
-    t.add_slot("body-cell-key", """
-        <q-td :props="props">
-            <a v-if="props.row.href" :href="props.row.href" class="text-primary" data-testid="open" @click.stop>{{ props.value }}</a>
-            <span v-else>{{ props.value }}</span>
-        </q-td>
-    """)  # fmt: skip
-    t.on("rowClick", lambda e: _open(e.args[1].get("href")), [[], ["href"], None])
-    return t
-
-
-def _open(href: str | None) -> None:
-    if href:
-        ui.navigate.to(href)
+    return questions.link_rows(t, [questions.own_page_url(view, subject.path, subject.field, row.key) for row in rows])
 
 
 def _list_page(view: ScopedView, rows: list[BreakdownRow], subject: Subject) -> None:

@@ -1,4 +1,4 @@
-"""One page per question of SPEC §3, drawn from one table: time series, extra charts, breakdown tables, CSV links."""
+"""One page per question of SPEC §3 and §7 from one table: time series, extra charts, breakdown tables, CSV links."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from agentdash.metrics import (
 )
 from agentdash.ui import charts
 from agentdash.ui.filters import FILTER_KEYS
-from agentdash.ui.view import ScopedView
+from agentdash.ui.view import ScopedView, View
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Page:
     series: tuple[Series, ...]
     columns: tuple[str, ...]  # the breakdown tables' metric columns (keys of charts.METRICS)
     extras: tuple[Extra, ...] = field(default=())
+    linked: bool = False  # team and user rows open that team's or person's page
 
     @property
     def charts(self) -> int:
@@ -89,9 +90,20 @@ PAGES: dict[str, Page] = {
          Series("Sessions", ("sessions",), "sessions"),
          Series("Session lifespan", ("session_lifespan_avg_s",), "s")),
         ("runs", "sessions", "runs_per_session", "session_lifespan_avg_s")),
+    "/shipping": Page(
+        (Series("Agent pull requests", ("agent_prs_opened", "agent_prs_merged", "agent_prs_closed_unmerged"), "PRs"),
+         Series("Median time to merge, by day merged", ("agent_pr_time_to_merge_p50_s",), "s")),
+        ("agent_prs_opened", "agent_prs_merged", "agent_prs_closed_unmerged", "agent_pr_merge_rate",
+         "agent_pr_time_to_merge_p50_s", "cost_per_merged_pr_usd", "runs"),
+        (Extra("Median time to merge by repo", lambda d, _: charts.breakdown_bars(
+            [r for r in d.breakdowns["repo"] if r.agent_prs_merged], "agent_pr_time_to_merge_p50_s", "s",
+            empty_text="No merged agent pull requests in this range")),),
+        linked=True),
 }  # fmt: skip
 
 DIMENSION_LABELS = {"team": "Team", "user": "User", "model": "Model", "repo": "Repo"}
+# A team's or person's own page (people.py): dimension -> (list page, the filter its route pins).
+OWN_PAGES = {"user": ("/people", "user_id"), "team": ("/teams", "team_id")}
 
 
 def load(view: ScopedView) -> PageData:
@@ -151,9 +163,15 @@ def _breakdowns(view: ScopedView, data: PageData, page: Page) -> None:
         with ui.tab_panels(tabs, value=tab["team"]).classes("w-full"):
             for dimension in DIMENSIONS:
                 with ui.tab_panel(tab[dimension]).classes("q-pa-none gap-1"):
-                    table(DIMENSION_LABELS[dimension], data.breakdowns[dimension], page.columns).props(
-                        f"data-testid=breakdown-{dimension}"
+                    rows = data.breakdowns[dimension]
+                    testid = f"breakdown-{dimension}"
+                    t = (
+                        table(DIMENSION_LABELS[dimension], rows, page.columns)
+                        .props(f"data-testid={testid}")
+                        .mark(testid)
                     )
+                    if page.linked and dimension in OWN_PAGES:
+                        link_rows(t, [own_page_url(view, *OWN_PAGES[dimension], row.key) for row in rows])
                     csv_link(view, f"breakdown/{dimension}", f"Download CSV (by {dimension})", f"csv-{dimension}")
 
 
@@ -185,3 +203,29 @@ def table(label: str, rows: list[BreakdownRow], columns: tuple[str, ...]) -> ui.
         <q-td :props="props">{{ props.row[props.col.name + '__text'] ?? props.value }}</q-td>
     """)  # fmt: skip
     return t
+
+
+def own_page_url(view: View, path: str, pinned: str, key: str | None) -> str | None:
+    """The address of a person's or team's page, keeping the other filters; None for runs without a team."""
+    if key is None:
+        return None
+    return f"{path}/{quote(key, safe='')}?{view.filters.to_query(**{pinned: None})}"
+
+
+def link_rows(t: ui.table, hrefs: list[str | None]) -> ui.table:
+    """Make `t`'s rows open `hrefs` (one per row, None: no page): a click anywhere on a row, or Enter on its name."""
+    t.rows = [{**cells, "href": href} for cells, href in zip(t.rows, hrefs, strict=True)]
+    # The name is a real link, so the keyboard reaches every row with Tab and opens it with Enter.
+    t.add_slot("body-cell-key", """
+        <q-td :props="props">
+            <a v-if="props.row.href" :href="props.row.href" class="text-primary" data-testid="open" @click.stop>{{ props.value }}</a>
+            <span v-else>{{ props.value }}</span>
+        </q-td>
+    """)  # fmt: skip
+    t.on("rowClick", lambda e: _open(e.args[1].get("href")), [[], ["href"], None])
+    return t
+
+
+def _open(href: str | None) -> None:
+    if href:
+        ui.navigate.to(href)
