@@ -44,10 +44,7 @@ def named(records: list[dict], name: str) -> list[dict]:
 
 
 def metrics(server, org: str, day: date) -> dict:
-    response = httpx.get(f"{server.url}/api/v1/orgs/{org}/metrics", params={"from": str(day), "to": str(day)},
-                         headers={"authorization": f"Bearer {server.token(org)}"}, timeout=30)  # fmt: skip
-    assert response.status_code == 200, response.text
-    return response.json()
+    return server.org_metrics(org, day, day)
 
 
 def day_of(records: list[dict]) -> date:

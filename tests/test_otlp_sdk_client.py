@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -35,10 +34,7 @@ def tracer_provider(server, compression: Compression = Compression.Gzip) -> tupl
 
 
 def metrics(server, day) -> dict:
-    answer = httpx.get(f"{server.url}/api/v1/orgs/acme/metrics", params={"from": str(day), "to": str(day)},
-                       headers={"authorization": f"Bearer {server.token('acme')}"}, timeout=30)  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return answer.json()
+    return server.org_metrics("acme", day, day)
 
 
 def test_genai_invoke_agent_spans_are_runs_and_chat_spans_their_usage(sdk_server):

@@ -35,6 +35,12 @@ def finished(record: Record, run_id: str, failure: str | None = None, at_us: int
     return Draft("f", "run.finished", record.time_us if at_us is None else at_us, run_id, status, failure)
 
 
+def span_run(span: Record, run_id: str) -> list[Draft]:
+    """A span that is a whole run: started at its start, finished at its end, failed (`other`) on an ERROR status."""
+    return [Draft("s", "run.started", span.time_us, run_id),
+            finished(span, run_id, "other" if span.failed else None, at_us=span.end_us or span.time_us)]  # fmt: skip
+
+
 def api_failure(status_code: float | None, error: str | None) -> str:
     """The failure category of a model API error: timeouts apart, no HTTP status at all is the network's fault."""
     text = (error or "").lower()

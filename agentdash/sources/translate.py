@@ -153,13 +153,11 @@ def _attributes_json(agent: str, version: str | None, record_name: str, model: s
 
 
 def _org(record: Record, orgs: frozenset[str] | None) -> str:
-    named = record.text(ORG_KEY)
-    if named is not None:
-        if orgs is not None and named not in orgs:
-            raise Unmappable(f"{ORG_KEY} {named!r} is outside the ingest key's orgs ({', '.join(sorted(orgs))})")
-        return _checked(named, ORG_KEY) or named
-    if orgs is not None and len(orgs) == 1:
-        return next(iter(orgs))
+    """The record's org by SPEC §6; Unmappable naming what to set when there is none the key may write."""
+    if org := _org_guess(record, orgs):
+        return _checked(org, ORG_KEY) or org
+    if (named := record.text(ORG_KEY)) is not None:
+        raise Unmappable(f"{ORG_KEY} {named!r} is outside the ingest key's orgs ({', '.join(sorted(orgs or ()))})")
     raise Unmappable(f"no org: the ingest key writes several orgs, so set {ORG_KEY} (OTEL_RESOURCE_ATTRIBUTES)"
                      if orgs else f"no org: set {ORG_KEY} (OTEL_RESOURCE_ATTRIBUTES)")  # fmt: skip
 

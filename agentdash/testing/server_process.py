@@ -98,6 +98,14 @@ class ServerProcess:
         )  # fmt: skip
         return out.stdout.strip()
 
+    def org_metrics(self, org: str, first: object, last: object) -> dict:
+        """GET the org's metrics for days [first, last] as its admin; raises with the answer unless it is a 200."""
+        response = httpx.get(f"{self.url}/api/v1/orgs/{org}/metrics", params={"from": str(first), "to": str(last)},
+                             headers={"authorization": f"Bearer {self.token(org)}"}, timeout=30, trust_env=False)  # fmt: skip
+        if response.status_code != 200:
+            raise RuntimeError(f"metrics answered {response.status_code}: {response.text}")
+        return response.json()
+
     @property
     def ingest_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.ingest_key}"}

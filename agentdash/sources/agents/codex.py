@@ -7,7 +7,7 @@ one run (`turn.id`), with its start, end and status. Its logs give the messages 
 
 from __future__ import annotations
 
-from agentdash.sources.drafts import Draft, count
+from agentdash.sources.drafts import Draft, count, span_run
 from agentdash.sources.records import Record
 
 SERVICE_NAMES = ("codex_exec", "codex_cli_rs", "codex-cli", "codex")
@@ -36,9 +36,4 @@ def drafts(record: Record) -> list[Draft]:
 
 def _turn(span: Record) -> list[Draft]:
     run = span.text("turn.id")
-    if run is None:
-        return []
-    failure = "other" if span.failed else None
-    return [Draft("s", "run.started", span.time_us, run),
-            Draft("f", "run.finished", span.end_us or span.time_us, run, "failed" if failure else "succeeded",
-                  failure)]  # fmt: skip
+    return [] if run is None else span_run(span, run)

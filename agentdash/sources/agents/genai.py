@@ -4,7 +4,7 @@ served unless it is nested in one, which a span alone cannot tell)."""
 
 from __future__ import annotations
 
-from agentdash.sources.drafts import Draft, count, finished
+from agentdash.sources.drafts import Draft, count, span_run
 from agentdash.sources.records import Record
 
 SERVICE_NAMES: tuple[str, ...] = ()  # the fallback for every other service
@@ -18,9 +18,7 @@ def drafts(record: Record) -> list[Draft]:
         return []
     operation = record.text("gen_ai.operation.name")
     if operation == "invoke_agent":
-        run = record.trace_id
-        return [Draft("s", "run.started", record.time_us, run),
-                finished(record, run, "other" if record.failed else None, at_us=record.end_us)]  # fmt: skip
+        return span_run(record, record.trace_id)
     if operation in _MODEL_CALLS:
         cached = count(record, "gen_ai.usage.cache_read.input_tokens")
         return [Draft("u", "usage", record.end_us or record.time_us, None,
