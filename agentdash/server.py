@@ -112,16 +112,19 @@ def running(settings: Settings):
     ]
     job.start()
     keeper.start()
-    for thread in threads:
-        thread.start()
     try:
-        _wait_started([ingest, client], threads)
+        # One after the other: two lifespans importing anyio's backend at once broke CPython 3.11's import
+        # machinery once in CI (SystemError in typing), and the ingest port is up first anyway.
+        for server, thread in zip((ingest, client), threads, strict=True):
+            thread.start()
+            _wait_started([server], [thread])
         yield Running(settings, storage, projector, secret, threading.Event())
     finally:
         for server in (ingest, client):
             server.should_exit = True
         for thread in threads:
-            thread.join(timeout=10)
+            if thread.ident is not None:  # the client's is not started when the ingest server could not start
+                thread.join(timeout=10)
         job.stop()
         keeper.stop()  # after ingest has stopped: the last counts are stored too
         source_store.close()
