@@ -295,6 +295,93 @@ def _github_link_store(options: dict):
         store.close()
 
 
+@main.group("agent-rules")
+def agent_rules() -> None:
+    """An org's own rules for telling agents' pull requests, beside the built-in ones (works while a server runs)."""
+
+
+RULE_FLAGS = (("--branch-prefix", "branch_prefix"), ("--author", "author"), ("--body-pattern", "body_pattern"))
+RULE_HELP = {
+    "branch_prefix": "a PR whose head branch starts with this is the agent's (counts every PR at once)",
+    "author": "a PR opened by this login is the agent's (case-insensitive; GitHub PRs that arrive from now on)",
+    "body_pattern": "a PR whose body matches this regex (case-insensitive, per line) is the agent's (GitHub PRs "
+    "that arrive from now on)",
+}
+
+
+def _rule_options(command):
+    """The three rule flags; a command takes exactly one (_one_rule)."""
+    for flag, kind in reversed(RULE_FLAGS):
+        command = click.option(flag, kind, default=None, help=RULE_HELP[kind])(command)
+    return command
+
+
+def _one_rule(values: dict) -> tuple:
+    given = [(kind, value) for kind, value in values.items() if value is not None]
+    if len(given) != 1:
+        raise click.UsageError("pass exactly one of --branch-prefix, --author or --body-pattern")
+    return given[0]
+
+
+@agent_rules.command("add")
+@click.option("--org", required=True, help="the org the rule is for")
+@click.option("--agent", required=True, help="the agent it names, e.g. devin, claude-code, copilot")
+@_rule_options
+@settings_options
+def agent_rules_add(org: str, agent: str, branch_prefix, author, body_pattern, **options) -> None:
+    """Add a rule (adding one with the same kind and value again changes its agent)."""
+    from agentdash.sources.attribution import InvalidRule, checked_rule
+
+    kind, value = _one_rule({"branch_prefix": branch_prefix, "author": author, "body_pattern": body_pattern})
+    try:
+        rule = checked_rule(org, kind, value, agent)
+    except InvalidRule as exc:
+        raise click.UsageError(str(exc)) from None
+    with _agent_rule_store(options) as store:
+        stored, replaced = store.add(rule)
+    click.echo(f"{'changed' if replaced else 'added'} {kind} {stored.value!r} → {stored.agent} for org {org}")
+
+
+@agent_rules.command("list")
+@click.option("--org", default=None, help="only this org's rules")
+@settings_options
+def agent_rules_list(org: str | None, **options) -> None:
+    """Show the rules: org, kind, value, agent, created (UTC); then the built-in ones every org has."""
+    from agentdash.sources.attribution import rule_table
+
+    with _agent_rule_store(options) as store:
+        rules = store.list_rules(org)
+    click.echo(rule_table(rules))
+
+
+@agent_rules.command("rm")
+@click.option("--org", required=True, help="the org whose rule it is")
+@_rule_options
+@settings_options
+def agent_rules_rm(org: str, branch_prefix, author, body_pattern, **options) -> None:
+    """Remove one of an org's rules (the built-in ones stay)."""
+    from agentdash.storage import AgentRuleError
+
+    kind, value = _one_rule({"branch_prefix": branch_prefix, "author": author, "body_pattern": body_pattern})
+    with _agent_rule_store(options) as store:
+        try:
+            rule = store.remove(org, kind, value.lower() if kind == "author" else value)
+        except AgentRuleError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"removed {kind} {rule.value!r} → {rule.agent} from org {org}")
+
+
+@contextmanager
+def _agent_rule_store(options: dict):
+    from agentdash.storage import open_agent_rules
+
+    store = open_agent_rules(_settings(options))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @contextmanager
 def _ingest_key_store(options: dict):
     from agentdash.storage import open_ingest_keys

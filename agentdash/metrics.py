@@ -9,13 +9,11 @@ from typing import Any
 
 import msgspec
 
+from agentdash.sources.attribution import BUILT_IN
 from agentdash.storage import Storage
 
 DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "repo"}
 DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the duration_histogram query
-# A PR whose head branch starts with one of these is agent-authored (.ai/PR_OUTCOMES.md). Applied at query time, so
-# changing them (later: per org) needs no rebuild.
-AGENT_BRANCH_PREFIXES = ("codex/", "claude/", "copilot/")
 
 
 # The days a query may ask for: wide enough for any real history, narrow enough that a range and its previous
@@ -40,12 +38,15 @@ class MetricsQuery:
     model: str | None = None
     repo: str | None = None
     teams: tuple[str, ...] | None = None
+    # A PR whose head branch starts with one of these is agent-authored: the org's (sources/attribution.py), applied
+    # when metrics are queried, so a new prefix needs no rebuild.
+    branch_prefixes: tuple[str, ...] = BUILT_IN.branch_prefixes
 
     def params(self) -> dict[str, Any]:
         return {"org": self.org_id, "from": self.date_from, "to": self.date_to, "team": self.team_id,
                 "user": self.user_id, "model": self.model, "repo": self.repo,
                 "teams": list(self.teams) if self.teams is not None else None,
-                "prefixes": list(AGENT_BRANCH_PREFIXES)}  # fmt: skip
+                "prefixes": list(self.branch_prefixes)}  # fmt: skip
 
     def days(self) -> list[date]:
         return [self.date_from + timedelta(days=i) for i in range((self.date_to - self.date_from).days + 1)]

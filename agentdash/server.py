@@ -23,8 +23,8 @@ from agentdash.auth import (
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
-from agentdash.sources import SourceKeeper, SourceStats
-from agentdash.storage import Storage, open_source_store, open_storage
+from agentdash.sources import OrgAttribution, SourceKeeper, SourceStats
+from agentdash.storage import Storage, open_agent_rules, open_source_store, open_storage
 from agentdash.ui import create_dashboard
 from agentdash.web import (
     ASGIApp,
@@ -97,10 +97,12 @@ def running(settings: Settings):
     keeper = SourceKeeper(source_stats, source_store)
     secret = dev_secret(settings.secret_path) if settings.dev else None
     webhook_auth = open_webhook_auth(settings)  # GitHub deliveries, checked against the GitHub links
-    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats, webhook_auth)
+    attribution = OrgAttribution(open_agent_rules(settings))  # which PRs are agents': read by both ports
+    ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats, webhook_auth,
+                                   attribution)  # fmt: skip
     ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
-    read_api = create_read_api(storage, verifier, source_store=source_store)
-    dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store)
+    read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution)
+    dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store, attribution)
     client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(read_api, dashboard)))
     if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
         client_app = LoopbackHostOnly(client_app)
@@ -128,6 +130,7 @@ def running(settings: Settings):
         job.stop()
         keeper.stop()  # after ingest has stopped: the last counts are stored too
         source_store.close()
+        attribution.close()
         storage.close()
 
 

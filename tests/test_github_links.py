@@ -25,7 +25,8 @@ from agentdash.auth.webhook_auth import (
 )
 from agentdash.config import Settings
 from agentdash.events import InvalidEvent, parse_event
-from agentdash.sources.github import AGENT_MARKS, InvalidDelivery, agent_mark, delivery_target, pull_request_event
+from agentdash.sources.attribution import AGENT_MARKS, BUILT_IN
+from agentdash.sources.github import InvalidDelivery, delivery_target, pull_request_event
 from agentdash.storage import GithubLinkError, GithubLinkStore, open_github_links
 
 EXAMPLES = Path(__file__).parent / "agents/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
@@ -217,7 +218,7 @@ def test_other_pull_request_actions_change_nothing():
      ("", None, "main", None)],
 )  # fmt: skip
 def test_agent_marks(body, author, branch, agent):
-    assert agent_mark(body, author, branch) == agent
+    assert BUILT_IN.agent_mark(body, author, branch) == agent
 
 
 def test_the_mark_rules_are_data_naming_known_agents():

@@ -440,10 +440,12 @@ def test_one_loader_serves_every_backend_s_sql():
     assert files == [
         "duckdb",
         "postgres",
+        "postgres_agent_rules",
         "postgres_github_links",
         "postgres_ingest_keys",
         "postgres_sources",
         "sqlite",
+        "sqlite_agent_rules",
         "sqlite_github_links",
         "sqlite_ingest_keys",
         "sqlite_sources",

@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from agentdash.auth import WebhookAuth, client_address
 from agentdash.events import MAX_BODY_BYTES, NotJson, TooLarge, parse_event
 from agentdash.ingest.writer import media_type
-from agentdash.sources import delivery_id, delivery_target, ping_zen, pull_request_event
+from agentdash.sources import OrgAttribution, delivery_id, delivery_target, ping_zen, pull_request_event
 from agentdash.storage import Storage
 
 
@@ -89,7 +89,9 @@ async def _receive(request: Request, state: State, event: str) -> WebhookAnswer:
         return WebhookAnswer("pong", event, org_id=link.org_id, zen=ping_zen(body))
     if event != "pull_request":
         return WebhookAnswer("ignored", event, reason=f"agentdash takes pull_request deliveries, not {event}")
-    translated = pull_request_event(delivery_id(request.headers.get("x-github-delivery")), link.org_id, body)
+    attribution: OrgAttribution = state.attribution
+    translated = pull_request_event(delivery_id(request.headers.get("x-github-delivery")), link.org_id, body,
+                                    attribution.of(link.org_id))  # fmt: skip
     if translated.event is None:
         return WebhookAnswer("ignored", f"{event}.{translated.action}",
                              reason=f"pull_request action {translated.action!r} changes no PR state")  # fmt: skip

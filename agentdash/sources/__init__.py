@@ -3,12 +3,18 @@ agentdash events; no HTTP here."""
 
 from __future__ import annotations
 
-from agentdash.sources.github import (
+from agentdash.sources.attribution import (
     AGENT_MARKS,
+    BUILT_IN,
     AgentMark,
+    Attribution,
+    InvalidRule,
+    OrgAttribution,
+    checked_rule,
+)
+from agentdash.sources.github import (
     InvalidDelivery,
     PullRequestDelivery,
-    agent_mark,
     delivery_id,
     delivery_target,
     ping_zen,
@@ -42,6 +48,11 @@ __all__ = [
     "PROTOBUF",
     "TRACES",
     "AgentMark",
+    "Attribution",
+    "BUILT_IN",
+    "InvalidRule",
+    "OrgAttribution",
+    "checked_rule",
     "InvalidDelivery",
     "InvalidExport",
     "PullRequestDelivery",
@@ -53,7 +64,6 @@ __all__ = [
     "Tally",
     "Translation",
     "WrongMediaType",
-    "agent_mark",
     "decode_request",
     "delivery_id",
     "delivery_target",

@@ -1,5 +1,5 @@
 """GitHub webhook deliveries as PR events (.ai/PR_OUTCOMES.md): where a delivery is from, which `pull_request`
-actions count, the event's fields, and the agent marks (AGENT_MARKS, the one place the rules live). No HTTP here."""
+actions count and the event's fields; the agent marks are attribution.py's. No HTTP here."""
 
 from __future__ import annotations
 
@@ -9,44 +9,14 @@ from typing import Any
 
 import msgspec
 
+from agentdash.sources.attribution import BUILT_IN, Attribution
+
 DELIVERY_ID = re.compile(r"[A-Za-z0-9-]{1,100}")  # GitHub's X-GitHub-Delivery is a GUID
 EVENT_ID_PREFIX = "gh-"  # + X-GitHub-Delivery: a redelivery (same GUID) is a duplicate
 # opened and reopened open the PR; edited and synchronize change no state but may add a mark, so they are sent as
 # pr.opened at the PR's created_at (the earliest opened wins: a late one moves nothing but the mark).
 OPENING_ACTIONS = ("opened", "reopened", "edited", "synchronize")
 PR_ACTIONS = (*OPENING_ACTIONS, "closed")
-
-
-@dataclass(frozen=True)
-class AgentMark:
-    """What marks a PR as one agent's work: any body pattern (regex, case-insensitive, per line), author login
-    (exact, case-insensitive) or head-branch prefix."""
-
-    agent: str
-    body_patterns: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()
-    branch_prefixes: tuple[str, ...] = ()
-
-
-# The first rule that matches names the agent. Documented in README "Pull requests from GitHub".
-AGENT_MARKS = (
-    # Claude Code ends PR bodies with "🤖 Generated with [Claude Code](https://claude.com/claude-code)" and commit
-    # messages (which GitHub copies into a one-commit PR's body) with "Co-Authored-By: Claude <noreply@anthropic.com>".
-    AgentMark(
-        "claude-code",
-        body_patterns=(r"generated with \[?claude code\b", r"^\s*co-authored-by:\s*claude\b"),
-        branch_prefixes=("claude/",),
-    ),  # fmt: skip
-    # The Copilot coding agent opens PRs as the bot user `Copilot` (REST and webhooks), whose app is
-    # `copilot-swe-agent[bot]`, on `copilot/...` branches.
-    AgentMark("copilot", authors=("Copilot", "copilot-swe-agent[bot]"), branch_prefixes=("copilot/",)),
-    AgentMark("codex", branch_prefixes=("codex/",)),
-)
-_COMPILED = tuple(
-    (mark, tuple(re.compile(p, re.IGNORECASE | re.MULTILINE) for p in mark.body_patterns),
-     frozenset(a.lower() for a in mark.authors))
-    for mark in AGENT_MARKS
-)  # fmt: skip
 
 
 class InvalidDelivery(ValueError):
@@ -136,8 +106,11 @@ def ping_zen(body: bytes) -> str | None:
         return None
 
 
-def pull_request_event(delivery: str, org_id: str, body: bytes) -> PullRequestDelivery:
-    """The PR event of a verified `pull_request` delivery for `org_id` (the link's org), per .ai/PR_OUTCOMES.md."""
+def pull_request_event(
+    delivery: str, org_id: str, body: bytes, attribution: Attribution = BUILT_IN
+) -> PullRequestDelivery:
+    """The PR event of a verified `pull_request` delivery for `org_id` (the link's org), per .ai/PR_OUTCOMES.md;
+    `attribution` (the org's) finds its agent mark."""
     try:
         payload = msgspec.json.decode(body, type=_PullRequestDelivery)
     except msgspec.ValidationError as exc:
@@ -154,7 +127,7 @@ def pull_request_event(delivery: str, org_id: str, body: bytes) -> PullRequestDe
         attributes["title"] = pr.title
     if pr.html_url:
         attributes["url"] = pr.html_url
-    if mark := agent_mark(pr.body or "", author, pr.head.ref):
+    if mark := attribution.agent_mark(pr.body or "", author, pr.head.ref):
         attributes["agent_mark"] = mark
     event: dict[str, Any] = {"id": EVENT_ID_PREFIX + delivery, "type": kind, "org_id": org_id, "occurred_at": at,
                              "repo": payload.repository.full_name, "pr_number": pr.number,
@@ -162,15 +135,6 @@ def pull_request_event(delivery: str, org_id: str, body: bytes) -> PullRequestDe
     if author:
         event["author"] = author
     return PullRequestDelivery(payload.action, event)
-
-
-def agent_mark(body: str, author: str | None, head_branch: str) -> str | None:
-    """The agent whose mark the PR carries (AGENT_MARKS, first match), or None."""
-    login = (author or "").lower()
-    for mark, patterns, authors in _COMPILED:
-        if login in authors or head_branch.startswith(mark.branch_prefixes) or any(p.search(body) for p in patterns):
-            return mark.agent
-    return None
 
 
 def _kind_and_time(action: str, pr: _PullRequest) -> tuple[str, str]:

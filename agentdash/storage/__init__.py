@@ -1,9 +1,10 @@
 """Storage backends behind one interface; `open_storage`, `open_ingest_keys`, `open_source_store` and
-`open_github_links` pick one from the settings."""
+`open_github_links` and `open_agent_rules` pick one from the settings."""
 
 from __future__ import annotations
 
 from agentdash.config import Settings
+from agentdash.storage.agent_rules import RULE_KINDS, AgentRule, AgentRuleError, AgentRuleStore, RuleKind
 from agentdash.storage.base import (
     FoldState,
     LogChunk,
@@ -27,10 +28,10 @@ from agentdash.storage.source_store import (
     SourceStore,
 )
 
-__all__ = ["ActiveKey", "AgentSummary", "FoldState", "GithubLink", "GithubLinkError", "GithubLinkStore", "IngestKey",
+__all__ = ["RULE_KINDS", "ActiveKey", "AgentRule", "AgentRuleError", "AgentRuleStore", "AgentSummary", "FoldState", "GithubLink", "GithubLinkError", "GithubLinkStore", "IngestKey",
            "IngestKeyError", "IngestKeyStore", "LinkSecret", "LogChunk", "LogPosition", "LoggedEvent", "Overloaded",
            "PersonSeen", "RecordSummary", "SourceCount", "SourceStore", "SourcesReport", "Storage", "StorageError",
-           "StorageInUse", "Unavailable", "WriteRejected", "open_github_links", "open_ingest_keys", "open_source_store",
+           "StorageInUse", "Unavailable", "RuleKind", "WriteRejected", "open_agent_rules", "open_github_links", "open_ingest_keys", "open_source_store",
            "open_storage"]  # fmt: skip
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -80,6 +81,18 @@ def open_github_links(settings: Settings) -> GithubLinkStore:
     from agentdash.storage.embedded.github_links import SqliteGithubLinkStore
 
     return SqliteGithubLinkStore(settings.data_dir / "github-links.sqlite")
+
+
+def open_agent_rules(settings: Settings) -> AgentRuleStore:
+    """The agent-rule store of the backend: `<data-dir>/agent-rules.sqlite`, or the database's table; it takes no
+    lock, so it opens while a server runs."""
+    if _uses_postgres(settings):  # imported here, as in open_storage
+        from agentdash.storage.postgres.agent_rules import PostgresAgentRuleStore
+
+        return PostgresAgentRuleStore(settings.database_url)
+    from agentdash.storage.embedded.agent_rules import SqliteAgentRuleStore
+
+    return SqliteAgentRuleStore(settings.data_dir / "agent-rules.sqlite")
 
 
 def _uses_postgres(settings: Settings) -> bool:

@@ -7,6 +7,7 @@ from nicegui import ui
 
 from agentdash.auth import CodeFlow, FailureLimiter, TokenVerifier
 from agentdash.projector import Projector
+from agentdash.sources import OrgAttribution
 from agentdash.storage import SourceStore, Storage
 from agentdash.ui import overview, people, signin
 from agentdash.ui import sources as sources_page
@@ -24,10 +25,11 @@ def install_pages(sources: Sources, sign_in: SignIn) -> None:
 
 
 def create_dashboard(storage: Storage, projector: Projector, verifier: TokenVerifier, dev_secret: str | None,
-                     code_flow: CodeFlow | None = None, source_store: SourceStore | None = None) -> FastAPI:  # fmt: skip
+                     code_flow: CodeFlow | None = None, source_store: SourceStore | None = None,
+                     attribution: OrgAttribution | None = None) -> FastAPI:  # fmt: skip
     """The dashboard as a FastAPI app for the client port: every page installed, NiceGUI run with it."""
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    install_pages(Sources(storage, projector, verifier, source_store),
+    install_pages(Sources(storage, projector, verifier, source_store, attribution or OrgAttribution(None)),
                   SignIn(verifier, dev_secret, FailureLimiter(), code_flow))  # fmt: skip
     ui.run_with(dashboard, title="agentdash", show_welcome_message=False, reconnect_timeout=10)
     return dashboard

@@ -144,7 +144,9 @@ def _options(view: View, dimension: str) -> dict[str, str]:
         # Picking a team clears the person (see _picker), so the teams listed are not narrowed by them.
         cleared: dict[str, Any] = {key: None, **({"user_id": None} if dimension == "team" else {})}
         try:
-            keys = filter_values(view.sources.storage, scope(identity, replace(f, **cleared)), dimension)
+            keys = filter_values(
+                view.sources.storage, scope(identity, replace(f, **cleared), view.sources.attribution), dimension
+            )
         except (Forbidden, NotVisible):
             keys = []
         except Exception:

@@ -12,6 +12,7 @@ from nicegui import ui
 from agentdash.auth import Identity, TokenVerifier, scoped_query
 from agentdash.metrics import MetricsQuery
 from agentdash.projector import Projector
+from agentdash.sources import OrgAttribution
 from agentdash.storage import SourceStore, Storage
 from agentdash.ui.filters import Filters
 
@@ -21,12 +22,13 @@ ROUTE_PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # `{user_id}` or, with a Star
 @dataclass(frozen=True)
 class Sources:
     """What pages read from: the storage (through metrics.py), the projector's status, who signs in, the source
-    counts (the Sources page)."""
+    counts (the Sources page), each org's agent rules (which PRs are agents')."""
 
     storage: Storage
     projector: Projector
     verifier: TokenVerifier
     source_store: SourceStore | None = None
+    attribution: OrgAttribution = field(default_factory=lambda: OrgAttribution(None))
 
 
 @dataclass
@@ -72,10 +74,15 @@ class ScopedView(View):
     def of(cls, view: View) -> ScopedView:
         """`view` with its queries, sharing its pickers and callbacks; raises auth.Forbidden or auth.NotVisible when
         the identity may not see them."""
-        queries = scope(view.identity, view.filters), scope(view.identity, view.filters.previous_period())
+        queries = (scope(view.identity, view.filters, view.sources.attribution),
+                   scope(view.identity, view.filters.previous_period(), view.sources.attribution))  # fmt: skip
         return cls(**{f.name: getattr(view, f.name) for f in fields(View)}, query=queries[0], previous=queries[1])
 
 
-def scope(identity: Identity, filters: Filters) -> MetricsQuery:
-    """The filters' query narrowed by the read API's own rule, so the screen never shows more than the API."""
-    return scoped_query(identity, filters.metrics_query(identity.org_id))
+def scope(identity: Identity, filters: Filters, attribution: OrgAttribution | None = None) -> MetricsQuery:
+    """The filters' query narrowed by the read API's own rule, so the screen never shows more than the API, with the
+    org's agent branch prefixes."""
+    query = scoped_query(identity, filters.metrics_query(identity.org_id))
+    if attribution is None:  # the built-in prefixes, which the query has by default
+        return query
+    return replace(query, branch_prefixes=attribution.of(query.org_id).branch_prefixes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Annotated
 
@@ -67,8 +68,10 @@ def provide_query(
     model: FromQuery[str | None] = None,
     repo: FromQuery[str | None] = None,
 ) -> MetricsQuery:
-    """The request's metrics query, already narrowed to what its identity may see (a dependency)."""
-    return scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id, model, repo))
+    """The request's metrics query, already narrowed to what its identity may see, with the org's agent branch
+    prefixes (a dependency)."""
+    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id, model, repo))
+    return replace(query, branch_prefixes=request.app.state.attribution.of(org_id).branch_prefixes)
 
 
 def checked_dimension(dimension: str) -> str:

@@ -10,6 +10,7 @@ from litestar.params import FromPath
 
 from agentdash.auth import FailureLimiter, TokenVerifier
 from agentdash.metrics import BreakdownRow, MetricsQuery, OrgMetrics, breakdown, org_metrics
+from agentdash.sources import OrgAttribution
 from agentdash.storage import SourceStore, Storage
 from agentdash.web.csv_export import CSV_ROUTES
 from agentdash.web.dependencies import RowLimit, checked_dimension, provide_query
@@ -34,7 +35,7 @@ def get_breakdown(
 
 
 def create_read_api(storage: Storage, verifier: TokenVerifier, failures: FailureLimiter | None = None,
-                    source_store: SourceStore | None = None) -> Litestar:  # fmt: skip
+                    source_store: SourceStore | None = None, attribution: OrgAttribution | None = None) -> Litestar:  # fmt: skip
     return Litestar(
         route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES, *SOURCES_ROUTES],
         # In a worker thread: verifying a token may fetch the identity provider's keys (rarely, for up to seconds).
@@ -45,6 +46,7 @@ def create_read_api(storage: Storage, verifier: TokenVerifier, failures: Failure
                 "verifier": verifier,
                 "failures": failures or FailureLimiter(),
                 "source_store": source_store,
+                "attribution": attribution or OrgAttribution(None),
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,
