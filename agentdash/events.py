@@ -11,8 +11,10 @@ from typing import Annotated, Literal
 import msgspec
 
 PR_TYPES = ("pr.opened", "pr.merged", "pr.closed")  # a forge's pull requests (SPEC §7, .ai/PR_OUTCOMES.md)
+CODE_TYPE = "code.changed"  # an agent's code counts (SPEC §7: lines_added, lines_removed, commits)
 EVENT_TYPES = (
     "session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage", *PR_TYPES,
+    CODE_TYPE,
 )  # fmt: skip
 RUN_TYPES = ("run.queued", "run.started", "run.finished", "handoff")  # run_id required; optional on usage
 CONSUMPTION_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
@@ -27,7 +29,9 @@ MAX_INT64 = 2**63 - 1  # what the log's INTEGER columns hold
 _NONE5 = (None, None, None, None, None)
 _NONE2 = (None, None)
 _NONE4 = (None, None, None, None)
+_NONE3 = (None, None, None)
 PR_FIELDS = ("repo", "pr_number", "head_branch", "author")  # top-level on pr.* events only
+CODE_FIELDS = ("lines_added", "lines_removed", "commits")  # on code.changed only; `series` too
 
 Text = msgspec.Meta(min_length=1, max_length=128)
 AttrValue = str | int | float | bool
@@ -56,6 +60,10 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
     pr_number: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT64)] | None = None
     head_branch: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
     author: Annotated[str, Text] | None = None
+    lines_added: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
+    lines_removed: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
+    commits: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
+    series: Annotated[str, Text] | None = None  # the counts are this series' running totals (see _normalise_code)
 
 
 class Batch(msgspec.Struct):
@@ -90,13 +98,22 @@ class Event(msgspec.Struct, array_like=True, frozen=True):
     pr_number: int | None = None
     author: str | None = None  # a PR's forge login
     agent_mark: str | None = None  # attributes.agent_mark (pr.* events)
+    lines_added: int = 0  # code.changed: what the agent changed, or with `series` its running totals
+    lines_removed: int = 0
+    commits: int = 0
+    series: str | None = None
+    agent: str | None = None  # attributes.agent: the agent that did the work (OTLP: service.name)
 
     def __post_init__(self) -> None:
-        # The branch is attributes.branch however the Event was built (parse_event sets it, the OTLP mapping not).
-        if self.branch is None and self.attributes and '"branch"' in self.attributes:
-            branch = _decode_attributes(self.attributes).get("branch")
-            if branch is not None:
-                msgspec.structs.force_setattr(self, "branch", branch if isinstance(branch, str) else str(branch))
+        # branch and agent are attributes.branch and .agent however the Event was built (parse_event and the OTLP
+        # mapping set them; an Event built by hand may not).
+        if not self.attributes:
+            return
+        for name in ("branch", "agent"):
+            if getattr(self, name) is None and f'"{name}"' in self.attributes:
+                value = _decode_attributes(self.attributes).get(name)
+                if value is not None:
+                    msgspec.structs.force_setattr(self, name, value if isinstance(value, str) else str(value))
 
 
 class InvalidEvent(ValueError):
@@ -194,8 +211,10 @@ def _normalise(wire: WireEvent, now_us: int) -> Event:
     if wire.type in RUN_TYPES:
         if wire.run_id is None:
             raise InvalidEvent(f"run_id is required on {wire.type} events")
-    elif wire.run_id is not None and wire.type != "usage":
-        raise InvalidEvent(f"run_id must be absent on {wire.type} events (it is allowed on run.*, handoff and usage)")
+    elif wire.run_id is not None and wire.type not in ("usage", CODE_TYPE):
+        raise InvalidEvent(
+            f"run_id must be absent on {wire.type} events (it is allowed on run.*, handoff, usage and code.changed)"
+        )
     if wire.type == "run.finished":
         if wire.status is None:
             raise InvalidEvent("status is required on run.finished events")
@@ -215,13 +234,18 @@ def _normalise(wire: WireEvent, now_us: int) -> Event:
                 raise InvalidEvent(f"{name} is only allowed on run.finished and usage events")
     if wire.cost_usd is not None and wire.cost_usd != wire.cost_usd:  # NaN slips past ge=0
         raise InvalidEvent("cost_usd must be a number >= 0")
+    if wire.type == CODE_TYPE:
+        return _normalise_code(wire, occurred_us)
+    if (wire.lines_added, wire.lines_removed, wire.commits, wire.series) != _NONE4:
+        name = next(name for name in (*CODE_FIELDS, "series") if getattr(wire, name) is not None)
+        raise InvalidEvent(f"{name} is only allowed on code.changed events")
     attrs = wire.attributes
     return Event(  # positional: this runs once per event on the ingest hot path
         wire.id, wire.type, wire.org_id, wire.user_id, wire.session_id, wire.run_id, wire.team_id, occurred_us,
         wire.status, wire.failure_category, wire.input_tokens or 0, wire.output_tokens or 0,
         wire.cache_read_tokens or 0, wire.cache_write_tokens or 0, float(wire.cost_usd or 0.0),
         _text_attr(attrs, "model"), _text_attr(attrs, "repo"), _encode(attrs).decode() if attrs else None,
-        _text_attr(attrs, "branch"),
+        _text_attr(attrs, "branch"), agent=_text_attr(attrs, "agent"),
     )  # fmt: skip
 
 
@@ -230,14 +254,29 @@ def _normalise_pr(wire: WireEvent, occurred_us: int) -> Event:
     for name in ("repo", "pr_number", "head_branch"):
         if getattr(wire, name) is None:
             raise InvalidEvent(f"{name} is required on {wire.type} events")
-    for name in ("session_id", "run_id", "status", "failure_category", *CONSUMPTION_FIELDS):
+    for name in ("session_id", "run_id", "status", "failure_category", *CONSUMPTION_FIELDS, *CODE_FIELDS, "series"):
         if getattr(wire, name) is not None:
             raise InvalidEvent(f"{name} must be absent on {wire.type} events (a PR is linked to runs by its branch)")
     attrs = wire.attributes
     return Event(
         wire.id, wire.type, wire.org_id, wire.user_id, None, None, wire.team_id, occurred_us, None, None, 0, 0, 0, 0,
         0.0, _text_attr(attrs, "model"), wire.repo, _encode(attrs).decode() if attrs else None, wire.head_branch,
-        wire.pr_number, wire.author, _text_attr(attrs, "agent_mark"),
+        wire.pr_number, wire.author, _text_attr(attrs, "agent_mark"), agent=_text_attr(attrs, "agent"),
+    )  # fmt: skip
+
+
+def _normalise_code(wire: WireEvent, occurred_us: int) -> Event:
+    """A code.changed event: at least one count. With `series`, the counts are running totals of that series, and
+    each event counts its increase over the series' previous one (the fold takes the differences, .ai/PR_OUTCOMES.md)."""
+    if (wire.lines_added, wire.lines_removed, wire.commits) == _NONE3:
+        raise InvalidEvent("code.changed events need at least one of lines_added, lines_removed, commits")
+    attrs = wire.attributes
+    return Event(
+        wire.id, wire.type, wire.org_id, wire.user_id, wire.session_id, wire.run_id, wire.team_id, occurred_us, None,
+        None, 0, 0, 0, 0, 0.0, _text_attr(attrs, "model"), _text_attr(attrs, "repo"),
+        _encode(attrs).decode() if attrs else None, _text_attr(attrs, "branch"), lines_added=wire.lines_added or 0,
+        lines_removed=wire.lines_removed or 0, commits=wire.commits or 0, series=wire.series,
+        agent=_text_attr(attrs, "agent"),
     )  # fmt: skip
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -12,8 +12,13 @@ import msgspec
 from agentdash.sources.attribution import BUILT_IN
 from agentdash.storage import Storage
 
-DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "repo"}
+DIMENSIONS = {"team": "team_id", "user": "user_id", "model": "model", "repo": "repo", "agent": "agent"}
+# Dimensions of runs only: sessions and activity have none, so their users are the runs' users.
+RUN_GROUPS = ("model", "repo", "agent")
 DURATION_EDGES_S = (30, 60, 120, 300, 600, 1200, 1800, 3600)  # as in the duration_histogram query
+# Time-to-merge buckets: 1 h, 4 h, 8 h, 1 day, 3 days, 1 week, 2 weeks (the time_to_merge_histogram query's $edges).
+TIME_TO_MERGE_EDGES_S = (3600.0, 4 * 3600.0, 8 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 14 * 86400.0)
+PR_LIMIT = 200  # the PR table's default length; `total` says how many there are
 
 
 # The days a query may ask for: wide enough for any real history, narrow enough that a range and its previous
@@ -38,13 +43,14 @@ class MetricsQuery:
     model: str | None = None
     repo: str | None = None
     teams: tuple[str, ...] | None = None
+    agent: str | None = None  # attributes.agent (OTLP service.name): runs, usage, code changes and PRs carry one
     # A PR whose head branch starts with one of these is agent-authored: the org's (sources/attribution.py), applied
     # when metrics are queried, so a new prefix needs no rebuild.
     branch_prefixes: tuple[str, ...] = BUILT_IN.branch_prefixes
 
     def params(self) -> dict[str, Any]:
         return {"org": self.org_id, "from": self.date_from, "to": self.date_to, "team": self.team_id,
-                "user": self.user_id, "model": self.model, "repo": self.repo,
+                "user": self.user_id, "model": self.model, "repo": self.repo, "agent": self.agent,
                 "teams": list(self.teams) if self.teams is not None else None,
                 "prefixes": list(self.branch_prefixes)}  # fmt: skip
 
@@ -96,6 +102,9 @@ class MetricSet(msgspec.Struct, kw_only=True):
     agent_pr_merge_rate: float | None = None
     agent_pr_time_to_merge_p50_s: float | None = None
     cost_per_merged_pr_usd: float | None = None
+    lines_added: int = 0  # SPEC §7, from the agents' counters (code.changed events)
+    lines_removed: int = 0
+    commits: int = 0
 
 
 class DayMetrics(MetricSet, kw_only=True):
@@ -110,6 +119,7 @@ class OrgMetrics(MetricSet, kw_only=True):
     user_id: str | None
     model: str | None = None
     repo: str | None = None
+    agent: str | None = None
     series: list[DayMetrics]
 
 
@@ -123,6 +133,45 @@ class DurationBucket(msgspec.Struct):
     low_s: float | None  # None: everything below high_s, negative durations included
     high_s: float | None
     runs: int
+
+
+class MergeTimeBucket(msgspec.Struct):
+    """Agent PRs merged in range whose time to merge t falls in low_s <= t < high_s (no upper bound when None)."""
+
+    low_s: float | None  # None: everything below high_s, negative times (clock skew) included
+    high_s: float | None
+    prs: int
+
+
+class AgentPr(msgspec.Struct, kw_only=True):
+    """One agent-authored PR and the runs of its branch that the query lets through (.ai/PR_OUTCOMES.md)."""
+
+    repo: str
+    pr_number: int
+    title: str | None
+    url: str | None
+    state: str  # open, merged or closed (closed unmerged)
+    opened_at: datetime | None
+    merged_at: datetime | None
+    closed_at: datetime | None  # its latest close, when closed unmerged
+    time_to_merge_s: float | None
+    user_id: str | None
+    team_id: str | None
+    runs: int
+    cost_usd: float  # SPEC §3 cost of those runs: their run.finished amounts plus their usage events
+    runs_failed: int
+    runs_handed_off: int  # runs with at least one handoff
+
+
+class AgentPrs(msgspec.Struct, kw_only=True):
+    """The agent PRs with an opened, merged or closed-unmerged fact in range, newest first, at most `limit`."""
+
+    org_id: str
+    from_: date = msgspec.field(name="from")
+    to: date
+    total: int  # all such PRs; `prs` holds the first `limit`
+    limit: int
+    prs: list[AgentPr]
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -147,19 +196,20 @@ def org_metrics(storage: Storage, query: MetricsQuery) -> OrgMetrics:
     _per_user(total)
     return OrgMetrics(
         org_id=query.org_id, from_=query.date_from, to=query.date_to, team_id=query.team_id,
-        user_id=query.user_id, model=query.model, repo=query.repo, series=series, **msgspec.structs.asdict(total),
+        user_id=query.user_id, model=query.model, repo=query.repo, agent=query.agent, series=series,
+        **msgspec.structs.asdict(total),
     )  # fmt: skip
 
 
 def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int | None = None) -> list[BreakdownRow]:
-    """Metrics per team, user, model or repo, busiest (most runs) first."""
+    """Metrics per team, user, model, repo or agent, busiest (most runs) first."""
     group = DIMENSIONS[dimension]
     slices, _ = _slices(storage, query, group)
     rows = []
     for key, metrics in slices.items():
         if key is _TOTAL:
             continue
-        if group in ("model", "repo"):  # no activity or sessions per model: users are the runs' users
+        if group in RUN_GROUPS:  # no activity or sessions per model: users are the runs' users
             metrics.sessions = None
         _per_user(metrics)
         rows.append(BreakdownRow(key=key, **msgspec.structs.asdict(metrics)))
@@ -168,14 +218,18 @@ def breakdown(storage: Storage, query: MetricsQuery, dimension: str, limit: int 
 
 
 def filter_values(storage: Storage, query: MetricsQuery, dimension: str) -> list[str]:
-    """The teams or users active in range, or the models or repos of its runs, that the query's filters allow."""
+    """The teams or users active in range, or the models, repos or agents of its runs, that the query's filters
+    allow."""
     group = DIMENSIONS[dimension]
     params = {**query.params(), "group": group}
-    if group not in ("model", "repo"):
+    if group not in RUN_GROUPS:
         people: list[Any] = storage.query("activity_keys", params)
         return sorted(row.key for row in people)
     # A model a run called besides its own (usage events) is a model of the range too.
-    rows: dict[str, list[Any]] = _query_all(storage, {"run_keys": dict(params), "usage_keys": dict(params)})
+    requests = {"run_keys": dict(params), "usage_keys": dict(params), "code_keys": dict(params)}
+    if group == "agent":  # a PR's agent mark names agents that send no runs (Copilot's coding agent)
+        requests["pr_keys"] = dict(params)
+    rows: dict[str, list[Any]] = _query_all(storage, requests)
     return sorted({row.key for name_rows in rows.values() for row in name_rows})
 
 
@@ -186,6 +240,37 @@ def duration_histogram(storage: Storage, query: MetricsQuery) -> list[DurationBu
     lows = (None, *DURATION_EDGES_S)
     highs = (*DURATION_EDGES_S, None)
     return [DurationBucket(low, high, counts.get(i, 0)) for i, (low, high) in enumerate(zip(lows, highs, strict=True))]
+
+
+def agent_prs(storage: Storage, query: MetricsQuery, limit: int = PR_LIMIT) -> AgentPrs:
+    """The PR table: agent PRs with a fact in range, newest (by opened at) first, with their runs' figures."""
+    rows: list[Any] = storage.query("agent_prs", {**query.params(), "limit": limit})
+    prs = [
+        AgentPr(
+            repo=row.repo, pr_number=int(row.pr_number), title=row.title, url=row.url, state=row.state,
+            opened_at=_moment(row.opened_us), merged_at=_moment(row.merged_us), closed_at=_moment(row.closed_us),
+            time_to_merge_s=(row.merged_us - row.opened_us) / 1e6
+            if row.merged_us is not None and row.opened_us is not None else None,
+            user_id=row.user_id, team_id=row.team_id, runs=int(row.runs), cost_usd=float(row.cost_usd),
+            runs_failed=int(row.runs_failed), runs_handed_off=int(row.runs_handed_off),
+        )
+        for row in rows
+    ]  # fmt: skip
+    total = int(rows[0].total) if rows else 0
+    return AgentPrs(org_id=query.org_id, from_=query.date_from, to=query.date_to, total=total, limit=limit, prs=prs)
+
+
+def time_to_merge_histogram(storage: Storage, query: MetricsQuery) -> list[MergeTimeBucket]:
+    """Agent PRs merged in range, counted per bucket of TIME_TO_MERGE_EDGES_S (every bucket, zeros too)."""
+    rows: list[Any] = storage.query("time_to_merge_histogram", {**query.params(), "edges": list(TIME_TO_MERGE_EDGES_S)})
+    counts = {int(row.bucket): int(row.prs) for row in rows}
+    lows = (None, *TIME_TO_MERGE_EDGES_S)
+    highs = (*TIME_TO_MERGE_EDGES_S, None)
+    return [MergeTimeBucket(low, high, counts.get(i, 0)) for i, (low, high) in enumerate(zip(lows, highs, strict=True))]
+
+
+def _moment(us: int | None) -> datetime | None:
+    return None if us is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 _TOTAL = object()
@@ -205,8 +290,8 @@ def _slices(
 ) -> tuple[dict[Any, MetricSet], list]:
     """Run, failure, session and activity figures per group value (total under _TOTAL), and rolling users."""
     params = {**query.params(), "group": group}
-    has_people = group not in ("model", "repo")
-    names = ["run_metrics", "failure_metrics", "usage_metrics", "pr_metrics"]
+    has_people = group not in RUN_GROUPS
+    names = ["run_metrics", "failure_metrics", "usage_metrics", "pr_metrics", "code_metrics"]
     names += ["session_metrics", "active_users"] if has_people else []
     requests = {name: dict(params) for name in names}
     if rolling:
@@ -217,14 +302,17 @@ def _slices(
         return {(_TOTAL if r.is_total else r.grp): r for r in rows.get(name, [])}
 
     runs, sessions, users = keyed("run_metrics"), keyed("session_metrics"), keyed("active_users")
-    usage, prs = keyed("usage_metrics"), keyed("pr_metrics")
+    usage, prs, code = keyed("usage_metrics"), keyed("pr_metrics"), keyed("code_metrics")
     failures: dict[Any, list[FailureCount]] = {}
     for r in rows["failure_metrics"]:
         failures.setdefault(_TOTAL if r.is_total else r.grp, []).append(FailureCount(r.category, r.runs))
     slices = {}
-    for key in runs.keys() | sessions.keys() | users.keys() | usage.keys() | prs.keys():
+    for key in runs.keys() | sessions.keys() | users.keys() | usage.keys() | prs.keys() | code.keys():
         run_row = runs.get(key)
         metrics = _assemble(run_row, failures.get(key, []), sessions.get(key), usage.get(key), prs.get(key))
+        if (code_row := code.get(key)) is not None:
+            metrics.lines_added, metrics.lines_removed = int(code_row.lines_added), int(code_row.lines_removed)
+            metrics.commits = int(code_row.commits)
         if has_people:
             metrics.active_users = users[key].active_users if key in users else 0
         else:

@@ -57,6 +57,21 @@ FAILED_TOOL = {  # a call the tool itself fails (a shell command's non-zero exit
     "codex": ToolCall("exec_command", {"cmd": "ls", "workdir": "/nonexistent"}, Usage(900, 40, 100, 20)),
 }
 THEN_TEXT = Text("That file does not exist.", Usage(1000, 25, 900, 0))
+NOTES = "first line\nsecond line\nthird line\n"
+COMMIT = "git add notes.txt && git -c user.name=Dev -c user.email=dev@example.com commit -q -m 'Add notes'"
+CODE_CHANGED = {  # write a 3-line file ({work}: the run's work tree), commit it, answer; Codex has no code counters
+    "claude": (ToolCall("Write", {"file_path": "{work}/notes.txt", "content": NOTES}, Usage(900, 40, 100, 20)),
+               ShellCall(COMMIT, Usage(950, 30, 100, 0)), Text("Wrote and committed notes.txt.", Usage(1000, 20, 900, 0))),
+    "gemini": (ToolCall("write_file", {"file_path": "{work}/notes.txt", "content": NOTES}, Usage(900, 40, 100, 20)),
+               ShellCall(COMMIT, Usage(950, 30, 100, 0)), Text("Wrote and committed notes.txt.", Usage(1000, 20, 900, 0))),
+}  # fmt: skip
+MORE = "alpha\nbeta\n"
+CODE_CHANGED_TWICE = {  # two prompts of one session (two processes: Gemini's cumulative counters start again)
+    agent: (answers[0], Text("Wrote notes.txt.", Usage(1000, 20, 900, 0)),
+            ToolCall(answers[0].name, {"file_path": "{work}/more.txt", "content": MORE}, Usage(950, 30, 100, 0)),
+            Text("Wrote more.txt.", Usage(1000, 20, 900, 0)))
+    for agent, answers in CODE_CHANGED.items() if isinstance(answers[0], ToolCall)
+}  # fmt: skip
 
 
 SCENARIOS = [
@@ -75,6 +90,9 @@ SCENARIOS = [
     Scenario("traces_on", ("Run echo for me.",),
              (ShellCall("echo traced", Usage(900, 40, 100, 20)), Text("It printed traced.", Usage(1000, 20, 900, 0))),
              traces=True),
+    Scenario("code_changed", ("Write notes.txt and commit it.",), (), agents=("claude", "gemini"), per_agent=CODE_CHANGED),
+    Scenario("code_changed_two_prompts", ("Write notes.txt.", "Now write more.txt."), (), agents=("claude", "gemini"),
+             per_agent=CODE_CHANGED_TWICE),
 ]  # fmt: skip
 
 
@@ -84,7 +102,7 @@ def record(agent: str, scenario: Scenario, log: list[str]) -> list[dict[str, obj
     assert cli is not None, f"{agent} is not installed: run scripts/install-agent-clis"
     home = AgentHome()
     with FakeModelApi() as api, OtlpRecorder() as recorder:
-        api.queue(*scenario.answers_for(agent))
+        api.queue(*(in_work_tree(answer, home) for answer in scenario.answers_for(agent)))
         telemetry = Telemetry(recorder.url, protocol=scenario.protocol, traces=scenario.traces,
                               key="recording-key")  # fmt: skip
         try:
@@ -113,6 +131,16 @@ def record(agent: str, scenario: Scenario, log: list[str]) -> list[dict[str, obj
         return [
             {"signal": e.signal, "content_type": e.content_type, "body": shorten(e.body)} for e in recorder.snapshot()
         ]
+
+
+def in_work_tree(answer: Answer, home: AgentHome) -> Answer:
+    """A tool call's arguments with `{work}` replaced by the run's work tree (tools want absolute paths)."""
+    if not isinstance(answer, ToolCall):
+        return answer
+    arguments = {
+        k: v.replace("{work}", str(home.work)) if isinstance(v, str) else v for k, v in answer.arguments.items()
+    }
+    return replace(answer, arguments=arguments)
 
 
 def shorten(value: Any) -> Any:

@@ -67,3 +67,20 @@ def with_resource(export: dict, **attributes: str) -> dict:
             {"key": k, "value": {"stringValue": v}} for k, v in attributes.items()
         ]
     return changed
+
+
+def later_totals(export: dict, metric: str, totals: list[tuple[int, int]]) -> list[dict]:
+    """Exports of the same cumulative series at later times (seconds after the recorded point, new total), as a
+    longer-running CLI would have sent them periodically: only `metric`, its points' time and value changed."""
+    found = []
+    for seconds, total in totals:
+        changed = copy.deepcopy(export)
+        for resource in changed["body"]["resourceMetrics"]:
+            for scope in resource["scopeMetrics"]:
+                scope["metrics"] = [m for m in scope["metrics"] if m["name"] == metric]
+                for point in (p for m in scope["metrics"] for p in m["sum"]["dataPoints"]):
+                    point["timeUnixNano"] = str(int(point["timeUnixNano"]) + seconds * 1_000_000_000)
+                    point.pop("asDouble", None)
+                    point["asInt"] = total
+        found.append(changed)
+    return found

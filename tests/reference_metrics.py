@@ -22,6 +22,7 @@ FOUR_HOURS_US = 4 * 3600 * 1_000_000
 RUN_EVENT_TYPES = ("run.queued", "run.started", "run.finished", "handoff")  # and `usage` when it names a run
 AMOUNTS = ("cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 PR_EVENT_TYPES = ("pr.opened", "pr.merged", "pr.closed")
+CODE_COUNTS = ("lines_added", "lines_removed", "commits")  # of code.changed events; absent = 0
 AGENT_BRANCH_PREFIXES = ("codex/", "claude/", "copilot/")  # PR_OUTCOMES.md's defaults
 
 # Metric keys in the order the read API lists them.
@@ -62,6 +63,9 @@ METRIC_KEYS = (
     "agent_pr_merge_rate",
     "agent_pr_time_to_merge_p50_s",
     "cost_per_merged_pr_usd",
+    "lines_added",
+    "lines_removed",
+    "commits",
 )
 
 
@@ -152,8 +156,10 @@ class Run:
     model: str | None = None  # from the run's earliest event that names one
     repo: str | None = None
     branch: str | None = None  # from the run's earliest event with attributes.branch
+    agent: str | None = None  # from the run's earliest event with attributes.agent
     first: tuple[int, str] = (0, "")  # its earliest event's (time, id): the earliest run of a branch has the least
     usages: list[Ev] = field(default_factory=list)  # its `usage` events: their amounts add to run.finished's
+    code: list[Ev] = field(default_factory=list)  # its code.changed events
 
     @property
     def duration_s(self) -> float | None:
@@ -180,6 +186,7 @@ class Session:
     day: date
     message_times_us: list[int] = field(default_factory=list)
     usages: list[Ev] = field(default_factory=list)  # `usage` events without a run_id: the session's own
+    code: list[Ev] = field(default_factory=list)  # code.changed events without a run_id
 
     @property
     def lifespan_s(self) -> float | None:
@@ -192,7 +199,7 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
     """Runs keyed by run_id. `events` must be sorted earliest first."""
     runs: dict[str, Run] = {}
     for e in events:
-        if e.type not in RUN_EVENT_TYPES and not (e.type == "usage" and e.run_id is not None):
+        if e.type not in RUN_EVENT_TYPES and not (e.type in ("usage", "code.changed") and e.run_id is not None):
             continue
         run = runs.get(e.run_id)
         if run is None:  # the earliest event of the run: its anchor
@@ -209,6 +216,8 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
             run.first_handoff_us = e.at_us
         elif e.type == "usage":
             run.usages.append(e)
+        elif e.type == "code.changed":
+            run.code.append(e)
         attributes = e.raw.get("attributes") or {}
         if run.model is None and attributes.get("model") is not None:
             run.model = str(attributes["model"])
@@ -216,6 +225,8 @@ def build_runs(events: list[Ev]) -> dict[str, Run]:
             run.repo = str(attributes["repo"])
         if run.branch is None and attributes.get("branch") is not None:
             run.branch = str(attributes["branch"])
+        if run.agent is None and attributes.get("agent") is not None:
+            run.agent = str(attributes["agent"])
     return runs
 
 
@@ -233,6 +244,8 @@ def build_sessions(events: list[Ev]) -> dict[str, Session]:
             session.message_times_us.append(e.at_us)
         if e.type == "usage" and e.run_id is None:
             session.usages.append(e)
+        if e.type == "code.changed" and e.run_id is None:
+            session.code.append(e)
     return sessions
 
 
@@ -290,10 +303,16 @@ class PullRequest:
     merged_us: int | None = None  # earliest pr.merged
     latest: Ev | None = None  # its latest event: a pr.closed here and no merge means closed unmerged
     marked: bool = False  # some event carried attributes.agent_mark
+    mark: str | None = None  # the earliest event's agent_mark
     user_id: str | None = None  # from the earliest event naming a user or team
     team_id: str | None = None
     named: bool = False
     run: Run | None = None  # the earliest run of the same org, repo and branch
+    pr_number: int = 0
+    first_us: int = 0  # its earliest event's time
+    title: str | None = None  # of its latest event that names one (likewise url)
+    url: str | None = None
+    runs: list[Run] = field(default_factory=list)  # every run of the same org, repo (any case) and branch
 
     @property
     def closed_unmerged_us(self) -> int | None:
@@ -315,6 +334,13 @@ class PullRequest:
         return self.run.model if self.run is not None else None
 
     @property
+    def agent(self) -> str | None:
+        """Its run's agent, else its earliest agent mark."""
+        if self.run is not None and self.run.agent is not None:
+            return self.run.agent
+        return self.mark
+
+    @property
     def shown_repo(self) -> str:
         return self.run.repo if self.run is not None and self.run.repo is not None else self.repo
 
@@ -328,14 +354,20 @@ def build_prs(events: list[Ev], runs: dict[str, Run]) -> list[PullRequest]:
         key = (e.raw["repo"].lower(), e.raw["pr_number"])
         pr = prs.get(key)
         if pr is None:
-            pr = prs[key] = PullRequest(repo=e.raw["repo"], head_branch=e.raw["head_branch"])
+            pr = prs[key] = PullRequest(repo=e.raw["repo"], head_branch=e.raw["head_branch"],
+                                        pr_number=e.raw["pr_number"], first_us=e.at_us)  # fmt: skip
         if e.type == "pr.opened" and pr.opened_us is None:
             pr.opened_us = e.at_us
         if e.type == "pr.merged" and pr.merged_us is None:
             pr.merged_us = e.at_us
         pr.latest = e
         if (e.raw.get("attributes") or {}).get("agent_mark") is not None:
+            if not pr.marked:  # events come earliest first
+                pr.mark = str(e.raw["attributes"]["agent_mark"])
             pr.marked = True
+        for name in ("title", "url"):  # events come earliest first: the last one naming it wins
+            if (e.raw.get("attributes") or {}).get(name) is not None:
+                setattr(pr, name, e.raw["attributes"][name])
         if not pr.named and (e.user_id is not None or e.team_id is not None):
             pr.user_id, pr.team_id, pr.named = e.user_id, e.team_id, True
     for pr in prs.values():
@@ -344,6 +376,7 @@ def build_prs(events: list[Ev], runs: dict[str, Run]) -> list[PullRequest]:
             if r.repo is not None and r.repo.lower() == pr.repo.lower() and r.branch == pr.head_branch
         ]  # fmt: skip
         pr.run = min(on_branch, key=lambda r: r.first) if on_branch else None
+        pr.runs = on_branch
     return list(prs.values())
 
 
@@ -377,10 +410,11 @@ class Filters:
     model: str | None = None
     repo: str | None = None
     teams: tuple[str, ...] | None = None
+    agent: str | None = None
 
     @property
     def filters_runs(self) -> bool:
-        return self.model is not None or self.repo is not None
+        return self.model is not None or self.repo is not None or self.agent is not None
 
 
 def matches(team: str | None, user: str | None, f: Filters) -> bool:
@@ -399,6 +433,8 @@ def run_matches(r: Run, f: Filters) -> bool:
         return False
     if f.repo is not None and r.repo != f.repo:
         return False
+    if f.agent is not None and r.agent != f.agent:
+        return False
     return matches(r.team_id, r.user_id, f)
 
 
@@ -407,12 +443,24 @@ def own_model(e: Ev) -> str | None:
     return None if model is None else str(model)
 
 
+def own_agent(e: Ev) -> str | None:
+    agent = (e.raw.get("attributes") or {}).get("agent")
+    return None if agent is None else str(agent)
+
+
+def agent_passes(e: Ev, run: Run | None, f: Filters) -> bool:
+    """An event counted apart from its run (a usage, a code change): its own agent, else its run's."""
+    agent = own_agent(e) if own_agent(e) is not None or run is None else run.agent
+    return f.agent is None or agent == f.agent
+
+
 def consumption(data: OrgData, first: date, last: date, f: Filters) -> dict:
     """SPEC §3 cost and tokens: what runs in range consumed (their run.finished amounts and their usage events), plus
     the usage without a run of sessions in range.
 
     Every amount is counted under a model: a run.finished's is the run's model, a usage's its own (else its run's).
     A model filter keeps the amounts of that model; a repo filter those of runs of that repo (a session has none).
+    The agent is counted like the model: a run.finished's is the run's, a usage's its own, else its run's.
     """
     wanted: list[dict] = []
     for r in data.runs.values():
@@ -420,20 +468,63 @@ def consumption(data: OrgData, first: date, last: date, f: Filters) -> dict:
             continue
         if f.repo is not None and r.repo != f.repo:
             continue
-        if r.finished is not None and (f.model is None or r.model == f.model):
+        if r.finished is not None and (f.model is None or r.model == f.model) and (f.agent in (None, r.agent)):
             wanted.append(r.finished.raw)
         for u in r.usages:
             model = own_model(u) if own_model(u) is not None else r.model
-            if f.model is None or model == f.model:
+            if (f.model is None or model == f.model) and agent_passes(u, r, f):
                 wanted.append(u.raw)
     if f.repo is None:
         for s in data.sessions.values():
             if first <= s.day <= last and matches(s.team_id, s.user_id, f):
-                wanted += [u.raw for u in s.usages if f.model is None or own_model(u) == f.model]
+                wanted += [u.raw for u in s.usages
+                           if (f.model is None or own_model(u) == f.model) and agent_passes(u, None, f)]  # fmt: skip
     totals: dict = {"cost_usd": math.fsum(float(raw.get("cost_usd") or 0) for raw in wanted)}
     for name in AMOUNTS[1:]:
         totals[name] = sum(int(raw.get(name) or 0) for raw in wanted)
     return totals
+
+
+def code_change_counts(events: list[Ev]) -> dict[str, dict[str, int]]:
+    """What each code.changed event counts (by id): its counts; with a series, each count's increase over the series'
+    previous event, the events ordered by their sum of counts (then time, id), never below 0."""
+    counted: dict[str, dict[str, int]] = {}
+    series: dict[str, list[Ev]] = {}
+    for e in events:
+        if e.type != "code.changed":
+            continue
+        if e.raw.get("series") is None:
+            counted[e.id] = {name: int(e.raw.get(name) or 0) for name in CODE_COUNTS}
+        else:
+            series.setdefault(e.raw["series"], []).append(e)
+    for members in series.values():
+        members.sort(key=lambda e: (sum(int(e.raw.get(name) or 0) for name in CODE_COUNTS), e.at_us, e.id))
+        previous = dict.fromkeys(CODE_COUNTS, 0)
+        for e in members:
+            now = {name: int(e.raw.get(name) or 0) for name in CODE_COUNTS}
+            counted[e.id] = {name: max(now[name] - previous[name], 0) for name in CODE_COUNTS}
+            previous = now
+    return counted
+
+
+def code_changes(data: OrgData, first: date, last: date, f: Filters) -> dict:
+    """SPEC §7 lines_added, lines_removed, commits: a run's code.changed events count with the run (its day, team,
+    user, repo; the event's model, else the run's), the others with their session (and their own model and repo)."""
+    counted = code_change_counts(data.events)
+    wanted: list[Ev] = []
+    for r in data.runs.values():
+        if first <= r.day <= last and matches(r.team_id, r.user_id, f) and (f.repo is None or r.repo == f.repo):
+            wanted += [e for e in r.code
+                       if (f.model is None or (r.model if own_model(e) is None else own_model(e)) == f.model)
+                       and agent_passes(e, r, f)]  # fmt: skip
+    for s in data.sessions.values():
+        if first <= s.day <= last and matches(s.team_id, s.user_id, f):
+            for e in s.code:
+                repo = (e.raw.get("attributes") or {}).get("repo")
+                if (f.model is None or own_model(e) == f.model) and (f.repo is None or repo == f.repo) \
+                        and agent_passes(e, None, f):  # fmt: skip
+                    wanted.append(e)
+    return {name: sum(counted[e.id][name] for e in wanted) for name in CODE_COUNTS}
 
 
 def active_users(data: OrgData, first: date, last: date, f: Filters) -> int:
@@ -451,11 +542,7 @@ def active_users(data: OrgData, first: date, last: date, f: Filters) -> int:
 
 def pr_outcomes(data: OrgData, first: date, last: date, f: Filters) -> dict:
     """SPEC §7 over agent-authored PRs whose team/user/model/repo pass the filters, each fact on its own day."""
-    prs = [
-        pr for pr in data.prs
-        if pr.agent_authored and matches(*pr.who, f)
-        and (f.model is None or pr.model == f.model) and (f.repo is None or pr.shown_repo == f.repo)
-    ]  # fmt: skip
+    prs = agent_prs_of(data, f)
 
     def within(us: int | None) -> bool:
         return us is not None and first <= day_of(us) <= last
@@ -546,6 +633,7 @@ def metrics_for_range(data: OrgData, date_from: date, date_to: date, f: Filters)
         "session_lifespan_avg_s": mean(lifespans),
         **outcomes,
         "cost_per_merged_pr_usd": ratio(cost, outcomes["agent_prs_merged"]),
+        **code_changes(data, date_from, date_to, f),
     }
 
 
@@ -560,6 +648,7 @@ def reference_metrics(
     model: str | None = None,
     repo: str | None = None,
     teams: tuple[str, ...] | None = None,
+    agent: str | None = None,
 ) -> dict:
     """The read API's answer for an org over [date_from, date_to], computed from raw wire events."""
     if date_from > date_to:
@@ -573,10 +662,110 @@ def reference_metrics(
         "user_id": user_id,
         "model": model,
         "repo": repo,
+        "agent": agent,
     }
-    f = Filters(team_id, user_id, model, repo, teams)
+    f = Filters(team_id, user_id, model, repo, teams, agent)
     answer.update(metrics_for_range(data, date_from, date_to, f))
     answer["series"] = [
         {"date": day.isoformat(), **metrics_for_range(data, day, day, f)} for day in days_between(date_from, date_to)
     ]
     return answer
+
+
+# ---------------------------------------------------------------- the PR table and the time-to-merge histogram
+
+
+def agent_prs_of(data: OrgData, f: Filters) -> list[PullRequest]:
+    """Agent-authored PRs whose team, user, model and repo pass the filters (as pr_outcomes picks them)."""
+    return [
+        pr for pr in data.prs
+        if pr.agent_authored and matches(*pr.who, f)
+        and (f.model is None or pr.model == f.model) and (f.repo is None or pr.shown_repo == f.repo)
+        and (f.agent is None or pr.agent == f.agent)
+    ]  # fmt: skip
+
+
+def pr_run_figures(pr: PullRequest, f: Filters) -> dict:
+    """The PR's branch's runs that pass the filters: how many, their SPEC §3 cost, failed and handed-off runs.
+
+    A run counts under its own model and its usage events under theirs (else the run's), as in consumption().
+    """
+    runs = [r for r in pr.runs if run_matches(r, f)]
+    costs = [float(r.finished.raw.get("cost_usd") or 0) for r in runs if r.finished is not None]
+    for r in pr.runs:
+        if not matches(r.team_id, r.user_id, f) or (f.repo is not None and r.repo != f.repo):
+            continue
+        for u in r.usages:
+            model = own_model(u) if own_model(u) is not None else r.model
+            if (f.model is None or model == f.model) and agent_passes(u, r, f):
+                costs.append(float(u.raw.get("cost_usd") or 0))
+    return {
+        "runs": len(runs),
+        "cost_usd": math.fsum(costs),
+        "runs_failed": sum(1 for r in runs if r.status == "failed"),
+        "runs_handed_off": sum(1 for r in runs if r.first_handoff_us is not None),
+    }
+
+
+def rfc3339(us: int | None) -> str | None:
+    if us is None:
+        return None
+    text = (EPOCH + timedelta(microseconds=us)).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def reference_agent_prs(
+    events: list[dict],
+    org_id: str,
+    date_from: date,
+    date_to: date,
+    team_id: str | None = None,
+    user_id: str | None = None,
+    *,
+    model: str | None = None,
+    repo: str | None = None,
+    teams: tuple[str, ...] | None = None,
+    limit: int = 200,
+    agent: str | None = None,
+) -> dict:
+    """`GET /api/v1/orgs/{org}/prs`: agent PRs with an opened, merged or closed-unmerged day in range, newest
+    (opened, else first event) first, then repo (lower case) and number (largest first)."""
+    f = Filters(team_id, user_id, model, repo, teams, agent)
+
+    def within(us: int | None) -> bool:
+        return us is not None and date_from <= day_of(us) <= date_to
+
+    shown = [
+        pr for pr in agent_prs_of(load(events, org_id), f)
+        if within(pr.opened_us) or within(pr.merged_us) or within(pr.closed_unmerged_us)
+    ]  # fmt: skip
+    shown.sort(key=lambda pr: (-(pr.opened_us if pr.opened_us is not None else pr.first_us), pr.repo.lower(),
+                               -pr.pr_number))  # fmt: skip
+    rows = []
+    for pr in shown[:limit]:
+        state = "merged" if pr.merged_us is not None else "closed" if pr.closed_unmerged_us is not None else "open"
+        team, user = pr.who
+        to_merge = None
+        if pr.merged_us is not None and pr.opened_us is not None:
+            to_merge = (pr.merged_us - pr.opened_us) / 1_000_000
+        rows.append({
+            "repo": pr.shown_repo, "pr_number": pr.pr_number, "title": pr.title, "url": pr.url, "state": state,
+            "opened_at": rfc3339(pr.opened_us), "merged_at": rfc3339(pr.merged_us),
+            "closed_at": rfc3339(pr.closed_unmerged_us), "time_to_merge_s": to_merge,
+            "user_id": user, "team_id": team, **pr_run_figures(pr, f),
+        })  # fmt: skip
+    return {"org_id": org_id, "from": date_from.isoformat(), "to": date_to.isoformat(), "total": len(shown),
+            "limit": limit, "prs": rows}  # fmt: skip
+
+
+def reference_time_to_merge_histogram(
+    events: list[dict], org_id: str, date_from: date, date_to: date, edges: tuple[float, ...], **filters
+) -> list[int]:
+    """Agent PRs merged in range with an opened at, per bucket: i holds edges[i-1] <= t < edges[i]."""
+    counts = [0] * (len(edges) + 1)
+    for pr in agent_prs_of(load(events, org_id), Filters(**filters)):
+        if pr.merged_us is None or pr.opened_us is None or not date_from <= day_of(pr.merged_us) <= date_to:
+            continue
+        seconds = (pr.merged_us - pr.opened_us) / 1_000_000
+        counts[sum(1 for edge in edges if edge <= seconds)] += 1
+    return counts

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from random import Random
@@ -15,11 +15,11 @@ from random import Random
 import msgspec
 import pytest
 from hypothesis import strategies as st
-from reference_metrics import reference_metrics
+from reference_metrics import METRIC_KEYS, reference_metrics
 
 from agentdash.config import load_settings
 from agentdash.events import Event, parse_event
-from agentdash.metrics import MetricsQuery, org_metrics
+from agentdash.metrics import BreakdownRow, MetricsQuery, breakdown, org_metrics
 from agentdash.storage import Storage, open_storage
 from agentdash.testing import postgres_bin_dir
 
@@ -241,6 +241,23 @@ class Builder:
             self.usage(start + self.gap(HOUR), self.drift(user, team), sid, None)
         for r in range(self.pick.int(0, 3)):
             self.run(f"{sid}-r{r}", sid, user, team, start + self.gap(6 * HOUR))
+        if self.pick.chance(1):  # code counts of the session's own (Claude Code's counters carry no prompt)
+            self.code(start + self.gap(HOUR), self.drift(user, team), sid, None)
+
+    def code(self, at_us: int, who: tuple[str, str | None], session: str, run: str | None) -> None:
+        """An agent's code counts: as counted, or running totals of a series (an OTLP cumulative counter)."""
+        model = {"model": self.pick.choice(["m1", "m2"])} if self.pick.chance(2) else None
+        if not self.pick.chance(1):
+            self.emit("code.changed", at_us, who, session, run, lines_added=self.pick.int(0, 500),
+                      lines_removed=self.pick.choice([None, self.pick.int(0, 200)]),
+                      commits=self.pick.choice([None, 0, 1, 2]), attributes=model)  # fmt: skip
+            return
+        series = f"{session}/{run}/{self._n}"
+        added, commits = 0, 0
+        for _ in range(self.pick.int(1, 3)):  # later totals at any time: their order is the totals' own
+            added, commits = added + self.pick.choice([0, self.pick.int(1, 300)]), commits + self.pick.choice([0, 1])
+            self.emit("code.changed", at_us + self.gap(HOUR), who, session, run, series=series,
+                      lines_added=added, commits=commits, attributes=model)  # fmt: skip
 
     def usage(self, at_us: int, who: tuple[str, str | None], session: str, run: str | None) -> None:
         """One model call's consumption; its model varies, so a run may call several."""
@@ -251,11 +268,12 @@ class Builder:
             cache_read_tokens=self.pick.choice([None, 0, self.pick.int(1, 50_000)]),
             cache_write_tokens=self.pick.choice([None, self.pick.int(0, 5_000)]),
             cost_usd=self.pick.cost(),
-            attributes={"model": self.pick.choice(["m1", "m2", "m3"])} if self.pick.chance(3) else None,
+            attributes=self.own_agent({"model": self.pick.choice(["m1", "m2", "m3"])} if self.pick.chance(3) else None),
         )  # fmt: skip
 
     def run(self, rid: str, sid: str, user: str, team: str | None, t0: int, follow_ups: int = 1) -> None:
         emitted = False
+        agent = self.pick.choice(AGENTS)  # on some of its events; its earliest one's is the run's
         queued = t0
         if follow_ups == 0 and self.pick.chance(1):
             # a follow-up whose earliest event is in another session: its run is anchored there,
@@ -265,11 +283,11 @@ class Builder:
         started = queued + self.gap(20 * MINUTE)
         if self.pick.chance(3):  # sometimes no run.queued
             self.emit("run.queued", queued, self.drift(user, team), self.run_session(sid), rid,
-                      attributes=self.where())  # fmt: skip
+                      attributes=self.where(agent))  # fmt: skip
             emitted = True
         if self.pick.chance(3):  # sometimes no run.started
             self.emit("run.started", started, self.drift(user, team), self.run_session(sid), rid,
-                      attributes=self.where())  # fmt: skip
+                      attributes=self.where(agent))  # fmt: skip
             emitted = True
         finished = started + self.gap(2 * HOUR)
         n_finished = self.pick.choice([0, 1, 1, 1, 2])  # finished twice: the latest wins
@@ -285,13 +303,18 @@ class Builder:
                 cache_read_tokens=self.pick.choice([None, self.pick.int(0, 50_000)]) if self.pick.chance(1) else None,
                 cache_write_tokens=self.pick.choice([None, self.pick.int(0, 5_000)]) if self.pick.chance(1) else None,
                 cost_usd=self.pick.cost(),
-                attributes={"model": self.pick.choice(["m1", "m2"]), "repo": "r"} if self.pick.chance(1) else None,
+                attributes=self.own_agent({"model": self.pick.choice(["m1", "m2"]), "repo": "r"}
+                                          if self.pick.chance(1) else None),
             )  # fmt: skip
             emitted = True
         for _ in range(self.pick.choice([0, 0, 1, 3])):  # its model calls, as they happen or late
             # before everything else at times: the usage is then the run's anchor (day, user, team, session)
             at = started + self.gap(2 * HOUR) if self.pick.chance(3) else queued - self.gap(HOUR)
             self.usage(at, self.drift(user, team), self.run_session(sid), rid)
+            emitted = True
+        if self.pick.chance(1):  # what it changed, maybe before its other events (then the code event anchors it)
+            self.code(started + self.gap(2 * HOUR) if self.pick.chance(2) else queued - self.gap(HOUR),
+                      self.drift(user, team), self.run_session(sid), rid)  # fmt: skip
             emitted = True
         if n_finished or self.pick.chance(1):  # a handoff, occasionally on an unfinished run
             handoff = finished + self.gap(HOUR)
@@ -309,11 +332,20 @@ class Builder:
         if not emitted:  # a run has at least one event
             self.emit("run.started", started, (user, team), sid, rid)
 
-    def where(self) -> dict | None:
-        """Sometimes the repo (in either case) and branch a run reports; PRs of that repo and branch link to it."""
+    def where(self, agent: str | None = None) -> dict | None:
+        """Sometimes the repo (in either case) and branch a run reports; PRs of that repo and branch link to it. Often
+        the run's agent."""
+        found = {"agent": agent} if agent is not None and self.pick.chance(3) else {}
+        if self.pick.chance(1):
+            found |= {"repo": self.pick.choice(["acme/web", "Acme/Web", "acme/api"]),
+                      "branch": self.pick.choice(BRANCHES)}  # fmt: skip
+        return found or None
+
+    def own_agent(self, attributes: dict | None) -> dict | None:
+        """Sometimes an agent of the event's own (a call or a finish may name another agent than its run's)."""
         if not self.pick.chance(1):
-            return None
-        return {"repo": self.pick.choice(["acme/web", "Acme/Web", "acme/api"]), "branch": self.pick.choice(BRANCHES)}
+            return attributes
+        return {**(attributes or {}), "agent": self.pick.choice(AGENTS[1:])}
 
     def pull_request(self, number: int) -> None:
         """A PR's events: opened (maybe again: a reopen), then merged or closed, in any order of arrival."""
@@ -321,7 +353,7 @@ class Builder:
         branch = self.pick.choice(BRANCHES)
         at = self.instant()
         who = self.pick.choice([(None, None), ("u1", None), ("u2", "t2"), (None, "t1")])
-        mark = {"agent_mark": "claude-code"} if self.pick.chance(1) else None
+        mark = {"agent_mark": self.pick.choice(["claude-code", "copilot"])} if self.pick.chance(1) else None
         steps = [("pr.opened", at)]
         for _ in range(self.pick.int(0, 3)):
             at += self.gap(6 * HOUR)
@@ -342,6 +374,7 @@ class Builder:
 
 
 BRANCHES = ("feat-1", "codex/fix-2", "feat-3")  # codex/: an agent's prefix
+AGENTS = (None, "codex", "claude-code", "gemini-cli")  # attributes.agent of a run's events; None: none
 
 
 def render_time(at_us: int, offset_index: int) -> str:
@@ -390,13 +423,34 @@ def oracle(events, org: str, date_from: date, date_to: date, team: str | None = 
 def all_metrics(storage) -> dict:
     answers = {(ORG, *q): product(storage, ORG, *q) for q in QUERIES}
     answers[(OTHER_ORG, *QUERIES[0])] = product(storage, OTHER_ORG, *QUERIES[0])
+    wide = MetricsQuery(ORG, *QUERIES[0][:2])
+    for agent in FILTERED_AGENTS:
+        answers[(ORG, "agent", agent)] = msgspec.to_builtins(org_metrics(storage, replace(wide, agent=agent)))
+    rows = {row.key: msgspec.to_builtins(row) for row in breakdown(storage, wide, "agent")}
+    empty = msgspec.to_builtins(BreakdownRow(key=None))  # an agent without a row: nothing in range
+    answers[(ORG, "by agent")] = {agent: _pick(rows.get(agent, empty), BREAKDOWN_KEYS) for agent in FILTERED_AGENTS}
     return answers
 
 
 def all_oracle(events) -> dict:
     answers = {(ORG, *q): oracle(events, ORG, *q) for q in QUERIES}
     answers[(OTHER_ORG, *QUERIES[0])] = oracle(events, OTHER_ORG, *QUERIES[0])
+    for agent in FILTERED_AGENTS:
+        answers[(ORG, "agent", agent)] = reference_metrics(events, ORG, *QUERIES[0][:2], agent=agent)
+    # A breakdown row is the figures of its agent's filter (its users: the runs' users; no sessions per agent).
+    answers[(ORG, "by agent")] = {agent: _pick(answers[(ORG, "agent", agent)], BREAKDOWN_KEYS)
+                                  for agent in FILTERED_AGENTS}  # fmt: skip
     return answers
+
+
+FILTERED_AGENTS = ("codex", "claude-code", "gemini-cli", "copilot")  # copilot: PR marks only
+BREAKDOWN_KEYS = tuple(key for key in METRIC_KEYS if key not in ("active_users", "dau", "wau", "mau", "sessions",
+                                                                 "runs_per_user", "sessions_per_user",
+                                                                 "session_lifespan_avg_s"))  # fmt: skip
+
+
+def _pick(answer: dict, keys: tuple[str, ...]) -> dict:
+    return {key: answer[key] for key in keys}
 
 
 def assert_same(got, want, path: str = "$") -> None:

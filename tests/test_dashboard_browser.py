@@ -392,14 +392,17 @@ def test_breakdown_tables_and_csv_links_match_the_read_api(server):
 
 
 def _with_models(events: list[dict]) -> list[dict]:
-    """The two periods' runs, the even ones on model "fast" in repo "web-app", the odd ones on "slow" in "api"."""
+    """The two periods' runs, the even ones on model "fast" in repo "web-app" by codex, the odd ones on "slow" in "api"
+    by claude-code."""
     out = []
     for e in events:
         if e["type"] == "run.queued":
             n = int(e["run_id"][1:])
             e = {
                 **e,
-                "attributes": {"model": "fast", "repo": "web-app"} if n % 2 == 0 else {"model": "slow", "repo": "api"},
+                "attributes": {"model": "fast", "repo": "web-app", "agent": "codex"}
+                if n % 2 == 0
+                else {"model": "slow", "repo": "api", "agent": "claude-code"},
             }
         out.append(e)
     return out
@@ -441,6 +444,22 @@ def test_model_and_repo_filters_narrow_every_panel_and_live_in_the_url(server):
         assert _metric(page, "Success rate") == fmt.percent(both["success_rate"])
         nav_href = page.locator("[data-nav='Cost']").get_attribute("href")
         assert "repo=web-app" in nav_href and "team_id=web" in nav_href
+
+        # The agent list narrows every panel too; the reliability page compares agents, the Agent tab lists them.
+        _open(page, f"{server.url}/?days=90")
+        page.locator("[data-testid=agent]").click()
+        page.get_by_role("option", name="codex").click()
+        page.wait_for_url("**agent=codex**")
+        page.wait_for_selector("[data-metric='Runs']")
+        codex = _api(server, token, 90, agent="codex")
+        assert 0 < codex["runs"] < _api(server, token, 90)["runs"] and codex["agent"] == "codex"
+        assert _metric(page, "Runs") == fmt.count(codex["runs"])
+        assert _metric(page, "Total") == fmt.money(codex["cost_usd"])
+        _open_question(page, f"{server.url}/reliability?days=90")
+        assert page.locator("[data-chart='Success rate by agent']").is_visible()
+        page.locator("[data-testid=tab-agent]").click()
+        names = page.locator("[data-testid=breakdown-agent] tbody tr td:first-child").all_inner_texts()
+        assert sorted(names) == ["claude-code", "codex"]
 
 
 def test_the_shipping_page_shows_the_read_apis_pull_requests_in_light_and_dark(server):

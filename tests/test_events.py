@@ -47,6 +47,8 @@ def wire(type_: str = "session.started", **fields) -> dict:
         event["run_id"] = "r1"
     if type_ == "run.finished":
         event["status"] = "succeeded"
+    if type_ == "code.changed":
+        event["lines_added"] = 1
     for name, value in fields.items():
         if value is ...:
             event.pop(name, None)
@@ -158,7 +160,7 @@ def test_each_failure_category_is_accepted_when_failed(category):
 
 def test_failure_category_set_matches_spec():
     assert set(FAILURE_CATEGORIES) == {"tool_error", "model_error", "timeout", "infra_error", "other"}
-    assert set(EVENT_TYPES) == {"session.started", "message.sent", "usage", *RUN_TYPES}
+    assert set(EVENT_TYPES) == {"session.started", "message.sent", "usage", "code.changed", *RUN_TYPES}
     assert set(ALL_EVENT_TYPES) == {*EVENT_TYPES, "pr.opened", "pr.merged", "pr.closed"}
 
 
@@ -569,3 +571,59 @@ def test_a_run_carries_its_branch_from_attributes_however_its_event_was_built():
     )  # fmt: skip  (as the OTLP mapping builds it)
     assert built.branch == "feat/x"
     assert parse(wire("run.started", attributes={"repo": "acme/web"})).branch is None
+
+
+# -- code.changed (SPEC §7: lines_added, lines_removed, commits) ----------------------------------
+
+CODE_FIELDS = ("lines_added", "lines_removed", "commits")
+
+
+def test_a_code_change_keeps_its_counts_run_and_attributes():
+    event = parse(wire("code.changed", lines_added=120, lines_removed=7, commits=2, run_id="r1",
+                       attributes={"model": "m1", "repo": "acme/web", "branch": "feat/x"}))  # fmt: skip
+    assert (event.lines_added, event.lines_removed, event.commits, event.series) == (120, 7, 2, None)
+    assert (event.run_id, event.model, event.repo, event.branch) == ("r1", "m1", "acme/web", "feat/x")
+    assert (event.input_tokens, event.cost_usd, event.status) == (0, 0.0, None)
+
+
+@pytest.mark.parametrize("field", CODE_FIELDS)
+def test_one_count_is_enough_and_the_others_are_0(field):
+    event = parse(wire("code.changed", **{"lines_added": ..., field: 0}))
+    assert [getattr(event, name) for name in CODE_FIELDS] == [0, 0, 0]
+
+
+def test_a_code_change_without_any_count_is_rejected():
+    reject(wire("code.changed", lines_added=...), "at least one of lines_added, lines_removed, commits")
+
+
+def test_a_code_change_may_name_its_series_of_running_totals():
+    assert parse(wire("code.changed", series="proc-1/lines")).series == "proc-1/lines"
+    reject(wire("code.changed", series=""), "series")
+    reject(wire("code.changed", series="x" * 129), "series")
+
+
+@pytest.mark.parametrize("field", CODE_FIELDS)
+@pytest.mark.parametrize("value", [-1, 1.5, "10", True, 2**63])
+def test_code_counts_must_be_non_negative_integers(field, value):
+    reject(wire("code.changed", **{field: value}), field)
+
+
+@pytest.mark.parametrize("field,value", [*((name, 1) for name in CODE_FIELDS), ("series", "s")])
+@pytest.mark.parametrize("type_", [t for t in EVENT_TYPES if t != "code.changed"])
+def test_code_fields_only_on_code_changed(type_, field, value):
+    assert reject(wire(type_, **{field: value}), field) == f"{field} is only allowed on code.changed events"
+
+
+@pytest.mark.parametrize("field,value", [*((name, 1) for name in CODE_FIELDS), ("series", "s")])
+def test_a_pr_event_refuses_code_fields(field, value):
+    reject(wire("pr.opened", session_id=..., repo="a/b", pr_number=1, head_branch="main", **{field: value}), field)
+
+
+@pytest.mark.parametrize(("field", "value"), [("status", "succeeded"), ("input_tokens", 1), ("cost_usd", 0.5)])
+def test_a_code_change_has_no_outcome_or_amounts(field, value):
+    reject(wire("code.changed", **{field: value}), field)
+
+
+def test_a_code_change_needs_a_user_and_a_session():
+    reject(wire("code.changed", user_id=...), "user_id")
+    reject(wire("code.changed", session_id=...), "session_id")

@@ -313,3 +313,21 @@ def test_pull_requests_follow_their_sessions_and_merge_more_after_a_success(pars
     hours = sorted((next(e for e in ev if e.type == "pr.merged").occurred_us
                     - next(e for e in ev if e.type == "pr.opened").occurred_us) / HOUR_US for ev in merged)  # fmt: skip
     assert hours[len(hours) // 4] < 6 and hours[-len(hours) // 4] > 24  # some within hours, some after days
+
+
+def test_a_share_of_runs_reports_code_more_for_successes_and_commits_on_pr_branches(runs):
+    def code(run: list[Event]) -> Event | None:
+        return next((e for e in run if e.type == "code.changed"), None)
+
+    with_code = [run for run in runs.values() if code(run)]
+    assert 0.2 < len(with_code) / len(runs) < 0.45
+    by_status: dict[str, list[int]] = defaultdict(list)
+    for run in with_code:
+        change, finish = code(run), finished_event(run)
+        assert finish is not None and run[0].occurred_us < change.occurred_us < finish.occurred_us  # during the run
+        by_status[finish.status].append(change.lines_added)
+    assert statistics.median(by_status["succeeded"]) > 2 * statistics.median(by_status["failed"])
+    on_branch = [code(run) for run in with_code if run[0].branch and finished_event(run).status == "succeeded"]
+    elsewhere = [code(run) for run in with_code if not run[0].branch]
+    assert all(c.commits >= 1 for c in on_branch)
+    assert 0 < sum(c.commits > 0 for c in elsewhere) / len(elsewhere) < 0.2

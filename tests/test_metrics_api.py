@@ -53,6 +53,8 @@ def get(server, path: str, token: str | None, **params) -> httpx.Response:
         (END - dt.timedelta(days=44), END, {"model": "m-0"}),
         (END - dt.timedelta(days=20), END, {"repo": "r-1", "team_id": "t-1"}),
         (END - dt.timedelta(days=44), END, {"model": "m-1", "repo": "r-0"}),
+        (END - dt.timedelta(days=44), END, {"agent": "a-0"}),
+        (END - dt.timedelta(days=20), END, {"agent": "a-1", "team_id": "t-0"}),
         (END, END, {}),
         (dt.date(2020, 1, 1), dt.date(2020, 1, 31), {}),  # nothing in range: zeros and nulls
     ],
@@ -64,14 +66,14 @@ def test_metrics_equal_the_oracle(loaded, date_from, date_to, filters):
     answer = get(server, "/api/v1/orgs/acme/metrics", server.token("acme"), **params)
     assert answer.status_code == 200, answer.text
     expected = reference_metrics(events, "acme", date_from, date_to, **filters)
-    if "model" in filters:
+    if "model" in filters or "agent" in filters:
         assert 0 < expected["runs"] < reference_metrics(events, "acme", date_from, date_to)["runs"]
     close(answer.json(), expected)
 
 
 def _existing(events, field: str, wanted: str) -> str:
-    """The generator's own id for a team, user, model or repo (the test names only a position)."""
-    if field in ("model", "repo"):
+    """The generator's own id for a team, user, model, repo or agent (the test names only a position)."""
+    if field in ("model", "repo", "agent"):
         values = sorted(
             {e["attributes"][field] for e in events if e["org_id"] == "acme" and field in e.get("attributes", {})}
         )
@@ -134,6 +136,36 @@ def test_breakdown_by_model_counts_each_model_call_under_its_model(loaded):
             close(row[key], expected[key], f"{row['key']}.{key}")
 
 
+def test_breakdown_by_agent_equals_the_agent_filter_and_adds_up(loaded):
+    server, events = loaded
+    token = server.token("acme")
+    first = END - dt.timedelta(days=44)
+    params = {"from": str(first), "to": str(END)}
+    rows = get(server, "/api/v1/orgs/acme/breakdown/agent", token, **params).json()
+    total = get(server, "/api/v1/orgs/acme/metrics", token, **params).json()
+    for key in ("runs", "runs_failed", "input_tokens", "agent_prs_opened", "agent_prs_merged"):
+        assert sum(r[key] for r in rows) == total[key], key
+    assert abs(sum(r["cost_usd"] for r in rows) - total["cost_usd"]) < 1e-6
+    agents = {r["key"] for r in rows} - {None}
+    assert len(agents) >= 3  # the demo's agents
+    for row in rows:
+        if row["key"] is None:
+            continue
+        expected = reference_metrics(events, "acme", first, END, agent=row["key"])
+        for key in ("runs", "success_rate", "cost_usd", "active_users", "run_duration_p95_s", "handoff_rate",
+                    "agent_prs_opened", "agent_prs_merged", "failures_by_category"):  # fmt: skip
+            close(row[key], expected[key], f"{row['key']}.{key}")
+    one = min(agents)
+    csv_rows = get(server, "/api/v1/orgs/acme/breakdown/agent.csv", token, **params).text.splitlines()
+    assert csv_rows[0].startswith("key,") and any(line.startswith(f"{one},") for line in csv_rows[1:])
+    series = get(server, "/api/v1/orgs/acme/metrics.csv", token, agent=one, **params).text.splitlines()
+    filtered = get(server, "/api/v1/orgs/acme/metrics", token, agent=one, **params).json()
+    assert filtered["agent"] == one and len(series) == 1 + len(filtered["series"])
+    assert get(server, "/api/v1/orgs/acme/breakdown/team", token, agent=one, **params).json()[0]["runs"] <= max(
+        r["runs"] for r in rows if r["key"] == one
+    )
+
+
 def test_no_request_reaches_another_orgs_figures(loaded):
     server, _ = loaded
     acme = server.token("acme")
@@ -184,7 +216,7 @@ def test_a_manager_of_several_teams_sees_exactly_those_teams_together(loaded):
     params = {"from": str(date_from), "to": str(END)}
     both = get(server, "/api/v1/orgs/acme/metrics", manager, **params).json()
     expected = reference_metrics(events, "acme", date_from, END, teams=(first, third))
-    close(both, expected | {"model": None, "repo": None})
+    close(both, expected | {"model": None, "repo": None, "agent": None})
     assert both["runs"] < reference_metrics(events, "acme", date_from, END)["runs"]
     rows = get(server, "/api/v1/orgs/acme/breakdown/team", manager, **params).json()
     assert {r["key"] for r in rows} == {first, third}

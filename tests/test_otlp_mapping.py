@@ -38,6 +38,7 @@ def test_repo_branch_and_agent_come_from_vcs_and_service_attributes(export):
     found = events(with_resource(export, **{"vcs.repository.name": "acme/api", "vcs.ref.head.name": "feat/x"}))
     assert {(e.repo, e.branch) for e in found} == {("acme/api", "feat/x")}
     assert all('"agent":"claude-code"' in (e.attributes or "") for e in found)
+    assert {e.agent for e in found} == {"claude-code"}  # the agent column: service.name
 
 
 def test_agentdash_org_id_picks_one_of_the_key_s_orgs(export):

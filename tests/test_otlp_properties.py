@@ -13,26 +13,28 @@ from hypothesis import strategies as st
 
 from agentdash.events import Event
 from agentdash.projector import Projector
-from agentdash.sources import log_records, span_records, translate
-from tests.otlp_captures import AGENTS, capture, message, scenarios, split, with_resource
+from agentdash.sources import log_records, metric_records, span_records, translate
+from tests.otlp_captures import AGENTS, capture, later_totals, message, scenarios, split, with_resource
 from tests.reference_metrics import reference_metrics
 from tests.support import assert_same, product
 
 ORG = "acme"
 ORGS = frozenset({ORG})
 NOW_US = time.time_ns() // 1000
-RECORDS = {"logs": log_records, "traces": span_records}
+RECORDS = {"logs": log_records, "traces": span_records, "metrics": metric_records}
 
 
 def all_exports() -> list[dict]:
-    """Every recorded log and trace export, each agent's with a user (as the README's settings give it)."""
+    """Every recorded export, each agent's with a user (as the README's settings give it), and a longer cumulative
+    series: Gemini's lines.changed as a process that kept running would have re-exported it."""
     found = []
     for agent in AGENTS:
         for scenario in scenarios(agent):
             for export in capture(agent, scenario):
                 if export["signal"] in RECORDS:
                     found.append(with_resource(export, **{"user.email": f"dev-{agent}@example.com"}))
-    return found
+    gemini = next(e for e in found if e["signal"] == "metrics" and "gemini_cli.lines.changed" in str(e["body"]))
+    return found + later_totals(gemini, "gemini_cli.lines.changed", [(10, 3), (20, 8), (30, 8), (40, 20)])
 
 
 EXPORTS = all_exports()
@@ -62,6 +64,7 @@ def test_the_recordings_give_runs_usage_and_messages_of_every_agent():
     kinds = {(e.attributes and msgspec.json.decode(e.attributes)["agent"], e.type) for e in BASELINE.values()}
     for agent in ("claude-code", "gemini-cli", "codex_exec"):
         assert {(agent, "usage"), (agent, "message.sent"), (agent, "run.finished")} <= kinds, agent
+    assert {("claude-code", "code.changed"), ("gemini-cli", "code.changed")} <= kinds  # Codex counts no code
 
 
 def test_metrics_on_every_backend_match_the_oracle_in_any_arrival_order(storage):
@@ -69,6 +72,7 @@ def test_metrics_on_every_backend_match_the_oracle_in_any_arrival_order(storage)
     days = sorted({_day(e.occurred_us) for e in events})
     wire = [_wire(e) for e in events]
     expected = reference_metrics(wire, ORG, days[0], days[-1])
+    assert expected["lines_added"] > 0 and expected["commits"] > 0  # the code_changed recordings' counters
     noisy = events + events[::3]
     random.Random(7).shuffle(noisy)
     for start in range(0, len(noisy), 50):  # batches, as exports arrive
@@ -93,4 +97,8 @@ def _wire(event: Event) -> dict:
     if event.type in ("usage", "run.finished"):
         for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"):
             wire[name] = getattr(event, name)
+    if event.type == "code.changed":
+        for name in ("lines_added", "lines_removed", "commits", "series"):
+            if getattr(event, name) is not None:
+                wire[name] = getattr(event, name)
     return wire

@@ -92,7 +92,7 @@ def test_shape_of_the_answer():
         "r1", "2026-03-02T10:00:00Z", "2026-03-02T10:01:00Z", "2026-03-02T10:02:00Z", cost_usd=1.25, input_tokens=5
     )
     m = reference_metrics(events, ORG, D1, D3, team_id=None, user_id="u1")
-    assert list(m) == ["org_id", "from", "to", "team_id", "user_id", "model", "repo", *METRIC_KEYS, "series"]
+    assert list(m) == ["org_id", "from", "to", "team_id", "user_id", "model", "repo", "agent", *METRIC_KEYS, "series"]
     assert (m["org_id"], m["from"], m["to"], m["team_id"], m["user_id"]) == (
         ORG,
         "2026-03-01",
@@ -717,7 +717,7 @@ def test_tie_on_occurred_at_smaller_id_is_earlier():
 
 
 EVENT_TYPES = ("session.started", "message.sent", "run.queued", "run.started", "run.finished", "handoff", "usage",
-               "pr.opened", "pr.merged", "pr.closed")  # fmt: skip
+               "pr.opened", "pr.merged", "pr.closed", "code.changed")  # fmt: skip
 
 
 @st.composite
@@ -741,11 +741,23 @@ def event_lists(draw):
             extra["cost_usd"] = draw(st.sampled_from([0.1, 0.2, 0.3, 1e-9, 1e9]))
             extra["cache_read_tokens"] = draw(st.integers(0, 1000))
             extra["attributes"] = {"model": draw(st.sampled_from(["m1", "m2"]))}
+            if draw(st.booleans()):  # its own agent, else it counts under its run's
+                extra["attributes"]["agent"] = draw(st.sampled_from(["codex", "claude-code"]))
+        if type_ == "code.changed":  # counts or running totals of a series, of a run or of the session
+            run = draw(st.sampled_from([None, "r1", "r2"]))
+            extra["lines_added"] = draw(st.integers(0, 50))
+            extra["commits"] = draw(st.integers(0, 2))
+            if draw(st.booleans()):
+                extra["series"] = draw(st.sampled_from(["sA", "sB"]))
+            if draw(st.booleans()):
+                extra["attributes"] = {"model": "m1", "repo": "a/w"}
         if type_.startswith("run.") and draw(st.booleans()):
             extra["attributes"] = {
                 "repo": draw(st.sampled_from(["a/w", "A/W"])),
                 "branch": draw(st.sampled_from(["b1", "b2"])),
             }
+            if draw(st.booleans()):  # the run's agent is its earliest event's
+                extra["attributes"]["agent"] = draw(st.sampled_from(["codex", "claude-code"]))
         if type_.startswith(
             "pr."
         ):  # PRs before and after their runs, reopened, merged, closed, one number in two repos
@@ -757,7 +769,7 @@ def event_lists(draw):
             if draw(st.booleans()):
                 pr_event["team_id"] = draw(st.sampled_from(["A", "B"]))
             if draw(st.integers(0, 3)) == 0:
-                pr_event["attributes"] = {"agent_mark": "codex"}
+                pr_event["attributes"] = {"agent_mark": draw(st.sampled_from(["codex", "copilot"]))}
             events.append(pr_event)
             continue
         if type_ == "run.finished":
@@ -782,7 +794,11 @@ def event_lists(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(event_lists(), st.randoms(use_true_random=False), st.sampled_from([{}, {"team_id": "A"}, {"user_id": "u2"}]))
+@given(
+    event_lists(),
+    st.randoms(use_true_random=False),
+    st.sampled_from([{}, {"team_id": "A"}, {"user_id": "u2"}, {"agent": "codex"}]),
+)
 def test_order_and_duplicates_do_not_change_the_metrics(events, rnd, filters):
     base = reference_metrics(events, ORG, D1, D3, **filters)
     noisy = events + [dict(e) for e in events if rnd.random() < 0.5]
@@ -801,6 +817,8 @@ def test_order_and_duplicates_do_not_change_the_metrics(events, rnd, filters):
         "agent_prs_opened",
         "agent_prs_merged",
         "agent_prs_closed_unmerged",
+        "lines_added",
+        "commits",
     ):
         assert sum(day[key] for day in base["series"]) == base[key], key
     assert base["active_users"] <= sum(day["active_users"] for day in base["series"])
@@ -818,6 +836,51 @@ def test_shuffled_handworked_case_is_stable():
 
 
 # ---------------------------------------------------------------- model, repo and team-scope filters
+
+
+def test_a_run_is_its_earliest_agent_s_and_its_calls_count_under_their_own_agent_else_the_run_s():
+    events = [
+        ev("run.started", "2026-03-02T10:00:00Z", run="r1", id_="b", attributes={"agent": "codex"}),
+        ev("run.queued", "2026-03-02T10:00:00Z", run="r1", id_="a", attributes={"agent": "claude-code"}),  # tie: "a"
+        ev("run.finished", "2026-03-02T10:30:00Z", run="r1", status="succeeded", cost_usd=1.0,
+           attributes={"agent": "gemini-cli"}),
+        usage("2026-03-02T10:05:00Z", "r1", 0.25),  # no agent of its own: the run's
+        usage("2026-03-02T10:06:00Z", "r1", 0.5, attributes={"agent": "codex"}),
+        usage("2026-03-02T10:07:00Z", None, 0.125, attributes={"agent": "codex"}),  # the session's own
+        *run_events("r2", "2026-03-02T11:00:00Z", None, "2026-03-02T11:30:00Z", status="failed",
+                    failure_category="other", user="u2", session="s2"),  # no agent at all
+        ev("message.sent", "2026-03-02T12:00:00Z", user="u3", session="s3"),  # active, ran nothing
+    ]  # fmt: skip
+    claude = metrics(events, agent="claude-code")
+    assert (claude["runs"], claude["cost_usd"], claude["success_rate"]) == (1, 1.25, 1.0)
+    assert (claude["active_users"], claude["sessions"], claude["agent"]) == (1, 1, "claude-code")
+    codex = metrics(events, agent="codex")
+    assert (codex["runs"], codex["cost_usd"], codex["active_users"]) == (0, 0.625, 0)
+    assert metrics(events, agent="gemini-cli")["runs"] == 0  # the run.finished is not its earliest event
+    everyone = metrics(events)
+    assert (everyone["runs"], everyone["cost_usd"], everyone["active_users"]) == (2, 1.875, 3)
+
+
+def test_a_pr_is_its_runs_agent_else_its_earliest_mark():
+    def pr(id_, type_, at, number, branch, mark=None):
+        event = {"id": id_, "type": type_, "org_id": ORG, "occurred_at": at, "repo": "a/w", "pr_number": number,
+                 "head_branch": branch}  # fmt: skip
+        return {**event, "attributes": {"agent_mark": mark}} if mark else event
+
+    codex_run = {"agent": "codex", "repo": "a/w", "branch": "b1"}
+    events = [
+        ev("run.queued", "2026-03-02T09:00:00Z", run="r1", attributes=codex_run),
+        ev("run.queued", "2026-03-02T09:00:00Z", run="r2", attributes={"repo": "a/w", "branch": "b2"}),  # no agent
+        pr("p1", "pr.opened", "2026-03-02T10:00:00Z", 1, "b1", mark="claude-code"),  # its run's agent wins
+        pr("p2", "pr.opened", "2026-03-02T10:00:00Z", 2, "b2"),  # linked, no agent anywhere
+        pr("p3", "pr.merged", "2026-03-02T12:00:00Z", 3, "x", mark="codex"),
+        pr("p4", "pr.opened", "2026-03-02T11:00:00Z", 3, "x", mark="copilot"),  # the earliest mark
+    ]
+    assert metrics(events, agent="codex")["agent_prs_opened"] == 1
+    copilot = metrics(events, agent="copilot")
+    assert (copilot["agent_prs_opened"], copilot["agent_prs_merged"], copilot["runs"]) == (1, 1, 0)
+    assert metrics(events, agent="claude-code")["agent_prs_opened"] == 0
+    assert metrics(events)["agent_prs_opened"] == 3
 
 
 def test_a_model_filter_keeps_matching_runs_their_users_and_the_sessions_that_hold_them():

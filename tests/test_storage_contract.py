@@ -232,7 +232,8 @@ def test_log_entries_read_back_every_stored_field_in_order(storage):
     before_us = time.time_ns() // 1000
     sent = parsed(
         wire("r1", type_="run.finished", run_id="run-1", team_id="t1", status="failed", failure_category="tool_error",
-             input_tokens=12, output_tokens=3400, cost_usd=0.1 + 0.2, attributes={"model": "m1", "repo": "r", "n": 2}),
+             input_tokens=12, output_tokens=3400, cost_usd=0.1 + 0.2, attributes={"model": "m1", "repo": "r", "n": 2,
+             "agent": "codex"}),
         wire("m1"),
         wire("m1"),
         wire("m2", org="o2", at="2026-03-02T10:00:00.000001+05:30"),
@@ -245,6 +246,7 @@ def test_log_entries_read_back_every_stored_field_in_order(storage):
     assert [e.seq for e in entries] == [1, 2, 3]
     assert [e.event for e in entries] == [sent[0], sent[1], sent[3]]  # every field, money to the last bit
     assert entries[0].event.cost_usd == 0.1 + 0.2 and entries[0].event.model == "m1"
+    assert (entries[0].event.agent, entries[1].event.agent) == ("codex", None)  # attributes.agent has its column
     assert all(before_us <= e.received_us <= after_us for e in entries)
     assert storage.log_entries(0, 2) == entries[:2]
     assert storage.log_entries(1, 1) == [entries[1]]
@@ -408,15 +410,18 @@ BACKEND_BLOCKS = {
     "schema", "read_models", "drop_read_models", "load_version", "save_version", "load_checkpoint",
     "save_checkpoint", "lock_log", "append_events", "log_position", "log_end", "log_entries", "try_fold_lock",
     "wait_fold_lock", "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage",
-    "fold_followed_up", "fold_prs", "fold_pr_links", "log_is_current", "upgrade_log",
+    "fold_followed_up", "fold_prs", "fold_pr_links", "fold_pr_texts", "log_is_current", "upgrade_log", "fold_code",
     "run_metric_columns",  # a fragment of Postgres' run_metrics only (its two statements share the column list)
 }  # fmt: skip
-# What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model or repo.
+# What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model, repo or
+# agent.
 READ_QUERIES = {
     "run_metrics", "failure_metrics", "session_metrics", "active_users", "rolling_active_users",
-    "duration_histogram", "activity_keys", "run_keys", "usage_metrics", "usage_keys", "pr_metrics",
+    "duration_histogram", "activity_keys", "run_keys", "usage_metrics", "usage_keys", "pr_metrics", "agent_prs",
+    "time_to_merge_histogram", "code_metrics", "code_keys", "pr_keys",
 }  # fmt: skip
-SHARED_FRAGMENTS = {"who_filter", "run_filter", "activity_of_matching_runs", "sessions_of_matching_runs", "usage_items"}
+SHARED_FRAGMENTS = {"who_filter", "run_filter", "activity_of_matching_runs", "sessions_of_matching_runs", "usage_items",
+                    "code_items"}  # fmt: skip
 
 
 def test_both_dialects_define_the_same_named_read_queries():
@@ -424,8 +429,8 @@ def test_both_dialects_define_the_same_named_read_queries():
     assert set(duckdb_sql) - BACKEND_BLOCKS == set(postgres_sql) - BACKEND_BLOCKS == READ_QUERIES | SHARED_FRAGMENTS
     # Each renders completely, grouped every way and with the run filters on or off, and takes the same parameters.
     for name in sorted(READ_QUERIES):
-        for group in ("day", "team_id", "model"):
-            for filters in ({}, {"model": "m1"}):
+        for group in ("day", "team_id", "model", "agent"):
+            for filters in ({}, {"model": "m1"}, {"agent": "codex"}):
                 rendered = []
                 for dialect in (duckdb_sql, postgres_sql):
                     text = render(dialect, name, {"group": group, **filters})

@@ -100,6 +100,23 @@ def test_model_and_repo_live_in_the_url_and_reach_the_query():
     assert (member.user_id, member.model) == ("m", "opus")
 
 
+def test_the_agent_lives_in_the_url_and_reaches_the_query_and_the_csv_links():
+    from types import SimpleNamespace
+
+    from agentdash.ui.questions import csv_url
+
+    f = parse(days="7", agent="claude-code", model="opus")
+    assert f.to_query() == "days=7&model=opus&agent=claude-code"
+    assert Filters.from_params(dict(p.split("=") for p in f.to_query().split("&")), today=TODAY) == f
+    assert (f.metrics_query("acme").agent, f.previous_period().agent) == ("claude-code", "claude-code")
+    member = scope(Identity("m", "acme", "member"), f)
+    assert (member.user_id, member.agent) == ("m", "claude-code")
+    view = SimpleNamespace(query=f.metrics_query("acme"))
+    assert csv_url(view, "breakdown/agent").endswith("breakdown/agent.csv?from=2026-03-25&to=2026-03-31&model=opus"
+                                                      "&agent=claude-code")  # fmt: skip
+    assert parse(agent="x" * 500).agent is None
+
+
 def test_change_and_its_colour():
     assert change(None, 1.0) is None and change(1.0, None) is None and change(1.0, 0) is None
     assert change(0.9, 0.8) == pytest.approx(0.125)

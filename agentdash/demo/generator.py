@@ -74,6 +74,9 @@ CACHED_SHARE = 0.7  # usage runs whose calls share a cached prompt prefix
 TITLE_SHARE = 0.1  # sessions whose title a small model writes: a usage without a run
 PR_SHARE = 0.35  # sessions that work on a branch meant to become a pull request
 MARKED_SHARE = 0.15  # of those, PRs made from another branch than the runs reported, known by Claude's body mark
+# Runs whose agent reports its code counters (code.changed): more of the succeeded ones, which change more lines;
+# runs on a PR's branch commit what they changed.
+CODE_SHARE = {"succeeded": 0.35, "failed": 0.12, "cancelled": 0.08}
 BRANCH_PREFIXES = ("agent/", "feat/", "fix/", "codex/")
 BRANCH_PREFIX_CUM = (0.5, 0.8, 0.95, 1.0)
 # The org drifts towards the big model over the year.
@@ -112,7 +115,7 @@ TEAM_REPOS = {
     "support": ("acme/docs", "acme/cli"),
 }
 SHARED_REPOS = ("acme/monorepo", "acme/docs", "acme/cli")
-AGENTS = ("coder", "reviewer", "test-writer", "migrator")
+AGENTS = ("claude-code", "codex", "gemini-cli", "copilot")  # attributes.agent, as OTLP's service.name names them
 AGENT_CUM = (0.72, 0.86, 0.96, 1.0)
 
 # Session start by UTC hour for someone with no offset: 08-19 mostly, lunch dip, a little night.
@@ -144,8 +147,8 @@ HOUR_WEIGHTS = (
 )
 HOUR_LOAD = tuple(w / max(HOUR_WEIGHTS) for w in HOUR_WEIGHTS)
 
-# Calibrated so the default config gives ~1.45 M events, usage included (the benchmarks want 1.1-1.6 M).
-MEAN_SESSIONS_PER_WEEKDAY = 4.0
+# Calibrated so the default config gives ~1.45 M events, usage and code counts included (the benchmarks want 1.1-1.6 M).
+MEAN_SESSIONS_PER_WEEKDAY = 3.85
 CANCEL_RATE = 0.03
 TOOL_ERROR_RATE = 0.04
 INFRA_ERROR_RATE = 0.012
@@ -645,7 +648,23 @@ class _History:
         self._emit(out, session, finished_at, "run.finished", attrs, run_id, result)
         if 0.023 <= quirk < 0.028:  # the producer re-sent run.finished under a new id
             self._emit(out, session, finished_at + 1000 + int(rnd() * 4000), "run.finished", attrs, run_id, result)
+        if rnd() < CODE_SHARE[status]:
+            self._code(session, attrs, run_id, started_at + int((finished_at - started_at) * (0.5 + 0.45 * rnd())),
+                       status == "succeeded", branch is not None, out)  # fmt: skip
         return run_id, attrs, finished_at, status
+
+    def _code(self, session: tuple, attrs: dict, run_id: str, at: int, succeeded: bool, on_branch: bool,
+              out: list) -> None:  # fmt: skip
+        """What the run changed (a long tail of lines; a failed run's work is smaller) and, on a PR's branch, the
+        commits it made of it."""
+        rnd, normals, bits = self.rng.random, self.normals, self.rng.getrandbits
+        added = 1 + int((45 if succeeded else 15) * math.exp(1.1 * normals[bits(14)]))
+        counts = {"lines_added": added, "lines_removed": int(added * (0.05 + 0.6 * rnd()))}
+        if on_branch and succeeded:
+            counts["commits"] = 1 + (rnd() < 0.3) + (rnd() < 0.1)
+        elif rnd() < 0.1:
+            counts["commits"] = 1
+        self._emit(out, session, at, "code.changed", attrs, run_id, counts)
 
     def _calls(
         self,

@@ -27,6 +27,10 @@ class Draft:
     cache_write_tokens: int | None = None
     cost_usd: float | None = None
     model: str | None = None
+    lines_added: int | None = None  # code.changed
+    lines_removed: int | None = None
+    commits: int | None = None
+    series: str | None = None  # the counts are running totals of this series (a cumulative counter's)
 
 
 def finished(record: Record, run_id: str, failure: str | None = None, at_us: int | None = None) -> Draft:
@@ -39,6 +43,23 @@ def span_run(span: Record, run_id: str) -> list[Draft]:
     """A span that is a whole run: started at its start, finished at its end, failed (`other`) on an ERROR status."""
     return [Draft("s", "run.started", span.time_us, run_id),
             finished(span, run_id, "other" if span.failed else None, at_us=span.end_us or span.time_us)]  # fmt: skip
+
+
+CODE_COUNTS = ("lines_added", "lines_removed", "commits")
+
+
+def code_change(point: Record, name: str, model: str | None = None) -> list[Draft]:
+    """A counter's data point as a code.changed counting `name` (one of CODE_COUNTS): a delta as counted, at its time;
+    a cumulative total as its series' running total, at the series' start (the same for every total of it)."""
+    value = point.value
+    if value is None or not 0 < value < 2**63:  # 0: nothing changed (Claude sends "0 removed" with each write)
+        return []
+    if point.series:
+        draft = Draft("c", "code.changed", point.start_us or point.time_us, model=model, series=f"otlp-{point.series}")
+    else:
+        draft = Draft("c", "code.changed", point.time_us, model=model)
+    setattr(draft, name, int(value))
+    return [draft]
 
 
 def api_failure(status_code: float | None, error: str | None) -> str:

@@ -1,6 +1,9 @@
 """OTLP export requests flattened into records: one per log record, span or metric data point, with its name,
 times and attributes (the record's own over its resource's), and a fingerprint that names it for ever."""
 
+# A cumulative sum's point is a running total of its series (resource, metric, attributes, start time): its
+# fingerprint is the series' and the total's, so a re-export of an unchanged total is the same record.
+
 from __future__ import annotations
 
 import hashlib
@@ -26,6 +29,8 @@ class Record:
     failed: bool = False  # a span whose status is ERROR
     value: float | None = None  # a metric data point's value
     trace_id: str = ""  # hex; "" when the record carries none
+    series: str = ""  # a cumulative sum's point: the fingerprint of its series ("" for any other record)
+    start_us: int = 0  # a metric data point's start time (a cumulative series': when its counting began)
 
     @property
     def agent(self) -> str:
@@ -105,15 +110,34 @@ def metric_records(request: Any) -> Iterator[Record]:
                 points = getattr(metric, kind).data_points if kind in ("sum", "gauge") else []
                 if not points:  # histograms, summaries: one record for the count of ignored records
                     yield Record("metrics", metric.name, 0, resource, _fingerprint(resource_key, metric.name.encode()))
+                cumulative = kind == "sum" and metric.sum.aggregation_temporality == _CUMULATIVE
                 for point in points:
+                    value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+                    series = _series(resource_key, metric.name, point) if cumulative else ""
                     yield Record(
                         signal="metrics",
                         name=metric.name,
                         time_us=point.time_unix_nano // 1000,
                         attributes={**resource, **attributes_of(point.attributes)},
-                        value=point.as_double if point.WhichOneof("value") == "as_double" else point.as_int,
-                        fingerprint=_fingerprint(resource_key, metric.name.encode() + point.SerializeToString()),
-                    )
+                        value=value,
+                        fingerprint=_fingerprint(series.encode(), repr(value).encode()) if series
+                        else _fingerprint(resource_key, metric.name.encode() + point.SerializeToString()),
+                        series=series,
+                        start_us=point.start_time_unix_nano // 1000,
+                    )  # fmt: skip
+
+
+_CUMULATIVE = 2  # AGGREGATION_TEMPORALITY_CUMULATIVE
+
+
+def _series(resource_key: bytes, name: str, point: Any) -> str:
+    """A cumulative point's series: resource, metric, attributes, start time (a new start is a reset: a new series).
+
+    Without a start time the point's own time joins it, so that each such point is a series (and a record) of its own.
+    """
+    key = b"".join(kv.SerializeToString(deterministic=True) for kv in point.attributes)
+    start = point.start_time_unix_nano or point.time_unix_nano
+    return _fingerprint(resource_key, name.encode() + b"\x00" + key + b"\x00" + str(start).encode())
 
 
 def attributes_of(key_values: Any, into: dict[str, Scalar] | None = None) -> dict[str, Scalar]:

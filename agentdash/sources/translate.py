@@ -137,6 +137,8 @@ def _events(record: Record, drafts: list[Draft], mapping: ModuleType, orgs: froz
             draft.input_tokens or 0, draft.output_tokens or 0, draft.cache_read_tokens or 0,
             draft.cache_write_tokens or 0, draft.cost_usd or 0.0, draft.model, repo,
             _attributes_json(agent, version, record.name, draft.model, repo, branch), branch,
+            lines_added=draft.lines_added or 0, lines_removed=draft.lines_removed or 0, commits=draft.commits or 0,
+            series=draft.series, agent=agent,
         ))  # fmt: skip
     return events
 

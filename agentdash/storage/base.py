@@ -18,6 +18,9 @@ LOG_COLUMNS = (
     "seq", "id", "type", "org_id", "user_id", "session_id", "run_id", "team_id", "occurred_us",
     "status", "failure_category", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
     "cost_usd", "model", "repo", "branch", "pr_number", "agent_mark",
+    "attributes",  # a PR's title and url (fold_pr_texts)
+    "lines_added", "lines_removed", "commits", "series",  # code.changed (fold_code)
+    "agent",  # attributes.agent (OTLP: service.name): runs, usage, code changes and PRs carry it
 )  # fmt: skip
 
 

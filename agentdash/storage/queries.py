@@ -66,8 +66,8 @@ def split(sql: str) -> list[str]:
 
 
 # Blocks that named queries include by `{name}`; a dialect defines those its queries use.
-_FRAGMENTS = ("usage_items", "run_metric_columns", "run_filter", "who_filter")
-GROUPS = {"day", "team_id", "user_id", "model", "repo"}
+_FRAGMENTS = ("usage_items", "code_items", "run_metric_columns", "run_filter", "who_filter")
+GROUPS = {"day", "team_id", "user_id", "model", "repo", "agent"}
 
 
 def render(sql: Mapping[str, str], name: str, params: dict[str, Any]) -> str:
@@ -84,7 +84,7 @@ def render(sql: Mapping[str, str], name: str, params: dict[str, Any]) -> str:
         if group not in GROUPS:
             raise ValueError(f"cannot group by {group!r}")
         text = text.replace("{group}", group)
-    runs_filtered = params.get("model") is not None or params.get("repo") is not None
-    for table in ("activity", "sessions"):  # neither has a model or repo: see *_of_matching_runs
+    runs_filtered = any(params.get(name) is not None for name in ("model", "repo", "agent"))
+    for table in ("activity", "sessions"):  # neither has a model, repo or agent: see *_of_matching_runs
         text = text.replace(f"{{{table}}}", sql[f"{table}_of_matching_runs"] if runs_filtered else table)
     return text

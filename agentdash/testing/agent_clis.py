@@ -162,7 +162,8 @@ def claude_env(home: AgentHome, api_url: str) -> dict[str, str]:
 def claude_argv(cli: Path, prompt: str, resume: str | None, continue_last: bool) -> list[str]:
     argv = [str(cli), "-p", prompt, "--output-format", "json", "--model", MODELS["claude"],
             # No one is there to approve a tool; --dangerously-skip-permissions is refused when run as root.
-            "--allowedTools", "Bash,Read",
+            # Write and Edit: a scenario that changes a file (lines_of_code.count).
+            "--allowedTools", "Bash,Read,Write,Edit",
             "--max-turns", "6"]  # fmt: skip
     if resume:
         argv += ["--resume", resume]

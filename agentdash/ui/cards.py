@@ -99,12 +99,15 @@ QUESTIONS = (
         Figure("PRs merged", lambda m: fmt.count(m.agent_prs_merged)),
         Figure("Closed unmerged", lambda m: fmt.count(m.agent_prs_closed_unmerged)),
         Figure("Median time to merge", lambda m: fmt.duration(m.agent_pr_time_to_merge_p50_s)),
-        Figure("Per merged PR", lambda m: fmt.money(m.cost_per_merged_pr_usd))),
+        Figure("Per merged PR", lambda m: fmt.money(m.cost_per_merged_pr_usd)),
+        Figure("Lines added / removed", lambda m: f"{fmt.count(m.lines_added)} / {fmt.count(m.lines_removed)}"),
+        Figure("Commits", lambda m: fmt.count(m.commits))),
         NO_PRS,
         "Agent-authored pull requests, each counted on the day of its event. Merge rate: merged / (merged + closed "
-        "unmerged). Median time to merge: opened → merged, the middle (P50) of the PRs merged in range; the "
-        "metrics give the median only, so there is no P95 or distribution yet. Per merged PR: all agent cost "
-        "in range / PRs merged."),
+        "unmerged). Median time to merge: opened → merged, the middle (P50) of the PRs merged in range; their "
+        "distribution is below. Per merged PR: all agent cost in range / PRs merged. The table lists each PR with "
+        "the cost, failures and handoffs of its branch's runs. Lines and commits: what the agents' own counters reported "
+        "(Claude Code, Gemini CLI), on the day of their run or session."),
 )  # fmt: skip
 
 

@@ -15,7 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agentdash.metrics import BreakdownRow, DayMetrics, DurationBucket, FailureCount, MetricSet, OrgMetrics, ratio
+from agentdash.metrics import (
+    BreakdownRow,
+    DayMetrics,
+    DurationBucket,
+    FailureCount,
+    MergeTimeBucket,
+    MetricSet,
+    OrgMetrics,
+    ratio,
+)
 from agentdash.ui import format as fmt
 
 
@@ -32,6 +41,8 @@ UNITS = {
     "sessions": Unit("sessions", fmt.count, "{value}"),
     "PRs": Unit("pull requests", fmt.count, "{value}"),
     "tokens": Unit("tokens", fmt.count, "{value}"),
+    "lines": Unit("lines", fmt.count, "{value}"),
+    "commits": Unit("commits", fmt.count, "{value}"),
     "$": Unit("USD ($)", fmt.money, "${value}"),
     "s": Unit("seconds (s)", fmt.duration, "{value} s"),
     "%": Unit("%", fmt.percent, "js:(v) => Math.round(v * 100) + '%'"),
@@ -73,11 +84,14 @@ METRICS: dict[str, tuple[str, str]] = {  # key: (label, unit)
     "agent_pr_merge_rate": ("Merge rate", "%"),
     "agent_pr_time_to_merge_p50_s": ("Median time to merge", "s"),
     "cost_per_merged_pr_usd": ("Cost per merged PR", "$"),
+    "lines_added": ("Lines added", "lines"),
+    "lines_removed": ("Lines removed", "lines"),
+    "commits": ("Commits", "commits"),
 }
 
 SUMMED = ("runs", "runs_finished", "runs_succeeded", "runs_failed", "runs_cancelled", "input_tokens", "output_tokens",
           "cache_read_tokens", "cache_write_tokens", "runs_handed_off", "sessions", "agent_prs_opened",
-          "agent_prs_merged", "agent_prs_closed_unmerged")  # fmt: skip
+          "agent_prs_merged", "agent_prs_closed_unmerged", "lines_added", "lines_removed", "commits")  # fmt: skip
 # Distinct counts over a week and averages/P95s need the raw runs: a week's value is not a function of its days'.
 NOT_WEEKLY = frozenset({"active_users", "runs_per_user", "sessions_per_user", "run_duration_avg_s", "run_duration_p95_s",
                         "queue_wait_avg_s", "queue_wait_p95_s", "active_agent_time_per_session_s", "runs_per_session",
@@ -207,6 +221,42 @@ def duration_histogram(buckets: list[DurationBucket], avg_s: float | None, p95_s
         "series": [{"name": "Runs", "type": "bar", "data": counts,
                     "markLine": {"symbol": "none", "lineStyle": {"type": "dashed"}, "data": marks}}],
     }  # fmt: skip
+
+
+def time_to_merge_histogram(buckets: list[MergeTimeBucket], p50_s: float | None) -> dict:
+    """Agent PRs merged in range per time-to-merge bucket, the bucket holding the median marked."""
+    labels = [_span_label(b.low_s, b.high_s) for b in buckets]
+    counts = [b.prs for b in buckets]
+    marks = []
+    if p50_s is not None:
+        index = next((i for i, b in enumerate(buckets) if b.high_s is None or p50_s < b.high_s), len(buckets) - 1)
+        marks.append({"name": "median", "xAxis": labels[index],
+                      "label": {"formatter": f"median {fmt.duration(p50_s)}", "position": "end"}})  # fmt: skip
+    x_axis = {"type": "category", "data": labels, "name": "time to merge", "nameLocation": "middle", "nameGap": 28,
+              "axisLabel": {"interval": 0}}  # fmt: skip
+    return {
+        **_frame(x_axis, _value_axis(UNITS["PRs"], "merged PRs"), not any(counts), "",
+                 empty_text="No agent pull requests merged in this range"),
+        "tooltip": _axis_tooltip(labels, ["Merged PRs"], [[fmt.count(c) for c in counts]]),
+        "series": [{"name": "Merged PRs", "type": "bar", "data": counts,
+                    "markLine": {"symbol": "none", "lineStyle": {"type": "dashed"}, "data": marks}}],
+    }  # fmt: skip
+
+
+def _span_label(low_s: float | None, high_s: float | None) -> str:
+    """A time-to-merge bucket in hours or days, short enough for eight under a half-width chart: "<1h", "1–4h",
+    "8h–1d", "≥14d"."""
+    if low_s is None:
+        return "<" + "".join(_span(high_s))
+    if high_s is None:
+        return "≥" + "".join(_span(low_s))
+    (low, low_unit), (high, high_unit) = _span(low_s), _span(high_s)
+    return f"{low}–{high}{high_unit}" if low_unit == high_unit else f"{low}{low_unit}–{high}{high_unit}"
+
+
+def _span(seconds: float | None) -> tuple[str, str]:
+    s = seconds or 0
+    return (f"{s / 86400:g}", "d") if s >= 86400 else (f"{s / 3600:g}", "h")
 
 
 def _bucket_label(b: DurationBucket) -> str:

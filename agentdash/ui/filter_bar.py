@@ -1,4 +1,4 @@
-"""The filter bar: date range, custom dates and the team, user, model and repo lists, all moving the URL."""
+"""The filter bar: date range, custom dates and the team, user, model, repo and agent lists, all moving the URL."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class Picker:
 PICKERS = {
     "team": Picker("team_id", "Team", "All teams"), "user": Picker("user_id", "User", "All users"),
     "model": Picker("model", "Model", "All models"), "repo": Picker("repo", "Repo", "All repos"),
+    "agent": Picker("agent", "Agent", "All agents"),
 }  # fmt: skip
 
 
@@ -64,8 +65,8 @@ def filter_bar(view: View) -> None:
         ).props("dense outlined options-dense aria-label='Date range' data-testid=range").classes("w-44")
         date_from = _date_input("From", f.date_from, pick_dates)
         date_to = _date_input("To", f.date_to, pick_dates)
-        # Members see only their own runs: they narrow by model and repo, never by team or person.
-        dimensions = ("model", "repo") if identity.role == "member" else tuple(PICKERS)
+        # Members see only their own runs: they narrow by model, repo and agent, never by team or person.
+        dimensions = ("model", "repo", "agent") if identity.role == "member" else tuple(PICKERS)
         for dimension in dimensions:
             _picker(view, dimension, go)
         if identity.role == "member":
@@ -123,7 +124,7 @@ def _known(view: View, dimension: str) -> dict[str, str]:
 
 
 async def fill_options(view: View) -> None:
-    """List the teams, users, models and repos to pick from in a worker thread, then put them in the filter bar."""
+    """List the teams, users, models, repos and agents to pick from in a worker thread, then put them in the bar."""
     if not view.pickers:
         return
     found = await run.io_bound(lambda: {dimension: _options(view, dimension) for dimension in view.pickers})

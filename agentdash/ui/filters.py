@@ -14,7 +14,7 @@ PRESETS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days", 365: "Last 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3 * 366  # the read API's limit: a wider custom range would be refused there too
 MAX_ID_LENGTH = 200
-FILTER_KEYS = ("team_id", "user_id", "model", "repo")  # URL names, and Filters' field names
+FILTER_KEYS = ("team_id", "user_id", "model", "repo", "agent")  # URL names, and Filters' field names
 
 
 def utc_today() -> date:
@@ -23,7 +23,8 @@ def utc_today() -> date:
 
 @dataclass(frozen=True)
 class Filters:
-    """A date range (a preset number of days ending today, or custom) plus optional team, user, model and repo."""
+    """A date range (a preset number of days ending today, or custom) plus optional team, user, model, repo and
+    agent."""
 
     date_from: date
     date_to: date
@@ -33,6 +34,7 @@ class Filters:
     model: str | None = None
     repo: str | None = None
     weekly: bool = False  # charts by ISO week instead of by day
+    agent: str | None = None
 
     @classmethod
     def preset(cls, days: int = DEFAULT_DAYS, today: date | None = None, **ids) -> Filters:
@@ -67,7 +69,9 @@ class Filters:
         return {key: value for key in FILTER_KEYS if (value := getattr(self, key))}
 
     def metrics_query(self, org_id: str) -> MetricsQuery:
-        return MetricsQuery(org_id, self.date_from, self.date_to, self.team_id, self.user_id, self.model, self.repo)
+        return MetricsQuery(
+            org_id, self.date_from, self.date_to, self.team_id, self.user_id, self.model, self.repo, agent=self.agent
+        )
 
     def previous_period(self) -> Filters:
         """The period of equal length that ends the day before this one starts, same other filters."""

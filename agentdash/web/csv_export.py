@@ -12,11 +12,22 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from agentdash.metrics import DIMENSIONS, BreakdownRow, DayMetrics, MetricSet, MetricsQuery, breakdown, org_metrics
-from agentdash.web.dependencies import RowLimit
+from agentdash.metrics import (
+    DIMENSIONS,
+    AgentPr,
+    BreakdownRow,
+    DayMetrics,
+    MetricSet,
+    MetricsQuery,
+    agent_prs,
+    breakdown,
+    org_metrics,
+)
+from agentdash.web.dependencies import MAX_ROWS, RowLimit
 
 CSV_MEDIA_TYPE = "text/csv"  # Litestar appends "; charset=utf-8" to text types
 SCALARS = [f.name for f in msgspec.structs.fields(MetricSet) if f.name != "failures_by_category"]
+PR_COLUMNS = [f.name for f in msgspec.structs.fields(AgentPr)]
 FAILURE_PREFIX = "failures_by_category."
 
 
@@ -26,8 +37,19 @@ def metrics_csv(series: list[DayMetrics]) -> str:
 
 
 def breakdown_csv(rows: list[BreakdownRow]) -> str:
-    """One row per key (team, user, model or repo; empty for none): every scalar metric and failure category."""
+    """One row per key (team, user, model, repo or agent; empty for none): every scalar metric and failure category."""
     return _table("key", [(row.key, row) for row in rows])
+
+
+def prs_csv(prs: list[AgentPr]) -> str:
+    """One row per agent PR, the fields of /prs; times in RFC 3339 (UTC), an empty cell for none."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(PR_COLUMNS)
+    for pr in prs:
+        cells = msgspec.to_builtins(pr)  # datetimes as RFC 3339 text, as in the JSON
+        writer.writerow([spreadsheet_safe(v) if isinstance(v, str) else v for v in (cells[c] for c in PR_COLUMNS)])
+    return out.getvalue()
 
 
 # Cells a spreadsheet would run as a formula (OWASP, "CSV injection"): keys come from producers, not from us.
@@ -95,4 +117,12 @@ def _breakdown_csv_route(dimension: str):
     return get_breakdown_csv
 
 
-CSV_ROUTES = [get_metrics_csv, *(_breakdown_csv_route(d) for d in DIMENSIONS)]
+@get("/api/v1/orgs/{org_id:str}/prs.csv", sync_to_thread=True,
+     summary="/prs as CSV, one row per pull request (every one up to limit, default 10 000)")  # fmt: skip
+def get_prs_csv(state: State, metrics_query: NamedDependency[MetricsQuery], limit: RowLimit = None) -> Response:
+    # A download is for the whole range, not the first page the dashboard shows.
+    table = agent_prs(state.storage, metrics_query, limit or MAX_ROWS)
+    return _csv_response(prs_csv(table.prs), filename(metrics_query, "prs"))
+
+
+CSV_ROUTES = [get_metrics_csv, get_prs_csv, *(_breakdown_csv_route(d) for d in DIMENSIONS)]

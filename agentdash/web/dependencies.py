@@ -21,7 +21,8 @@ from agentdash.auth import (
 from agentdash.metrics import DIMENSIONS, EARLIEST_DAY, LATEST_DAY, InvalidQuery, MetricsQuery
 
 MAX_RANGE_DAYS = 3 * 366
-RowLimit = Annotated[int | None, QueryParameter(ge=1, le=10_000)]  # `?limit=N` of the breakdowns
+MAX_ROWS = 10_000
+RowLimit = Annotated[int | None, QueryParameter(ge=1, le=MAX_ROWS)]  # `?limit=N` of the breakdowns and /prs
 
 
 def identify(request: Request) -> Identity:
@@ -45,7 +46,8 @@ def identify(request: Request) -> Identity:
 
 
 def build_query(org_id: str, date_from: date | None, date_to: date | None, team_id: str | None = None,
-                user_id: str | None = None, model: str | None = None, repo: str | None = None) -> MetricsQuery:  # fmt: skip
+                user_id: str | None = None, model: str | None = None, repo: str | None = None,
+                agent: str | None = None) -> MetricsQuery:  # fmt: skip
     for name, day in (("from", date_from), ("to", date_to)):
         if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
             raise InvalidQuery(f"{name} must lie between {EARLIEST_DAY} and {LATEST_DAY}")
@@ -55,7 +57,9 @@ def build_query(org_id: str, date_from: date | None, date_to: date | None, team_
         raise InvalidQuery("from must not be after to")
     if (to - start).days >= MAX_RANGE_DAYS:
         raise InvalidQuery(f"a range covers at most {MAX_RANGE_DAYS} days")
-    return MetricsQuery(org_id, start, to, team_id or None, user_id or None, model or None, repo or None)
+    return MetricsQuery(
+        org_id, start, to, team_id or None, user_id or None, model or None, repo or None, agent=agent or None
+    )
 
 
 def provide_query(
@@ -67,10 +71,12 @@ def provide_query(
     user_id: FromQuery[str | None] = None,
     model: FromQuery[str | None] = None,
     repo: FromQuery[str | None] = None,
+    agent: FromQuery[str | None] = None,
 ) -> MetricsQuery:
     """The request's metrics query, already narrowed to what its identity may see, with the org's agent branch
     prefixes (a dependency)."""
-    query = scoped_query(identify(request), build_query(org_id, date_from, date_to, team_id, user_id, model, repo))
+    asked = build_query(org_id, date_from, date_to, team_id, user_id, model, repo, agent)
+    query = scoped_query(identify(request), asked)
     return replace(query, branch_prefixes=request.app.state.attribution.of(org_id).branch_prefixes)
 
 

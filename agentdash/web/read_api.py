@@ -9,7 +9,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath
 
 from agentdash.auth import FailureLimiter, TokenVerifier
-from agentdash.metrics import BreakdownRow, MetricsQuery, OrgMetrics, breakdown, org_metrics
+from agentdash.metrics import (
+    PR_LIMIT,
+    AgentPrs,
+    BreakdownRow,
+    MetricsQuery,
+    OrgMetrics,
+    agent_prs,
+    breakdown,
+    org_metrics,
+)
 from agentdash.sources import OrgAttribution
 from agentdash.storage import SourceStore, Storage
 from agentdash.web.csv_export import CSV_ROUTES
@@ -26,7 +35,7 @@ def get_metrics(state: State, metrics_query: NamedDependency[MetricsQuery]) -> O
 @get(
     "/api/v1/orgs/{org_id:str}/breakdown/{dimension:str}",
     sync_to_thread=True,
-    summary="Metrics per team, user, model or repo",
+    summary="Metrics per team, user, model, repo or agent",
 )
 def get_breakdown(
     state: State, metrics_query: NamedDependency[MetricsQuery], dimension: FromPath[str], limit: RowLimit = None
@@ -34,10 +43,19 @@ def get_breakdown(
     return breakdown(state.storage, metrics_query, checked_dimension(dimension), limit)
 
 
+@get(
+    "/api/v1/orgs/{org_id:str}/prs",
+    sync_to_thread=True,
+    summary="Agent pull requests with a fact in range, newest first, with their runs' cost, failures and handoffs",
+)
+def get_prs(state: State, metrics_query: NamedDependency[MetricsQuery], limit: RowLimit = None) -> AgentPrs:
+    return agent_prs(state.storage, metrics_query, limit or PR_LIMIT)
+
+
 def create_read_api(storage: Storage, verifier: TokenVerifier, failures: FailureLimiter | None = None,
                     source_store: SourceStore | None = None, attribution: OrgAttribution | None = None) -> Litestar:  # fmt: skip
     return Litestar(
-        route_handlers=[get_metrics, get_breakdown, *CSV_ROUTES, *SOURCES_ROUTES],
+        route_handlers=[get_metrics, get_breakdown, get_prs, *CSV_ROUTES, *SOURCES_ROUTES],
         # In a worker thread: verifying a token may fetch the identity provider's keys (rarely, for up to seconds).
         dependencies={"metrics_query": Provide(provide_query, sync_to_thread=True)},
         state=State(

@@ -7,7 +7,7 @@ tool call says "failed" — so a failure the agent recovered from is overtaken b
 
 from __future__ import annotations
 
-from agentdash.sources.drafts import Draft, api_failure, count, finished, money
+from agentdash.sources.drafts import Draft, api_failure, code_change, count, finished, money
 from agentdash.sources.records import Record
 
 SERVICE_NAMES = ("claude-code",)
@@ -26,6 +26,8 @@ def run_of(record: Record) -> str | None:
 def drafts(record: Record) -> list[Draft]:
     if record.signal == "traces":
         return _interaction(record) if record.name == "claude_code.interaction" else []
+    if record.signal == "metrics":
+        return _code(record)
     if record.signal != "logs":
         return []
     run = run_of(record)
@@ -46,6 +48,21 @@ def drafts(record: Record) -> list[Draft]:
         return [finished(record, run, api_failure(record.number("status_code"), record.text("error")))]
     if name == "claude_code.tool_result" and record.flag("success") is False:
         return [finished(record, run, "tool_error")]
+    return []
+
+
+LINES = {"added": "lines_added", "removed": "lines_removed"}  # lines_of_code.count's `type`
+
+
+def _code(point: Record) -> list[Draft]:
+    """Delta counters: lines an Edit/Write/NotebookEdit changed (by `type`, with its `model`), commits made with Bash.
+
+    They carry no prompt.id: the session's, like a usage without a run. The other metrics repeat the logs: ignored.
+    """
+    if point.name == "claude_code.lines_of_code.count" and (name := LINES.get(point.text("type") or "")):
+        return code_change(point, name, point.text("model"))
+    if point.name == "claude_code.commit.count":
+        return code_change(point, "commits", point.text("model"))
     return []
 
 

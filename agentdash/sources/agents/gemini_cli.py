@@ -7,7 +7,7 @@ one process is one prompt, so the process id tells the prompts apart.
 
 from __future__ import annotations
 
-from agentdash.sources.drafts import Draft, api_failure, count, finished
+from agentdash.sources.drafts import Draft, api_failure, code_change, count, finished
 from agentdash.sources.records import Record
 
 SERVICE_NAMES = ("gemini-cli",)
@@ -24,7 +24,15 @@ def run_of(record: Record) -> str | None:
     return prompt
 
 
+LINES = {"added": "lines_added", "removed": "lines_removed"}  # lines.changed's `type`
+
+
 def drafts(record: Record) -> list[Draft]:
+    if record.signal == "metrics":
+        # Cumulative for the process (a resumed session is a new process: a new series). No commit counter.
+        if record.name == "gemini_cli.lines.changed" and (name := LINES.get(record.text("type") or "")):
+            return code_change(record, name, record.text("model"))
+        return []
     if record.signal != "logs":
         return []
     run = run_of(record)

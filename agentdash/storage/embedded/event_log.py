@@ -29,7 +29,7 @@ INSERT = SQL.statement("append")
 ARROW_TYPES = {
     "seq": pa.int64(), "occurred_us": pa.int64(), "input_tokens": pa.int64(), "output_tokens": pa.int64(),
     "cache_read_tokens": pa.int64(), "cache_write_tokens": pa.int64(), "cost_usd": pa.float64(),
-    "pr_number": pa.int64(),
+    "pr_number": pa.int64(), "lines_added": pa.int64(), "lines_removed": pa.int64(), "commits": pa.int64(),
 }  # fmt: skip
 # Insert rows hold seq, dedupe_key, received_us, then the Event's fields; a chunk takes seq and these of them.
 _EVENT_FIELDS = Event.__struct_fields__
@@ -48,7 +48,14 @@ def upgrade(db: sqlite3.Connection) -> None:
     """Add the columns a log written by an older version lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
     columns = {name for (name,) in db.execute(SQL.statement("columns"))}
     steps = [
-        step for step, first in (("upgrade", "cache_read_tokens"), ("upgrade_pr", "branch")) if first not in columns
+        step
+        for step, first in (
+            ("upgrade", "cache_read_tokens"),
+            ("upgrade_pr", "branch"),
+            ("upgrade_code", "lines_added"),
+            ("upgrade_agent", "agent"),
+        )
+        if first not in columns
     ]
     if steps:
         db.execute("BEGIN IMMEDIATE")

@@ -14,10 +14,11 @@ from agentdash.storage.base import FoldState, LogChunk
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 4  # 3: usage events, cache tokens; 4: pull requests, runs' branch
+VERSION = 5  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
+# (5 also: the agent of runs, usage, code changes and PRs)
 FOLD_STEPS = (
-    "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_prs", "fold_pr_links",
-    "fold_followed_up",
+    "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_code", "fold_prs", "fold_pr_links",
+    "fold_pr_texts", "fold_followed_up",
 )  # fmt: skip
 
 

@@ -15,12 +15,13 @@ from agentdash.storage.queries import load_queries, render, split
 
 SQL = load_queries("postgres", pyformat=True)
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 4  # 2: runs_by_day covers the metric queries' columns; 3: usage events, cache tokens; 4: PRs, runs' branch
+VERSION = 5  # 2: runs_by_day covers the metric queries' columns; 3: usage events, cache tokens; 4: PRs, runs' branch;
+# 5: PRs' titles and urls (pr_texts), code changes (code_changes), the agent of runs, usage, code changes and PRs
 # The statements of a several-statement named query (run_metrics: groups and total), one connection each.
 _STATEMENTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="postgres-statement")
 FOLD_STEPS = (
-    "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_prs",
-    "fold_pr_links", "fold_followed_up",
+    "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_code", "fold_prs",
+    "fold_pr_links", "fold_pr_texts", "fold_followed_up",
 )  # fmt: skip
 
 

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS runs (
     model_at STRUCT(us BIGINT, id VARCHAR), model VARCHAR,        -- from the earliest event carrying it
     repo_at STRUCT(us BIGINT, id VARCHAR), repo VARCHAR,
     followed_up BOOLEAN NOT NULL DEFAULT false,                   -- see fold_followed_up
-    branch_at STRUCT(us BIGINT, id VARCHAR), branch VARCHAR       -- attributes.branch, like repo
+    branch_at STRUCT(us BIGINT, id VARCHAR), branch VARCHAR,      -- attributes.branch, like repo
+    agent_at STRUCT(us BIGINT, id VARCHAR), agent VARCHAR         -- attributes.agent, like repo
 );
 CREATE TABLE IF NOT EXISTS sessions (
     org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL,
@@ -36,7 +37,17 @@ CREATE TABLE IF NOT EXISTS queued (
 CREATE TABLE IF NOT EXISTS usage (
     org_id VARCHAR NOT NULL, run_id VARCHAR, session_id VARCHAR NOT NULL, day DATE NOT NULL, model VARCHAR,
     input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
-    cache_write_tokens BIGINT NOT NULL, cost_usd DOUBLE NOT NULL
+    cache_write_tokens BIGINT NOT NULL, cost_usd DOUBLE NOT NULL,
+    agent VARCHAR  -- its own attributes.agent; without one it counts under its run's (usage_items)
+);
+-- Every code.changed event: its counts as sent (running totals when it names a series) and what it counts (added,
+-- removed, committed: the counts, or its series' increase; see fold_code). Where it counts is looked up like usage.
+CREATE TABLE IF NOT EXISTS code_changes (
+    org_id VARCHAR NOT NULL, id VARCHAR NOT NULL, run_id VARCHAR, session_id VARCHAR NOT NULL, day DATE NOT NULL,
+    occurred_us BIGINT NOT NULL, model VARCHAR, repo VARCHAR, series VARCHAR,
+    lines_added BIGINT NOT NULL, lines_removed BIGINT NOT NULL, commits BIGINT NOT NULL,
+    added BIGINT NOT NULL, removed BIGINT NOT NULL, committed BIGINT NOT NULL,
+    agent VARCHAR  -- its own attributes.agent, as usage
 );
 -- One row per pull request (org_id, repo_key, pr_number): repo_key is its repo in lower case (forges compare them so).
 CREATE TABLE IF NOT EXISTS prs (
@@ -49,14 +60,21 @@ CREATE TABLE IF NOT EXISTS prs (
     -- From the earliest run (by anchor) of the same org, repo (any case) and branch; see fold_pr_links.
     linked BOOLEAN NOT NULL DEFAULT false,
     user_id VARCHAR, team_id VARCHAR,  -- the run's, else the events'
-    model VARCHAR, repo VARCHAR         -- the run's model; the run's repo, else pr_repo (so filters match runs')
+    model VARCHAR, repo VARCHAR,        -- the run's model; the run's repo, else pr_repo (so filters match runs')
+    mark_at STRUCT(us BIGINT, id VARCHAR), mark VARCHAR,  -- the earliest agent_mark
+    agent VARCHAR                       -- the run's agent, else mark (so the agent filter and breakdown key PRs)
+);
+-- A PR's title and url: of its latest event (by (us, id)) carrying each in its attributes; see fold_pr_texts.
+CREATE TABLE IF NOT EXISTS pr_texts (
+    org_id VARCHAR NOT NULL, repo_key VARCHAR NOT NULL, pr_number BIGINT NOT NULL,
+    title_at STRUCT(us BIGINT, id VARCHAR), title VARCHAR, url_at STRUCT(us BIGINT, id VARCHAR), url VARCHAR
 );
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
-DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
+DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS code_changes; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS pr_texts; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
@@ -72,7 +90,7 @@ WITH parts AS (
            CASE WHEN finished_us IS NOT NULL THEN {'status': status, 'failure_category': failure_category,
                'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
                'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END AS outcome,
-           model_at, model, repo_at, repo, branch_at, branch
+           model_at, model, repo_at, repo, branch_at, branch, agent_at, agent
     FROM runs WHERE rowid IN (SELECT rid FROM touched_runs)
     UNION ALL
     SELECT org_id, run_id, occurred_us, id,
@@ -87,7 +105,8 @@ WITH parts AS (
                'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END,
            CASE WHEN model IS NOT NULL THEN {'us': occurred_us, 'id': id} END, model,
            CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id} END, repo,
-           CASE WHEN branch IS NOT NULL THEN {'us': occurred_us, 'id': id} END, branch
+           CASE WHEN branch IS NOT NULL THEN {'us': occurred_us, 'id': id} END, branch,
+           CASE WHEN agent IS NOT NULL THEN {'us': occurred_us, 'id': id} END, agent
     FROM chunk WHERE run_id IS NOT NULL
 ),
 merged AS (
@@ -101,7 +120,8 @@ merged AS (
            arg_max(outcome, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS outcome,
            min(model_at) AS model_at, arg_min(model, model_at) FILTER (WHERE model_at IS NOT NULL) AS model,
            min(repo_at) AS repo_at, arg_min(repo, repo_at) FILTER (WHERE repo_at IS NOT NULL) AS repo,
-           min(branch_at) AS branch_at, arg_min(branch, branch_at) FILTER (WHERE branch_at IS NOT NULL) AS branch
+           min(branch_at) AS branch_at, arg_min(branch, branch_at) FILTER (WHERE branch_at IS NOT NULL) AS branch,
+           min(agent_at) AS agent_at, arg_min(agent, agent_at) FILTER (WHERE agent_at IS NOT NULL) AS agent
     FROM parts GROUP BY org_id, run_id
 )
 SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
@@ -111,7 +131,7 @@ SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, 
        outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens,
        outcome.cache_read_tokens AS cache_read_tokens, outcome.cache_write_tokens AS cache_write_tokens,
        outcome.cost_usd AS cost_usd,
-       model_at, model, repo_at, repo, false AS followed_up, branch_at, branch
+       model_at, model, repo_at, repo, false AS followed_up, branch_at, branch, agent_at, agent
 FROM merged;
 -- The (org, repo, branch) keys these runs had and have: the PRs of those keys may link to other runs now.
 CREATE OR REPLACE TEMP TABLE run_branches AS
@@ -174,8 +194,30 @@ SELECT org_id, session_id, user_id, run_id, occurred_us FROM chunk WHERE type = 
 -- A multiset like queued: the log holds each distinct event once and each entry is folded once.
 INSERT INTO usage
 SELECT org_id, run_id, session_id, CAST(make_timestamp(occurred_us) AS DATE), model,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, agent
 FROM chunk WHERE type = 'usage';
+
+-- name: fold_code
+-- A multiset like usage. An event of a series counts its increase over the series' previous event, ordered by the
+-- running totals themselves (they only grow, so that is their time order, clocks aside; then occurred_us, id); a
+-- total below the previous one counts 0. Recomputed from all of a touched series' events: any order, same counts.
+INSERT INTO code_changes
+SELECT org_id, id, run_id, session_id, CAST(make_timestamp(occurred_us) AS DATE), occurred_us, model, repo, series,
+       lines_added, lines_removed, commits, lines_added, lines_removed, commits, agent
+FROM chunk WHERE type = 'code.changed';
+CREATE OR REPLACE TEMP TABLE series_steps AS
+SELECT rowid AS rid,
+       greatest(lines_added - coalesce(lag(lines_added) OVER w, 0), 0) AS added,
+       greatest(lines_removed - coalesce(lag(lines_removed) OVER w, 0), 0) AS removed,
+       greatest(commits - coalesce(lag(commits) OVER w, 0), 0) AS committed
+FROM code_changes
+WHERE series IS NOT NULL
+  AND (org_id, series) IN (SELECT (org_id, series) FROM chunk WHERE type = 'code.changed' AND series IS NOT NULL)
+WINDOW w AS (PARTITION BY org_id, series
+             ORDER BY CAST(lines_added AS HUGEINT) + lines_removed + commits, occurred_us, id);
+UPDATE code_changes SET added = s.added, removed = s.removed, committed = s.committed
+FROM series_steps s WHERE code_changes.rowid = s.rid;
+DROP TABLE series_steps;
 
 -- name: fold_prs
 -- As fold_runs: the touched rows by rowid, unioned with one part per pr.* event, re-aggregated.
@@ -187,26 +229,29 @@ CREATE OR REPLACE TEMP TABLE pr_parts AS
 WITH parts AS (
     SELECT org_id, repo_key, pr_number, first_at, {'repo': pr_repo, 'head_branch': head_branch} AS what,
            who_at, {'user_id': event_user_id, 'team_id': event_team_id} AS who,
-           opened_us, merged_us, last_at, last_type, marked
+           opened_us, merged_us, last_at, last_type, marked, mark_at, mark
     FROM prs WHERE rowid IN (SELECT rid FROM touched_prs)
     UNION ALL
     SELECT org_id, lower(repo), pr_number, {'us': occurred_us, 'id': id}, {'repo': repo, 'head_branch': branch},
            CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN {'us': occurred_us, 'id': id} END,
            {'user_id': user_id, 'team_id': team_id},
            CASE WHEN type = 'pr.opened' THEN occurred_us END, CASE WHEN type = 'pr.merged' THEN occurred_us END,
-           {'us': occurred_us, 'id': id}, type, agent_mark IS NOT NULL
+           {'us': occurred_us, 'id': id}, type, agent_mark IS NOT NULL,
+           CASE WHEN agent_mark IS NOT NULL THEN {'us': occurred_us, 'id': id} END, agent_mark
     FROM chunk WHERE pr_number IS NOT NULL
 ),
 merged AS (
     SELECT org_id, repo_key, pr_number, min(first_at) AS first_at, arg_min(what, first_at) AS what,
            min(who_at) AS who_at, arg_min(who, who_at) FILTER (WHERE who_at IS NOT NULL) AS who,
            min(opened_us) AS opened_us, min(merged_us) AS merged_us,
-           max(last_at) AS last_at, arg_max(last_type, last_at) AS last_type, bool_or(marked) AS marked
+           max(last_at) AS last_at, arg_max(last_type, last_at) AS last_type, bool_or(marked) AS marked,
+           min(mark_at) AS mark_at, arg_min(mark, mark_at) FILTER (WHERE mark_at IS NOT NULL) AS mark
     FROM parts GROUP BY org_id, repo_key, pr_number
 )
 SELECT org_id, repo_key, pr_number, first_at, what.repo AS pr_repo, what.head_branch AS head_branch,
        who_at, who.user_id AS event_user_id, who.team_id AS event_team_id, opened_us, merged_us, last_at, last_type,
-       marked, false AS linked, who.user_id AS user_id, who.team_id AS team_id, NULL AS model, what.repo AS repo
+       marked, false AS linked, who.user_id AS user_id, who.team_id AS team_id, NULL AS model, what.repo AS repo,
+       mark_at, mark, mark AS agent
 FROM merged;
 DELETE FROM prs WHERE rowid IN (SELECT rid FROM touched_prs);
 INSERT INTO prs BY NAME SELECT * FROM pr_parts;
@@ -226,7 +271,8 @@ FROM (SELECT DISTINCT org_id, repo_key, head_branch AS branch FROM prs SEMI JOIN
       ON prs.org_id = link_keys.org_id AND prs.repo_key = link_keys.repo_key AND prs.head_branch = link_keys.branch) k
 LEFT JOIN (
     SELECT org_id, lower(repo) AS repo_key, branch,
-           arg_min({'user_id': user_id, 'team_id': team_id, 'model': model, 'repo': repo}, (first_us, first_id)) AS run
+           arg_min({'user_id': user_id, 'team_id': team_id, 'model': model, 'repo': repo, 'agent': agent},
+                   (first_us, first_id)) AS run
     FROM runs WHERE branch IS NOT NULL AND repo IS NOT NULL
       AND (org_id, branch) IN (SELECT (org_id, branch) FROM link_keys)
     GROUP BY org_id, lower(repo), branch
@@ -234,13 +280,43 @@ LEFT JOIN (
 UPDATE prs SET linked = l.run IS NOT NULL,
                user_id = CASE WHEN l.run IS NULL THEN prs.event_user_id ELSE l.run.user_id END,
                team_id = CASE WHEN l.run IS NULL THEN prs.event_team_id ELSE l.run.team_id END,
-               model = l.run.model, repo = coalesce(l.run.repo, prs.pr_repo)
+               model = l.run.model, repo = coalesce(l.run.repo, prs.pr_repo), agent = coalesce(l.run.agent, prs.mark)
 FROM pr_links l
 WHERE prs.org_id = l.org_id AND prs.repo_key = l.repo_key AND prs.head_branch = l.branch;
 DROP TABLE pr_links;
 DROP TABLE link_keys;
 DROP TABLE pr_parts;
 DROP TABLE run_branches;
+
+-- name: fold_pr_texts
+-- A semilattice like prs: the touched rows by rowid, unioned with one part per pr.* event naming a title or url,
+-- re-aggregated with arg_max. The latest wins: a forge's close or merge carries the PR's title as it ended.
+CREATE OR REPLACE TEMP TABLE text_events AS
+SELECT org_id, lower(repo) AS repo_key, pr_number, {'us': occurred_us, 'id': id} AS text_at,
+       json_extract_string(attributes, '$.title') AS title, json_extract_string(attributes, '$.url') AS url
+FROM chunk WHERE pr_number IS NOT NULL AND attributes IS NOT NULL;
+CREATE OR REPLACE TEMP TABLE touched_texts AS
+SELECT rowid AS rid FROM pr_texts
+SEMI JOIN (SELECT DISTINCT org_id, repo_key, pr_number FROM text_events WHERE title IS NOT NULL OR url IS NOT NULL)
+USING (org_id, repo_key, pr_number);
+CREATE OR REPLACE TEMP TABLE text_parts AS
+WITH parts AS (
+    SELECT org_id, repo_key, pr_number, title_at, title, url_at, url FROM pr_texts
+    WHERE rowid IN (SELECT rid FROM touched_texts)
+    UNION ALL
+    SELECT org_id, repo_key, pr_number, CASE WHEN title IS NOT NULL THEN text_at END, title,
+           CASE WHEN url IS NOT NULL THEN text_at END, url
+    FROM text_events WHERE title IS NOT NULL OR url IS NOT NULL
+)
+SELECT org_id, repo_key, pr_number,
+       max(title_at) AS title_at, arg_max(title, title_at) FILTER (WHERE title_at IS NOT NULL) AS title,
+       max(url_at) AS url_at, arg_max(url, url_at) FILTER (WHERE url_at IS NOT NULL) AS url
+FROM parts GROUP BY org_id, repo_key, pr_number;
+DELETE FROM pr_texts WHERE rowid IN (SELECT rid FROM touched_texts);
+INSERT INTO pr_texts BY NAME SELECT * FROM text_parts;
+DROP TABLE text_parts;
+DROP TABLE touched_texts;
+DROP TABLE text_events;
 
 -- name: fold_followed_up
 -- A run is followed up when its user queued another run in its session within 4 h after its first
@@ -274,21 +350,23 @@ INSERT INTO read_model_version VALUES ($version);
 -- name: load_checkpoint
 SELECT seq, folded_at_us FROM checkpoint;
 
--- Metric queries. Parameters: $org, $from, $to (DATE), $team, $user, $model, $repo (NULL = no filter),
+-- Metric queries. Parameters: $org, $from, $to (DATE), $team, $user, $model, $repo, $agent (NULL = no filter),
 -- $teams (a list: the teams a manager may see; NULL = no limit).
--- {group} is a whitelisted grouping column chosen in metrics.py (day, team_id, user_id, model, repo);
+-- {group} is a whitelisted grouping column chosen in metrics.py (day, team_id, user_id, model, repo, agent);
 -- {who_filter} and {run_filter} are the fragments below, pasted in by storage/queries.py render.
 
--- Sessions and activity have no model or repo. With runs filtered by one, these stand in for them
+-- Sessions and activity have no model, repo or agent. With runs filtered by one, these stand in for them
 -- (storage/queries.py render picks; a filter that is never used would still cost a scan of runs):
 -- name: activity_of_matching_runs
 -- a user is active on the anchor days of their matching runs;
-(SELECT org_id, day, user_id, team_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo))
+(SELECT org_id, day, user_id, team_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo)
+     AND ($agent IS NULL OR agent = $agent))
 
 -- name: sessions_of_matching_runs
 -- the sessions that hold a matching run (of any day).
 (SELECT * FROM sessions WHERE (org_id, session_id) IN (
-    SELECT org_id, session_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo)))
+    SELECT org_id, session_id FROM runs WHERE ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo)
+      AND ($agent IS NULL OR agent = $agent)))
 
 -- name: who_filter
 ($team IS NULL OR team_id = $team) AND ($teams IS NULL OR list_contains($teams, team_id))
@@ -296,6 +374,7 @@ AND ($user IS NULL OR user_id = $user)
 
 -- name: run_filter
 {who_filter} AND ($model IS NULL OR model = $model) AND ($repo IS NULL OR repo = $repo)
+AND ($agent IS NULL OR agent = $agent)
 
 -- name: run_metrics
 WITH r AS (
@@ -329,16 +408,16 @@ FROM r
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: usage_items
--- What usage events consumed, each with the day, team, user, model and repo it counts under (SPEC §3): a run's
--- usage belongs to the run (its anchor day, team, user and repo; the usage's own model, else the run's), any other
--- to its session's anchor (no repo). No usage is earlier than its run's or session's anchor, so `u.day >= $from`
--- drops only usage that cannot count, and lets DuckDB skip older row groups.
-(SELECT r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo,
+-- What usage events consumed, each with the day, team, user, model, repo and agent it counts under (SPEC §3): a
+-- run's usage belongs to the run (its anchor day, team, user and repo; the usage's own model and agent, else the
+-- run's), any other to its session's anchor (no repo; its own model and agent). No usage is earlier than its run's
+-- or session's anchor, so `u.day >= $from` drops only usage that cannot count, and lets DuckDB skip older row groups.
+(SELECT r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo, coalesce(u.agent, r.agent) AS agent,
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
  FROM usage u JOIN runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
  WHERE u.org_id = $org AND u.day >= $from AND r.org_id = $org AND r.day BETWEEN $from AND $to
  UNION ALL
- SELECT s.day, s.team_id, s.user_id, u.model, NULL AS repo,
+ SELECT s.day, s.team_id, s.user_id, u.model, NULL AS repo, u.agent,
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
  FROM usage u JOIN sessions s ON s.org_id = u.org_id AND s.session_id = u.session_id
  WHERE u.run_id IS NULL AND u.org_id = $org AND u.day >= $from AND s.org_id = $org AND s.day BETWEEN $from AND $to)
@@ -355,6 +434,28 @@ FROM {usage_items} AS items
 WHERE {run_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
+-- name: code_items
+-- What code.changed events count and where (as usage_items): a run's under its run (the event's model, else the
+-- run's), any other under its session's anchor with the event's own model and repo (OTLP vcs.repository.name).
+(SELECT r.day, r.team_id, r.user_id, coalesce(c.model, r.model) AS model, r.repo, coalesce(c.agent, r.agent) AS agent,
+        c.added, c.removed, c.committed
+ FROM code_changes c JOIN runs r ON r.org_id = c.org_id AND r.run_id = c.run_id
+ WHERE c.org_id = $org AND c.day >= $from AND r.org_id = $org AND r.day BETWEEN $from AND $to
+ UNION ALL
+ SELECT s.day, s.team_id, s.user_id, c.model, c.repo, c.agent, c.added, c.removed, c.committed
+ FROM code_changes c JOIN sessions s ON s.org_id = c.org_id AND s.session_id = c.session_id
+ WHERE c.run_id IS NULL AND c.org_id = $org AND c.day >= $from AND s.org_id = $org AND s.day BETWEEN $from AND $to)
+
+-- name: code_metrics
+-- SPEC §7's lines_added, lines_removed, commits per group.
+SELECT {group} AS grp, grouping(grp) AS is_total,
+       coalesce(sum(added), 0) AS lines_added,
+       coalesce(sum(removed), 0) AS lines_removed,
+       coalesce(sum(committed), 0) AS commits
+FROM {code_items} AS items
+WHERE {run_filter}
+GROUP BY GROUPING SETS ((grp), ())
+
 -- name: pr_metrics
 -- SPEC §7 per group: agent-authored PRs (a mark, a run on their branch, or a branch starting with one of $prefixes)
 -- counted on the day of each fact: opened, merged (with open -> merge time), closed unmerged (its latest close).
@@ -365,12 +466,13 @@ WITH p AS (
       AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
 ),
 facts AS (
-    SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, NULL AS to_merge_us
+    SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, agent, NULL AS to_merge_us
     FROM p WHERE opened_us IS NOT NULL
     UNION ALL
-    SELECT 'merged', merged_us, team_id, user_id, model, repo, merged_us - opened_us FROM p WHERE merged_us IS NOT NULL
+    SELECT 'merged', merged_us, team_id, user_id, model, repo, agent, merged_us - opened_us FROM p WHERE merged_us IS NOT NULL
     UNION ALL
-    SELECT 'closed', last_at.us, team_id, user_id, model, repo, NULL FROM p WHERE merged_us IS NULL AND last_type = 'pr.closed'
+    SELECT 'closed', last_at.us, team_id, user_id, model, repo, agent, NULL FROM p
+    WHERE merged_us IS NULL AND last_type = 'pr.closed'
 ),
 f AS (SELECT *, CAST(make_timestamp(us) AS DATE) AS day FROM facts)
 SELECT {group} AS grp, grouping(grp) AS is_total,
@@ -381,6 +483,75 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
 FROM f
 WHERE day BETWEEN $from AND $to
 GROUP BY GROUPING SETS ((grp), ())
+
+-- name: agent_prs
+-- The agent-authored PRs (picked as in pr_metrics) with a fact in range (opened, merged, closed unmerged), newest
+-- first, at most $limit; total counts them all. Each with the SPEC §3 figures of its branch's runs (same org,
+-- lower(repo) and branch; any day) that the filters and scope let through: runs, their run.finished cost plus
+-- their usage events' (each call under its own model, as usage_items), failed runs, runs handed off.
+WITH p AS (
+    SELECT *, CASE WHEN merged_us IS NULL AND last_type = 'pr.closed' THEN last_at.us END AS closed_us
+    FROM prs
+    WHERE org_id = $org AND {run_filter}
+      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
+),
+shown AS (
+    SELECT *, coalesce(opened_us, first_at.us) AS newest, count(*) OVER () AS total FROM p
+    WHERE CAST(make_timestamp(opened_us) AS DATE) BETWEEN $from AND $to
+       OR CAST(make_timestamp(merged_us) AS DATE) BETWEEN $from AND $to
+       OR CAST(make_timestamp(closed_us) AS DATE) BETWEEN $from AND $to
+    ORDER BY newest DESC, repo_key, pr_number DESC
+    LIMIT $limit
+),
+linked AS (
+    SELECT s.repo_key, s.pr_number, r.run_id, r.day, r.team_id, r.user_id, r.model, r.repo, r.agent, r.status,
+           r.handoff_us, r.cost_usd
+    FROM shown s JOIN runs r ON r.org_id = $org AND r.branch = s.head_branch AND lower(r.repo) = s.repo_key
+),
+items AS (
+    SELECT repo_key, pr_number, team_id, user_id, model, repo, agent, cost_usd, true AS is_run, status, handoff_us
+    FROM linked
+    UNION ALL
+    -- No usage is older than its run's anchor: the day bound lets DuckDB skip older row groups.
+    SELECT l.repo_key, l.pr_number, l.team_id, l.user_id, coalesce(u.model, l.model), l.repo,
+           coalesce(u.agent, l.agent), u.cost_usd, false, NULL, NULL
+    FROM usage u JOIN linked l ON u.run_id = l.run_id
+    WHERE u.org_id = $org AND u.day >= (SELECT min(day) FROM linked)
+),
+figures AS (
+    SELECT repo_key, pr_number,
+           count(*) FILTER (WHERE is_run) AS runs,
+           coalesce(fsum(cost_usd), 0) AS cost_usd,
+           count(*) FILTER (WHERE is_run AND status = 'failed') AS runs_failed,
+           count(*) FILTER (WHERE is_run AND handoff_us IS NOT NULL) AS runs_handed_off
+    FROM items WHERE {run_filter}
+    GROUP BY repo_key, pr_number
+)
+SELECT s.repo, s.pr_number, t.title, t.url,
+       CASE WHEN s.merged_us IS NOT NULL THEN 'merged' WHEN s.closed_us IS NOT NULL THEN 'closed' ELSE 'open' END AS state,
+       s.opened_us, s.merged_us, s.closed_us, s.user_id, s.team_id,
+       coalesce(f.runs, 0) AS runs, coalesce(f.cost_usd, 0) AS cost_usd, coalesce(f.runs_failed, 0) AS runs_failed,
+       coalesce(f.runs_handed_off, 0) AS runs_handed_off, s.total
+FROM shown s
+LEFT JOIN figures f ON f.repo_key = s.repo_key AND f.pr_number = s.pr_number
+LEFT JOIN pr_texts t ON t.org_id = $org AND t.repo_key = s.repo_key AND t.pr_number = s.pr_number
+ORDER BY s.newest DESC, s.repo_key, s.pr_number DESC
+
+-- name: time_to_merge_histogram
+-- Agent PRs merged in range that have an opened at (the PRs of agent_pr_time_to_merge_p50_s), per bucket of
+-- $edges (seconds, metrics.TIME_TO_MERGE_EDGES_S): bucket i holds edges[i-1] <= t < edges[i]; bucket 0 everything
+-- below the first edge, negative times (clock skew) included.
+WITH p AS (
+    SELECT * FROM prs
+    WHERE org_id = $org AND {run_filter}
+      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
+),
+times AS (
+    SELECT (merged_us - opened_us) / 1e6 AS t FROM p
+    WHERE opened_us IS NOT NULL AND merged_us IS NOT NULL AND CAST(make_timestamp(merged_us) AS DATE) BETWEEN $from AND $to
+),
+buckets AS (SELECT (SELECT count(*) FROM unnest($edges) AS e(edge) WHERE edge <= t) AS bucket FROM times)
+SELECT bucket, count(*) AS prs FROM buckets GROUP BY bucket
 
 -- name: failure_metrics
 SELECT {group} AS grp, grouping(grp) AS is_total, failure_category AS category, count(*) AS runs
@@ -449,3 +620,14 @@ WHERE org_id = $org AND day BETWEEN $from AND $to AND {run_filter} AND {group} I
 -- The models (or repos) usage in range counts under: a model a run called besides its own is a filter value too.
 SELECT DISTINCT {group} AS key FROM {usage_items} AS items
 WHERE {run_filter} AND {group} IS NOT NULL
+
+-- name: code_keys
+-- The models (or repos) code changes in range count under.
+SELECT DISTINCT {group} AS key FROM {code_items} AS items
+WHERE {run_filter} AND {group} IS NOT NULL
+
+-- name: pr_keys
+-- The agents of PRs opened (else first seen) in range: a forge's mark names agents that send no runs (Copilot).
+SELECT DISTINCT {group} AS key FROM prs
+WHERE org_id = $org AND CAST(make_timestamp(coalesce(opened_us, first_at.us)) AS DATE) BETWEEN $from AND $to
+  AND {run_filter} AND {group} IS NOT NULL

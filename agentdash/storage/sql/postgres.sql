@@ -21,14 +21,17 @@ CREATE TABLE IF NOT EXISTS events (
     model TEXT, repo TEXT, attributes TEXT,
     cache_read_tokens BIGINT NOT NULL DEFAULT 0, cache_write_tokens BIGINT NOT NULL DEFAULT 0,  -- see upgrade_log
     branch TEXT, pr_number BIGINT, author TEXT, agent_mark TEXT,  -- pr.* events (branch: a run's too)
+    lines_added BIGINT NOT NULL DEFAULT 0, lines_removed BIGINT NOT NULL DEFAULT 0,  -- code.changed events
+    commits BIGINT NOT NULL DEFAULT 0, series TEXT,
+    agent TEXT,                       -- attributes.agent (see upgrade_log)
     UNIQUE (org_id, id)               -- dedupe for ever
 );
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: log_is_current
-SELECT count(*) = 3 FROM information_schema.columns
+SELECT count(*) = 5 FROM information_schema.columns
 WHERE table_schema = current_schema() AND table_name = 'events'
-  AND (column_name IN ('cache_read_tokens', 'agent_mark') OR column_name = 'user_id' AND is_nullable = 'YES')
+  AND (column_name IN ('cache_read_tokens', 'agent_mark', 'lines_added', 'agent') OR column_name = 'user_id' AND is_nullable = 'YES')
 
 -- name: upgrade_log
 -- A log written before the cache token columns existed: its events had none, so 0 is their value; one written
@@ -39,8 +42,14 @@ ALTER TABLE events ADD COLUMN IF NOT EXISTS cache_read_tokens BIGINT NOT NULL DE
                    ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT NOT NULL DEFAULT 0,
                    ADD COLUMN IF NOT EXISTS branch TEXT, ADD COLUMN IF NOT EXISTS pr_number BIGINT,
                    ADD COLUMN IF NOT EXISTS author TEXT, ADD COLUMN IF NOT EXISTS agent_mark TEXT,
+                   ADD COLUMN IF NOT EXISTS lines_added BIGINT NOT NULL DEFAULT 0,
+                   ADD COLUMN IF NOT EXISTS lines_removed BIGINT NOT NULL DEFAULT 0,
+                   ADD COLUMN IF NOT EXISTS commits BIGINT NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS series TEXT,
+                   ADD COLUMN IF NOT EXISTS agent TEXT,
                    ALTER COLUMN user_id DROP NOT NULL, ALTER COLUMN session_id DROP NOT NULL;
-UPDATE events SET branch = (attributes::jsonb) ->> 'branch' WHERE branch IS NULL AND strpos(attributes, '"branch"') > 0
+UPDATE events SET branch = (attributes::jsonb) ->> 'branch' WHERE branch IS NULL AND strpos(attributes, '"branch"') > 0;
+-- an event's agent was in its attributes only
+UPDATE events SET agent = (attributes::jsonb) ->> 'agent' WHERE agent IS NULL AND strpos(attributes, '"agent"') > 0
 
 -- name: read_models
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,13 +64,14 @@ CREATE TABLE IF NOT EXISTS runs (
     repo_us BIGINT, repo_id TEXT, repo TEXT,
     followed_up BOOLEAN NOT NULL DEFAULT false,
     branch_us BIGINT, branch_id TEXT, branch TEXT,    -- attributes.branch, like repo
+    agent_us BIGINT, agent_id TEXT, agent TEXT,       -- attributes.agent, like repo
     PRIMARY KEY (org_id, run_id)
 );
 -- Every column the metric queries read, so a year's metrics scan this (a third of the table's width,
 -- whose ids are long) by index-only scan; pages a fold changed since the last vacuum cost a heap visit.
 CREATE INDEX IF NOT EXISTS runs_by_day ON runs (org_id, day)
     INCLUDE (status, queued_us, started_us, finished_us, handoff_us, followed_up, cost_usd, input_tokens,
-             output_tokens, cache_read_tokens, cache_write_tokens, session_id, user_id, team_id, model, repo);
+             output_tokens, cache_read_tokens, cache_write_tokens, session_id, user_id, team_id, model, repo, agent);
 CREATE INDEX IF NOT EXISTS runs_by_session ON runs (org_id, session_id);
 CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (org_id, branch) WHERE branch IS NOT NULL;  -- fold_pr_links
 CREATE TABLE IF NOT EXISTS sessions (
@@ -82,9 +92,21 @@ CREATE INDEX IF NOT EXISTS queued_by_session ON queued (org_id, session_id);
 CREATE TABLE IF NOT EXISTS usage (
     org_id TEXT NOT NULL, run_id TEXT, session_id TEXT NOT NULL, day DATE NOT NULL, model TEXT,
     input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
-    cache_write_tokens BIGINT NOT NULL, cost_usd NUMERIC NOT NULL
+    cache_write_tokens BIGINT NOT NULL, cost_usd NUMERIC NOT NULL,
+    agent TEXT  -- its own; without one it counts under its run's (usage_items)
 );
 CREATE INDEX IF NOT EXISTS usage_by_day ON usage (org_id, day);
+-- Every code.changed event, counts as sent and what they count; see duckdb.sql and fold_code.
+CREATE TABLE IF NOT EXISTS code_changes (
+    org_id TEXT NOT NULL, id TEXT NOT NULL, run_id TEXT, session_id TEXT NOT NULL, day DATE NOT NULL,
+    occurred_us BIGINT NOT NULL, model TEXT, repo TEXT, series TEXT,
+    lines_added BIGINT NOT NULL, lines_removed BIGINT NOT NULL, commits BIGINT NOT NULL,
+    added BIGINT NOT NULL, removed BIGINT NOT NULL, committed BIGINT NOT NULL,
+    agent TEXT,  -- its own, as usage
+    PRIMARY KEY (org_id, id)
+);
+CREATE INDEX IF NOT EXISTS code_changes_by_day ON code_changes (org_id, day);
+CREATE INDEX IF NOT EXISTS code_changes_by_series ON code_changes (org_id, series) WHERE series IS NOT NULL;
 -- One row per pull request, as in duckdb.sql (first_*, who_*, last_*: the earliest/latest event by (us, id)).
 CREATE TABLE IF NOT EXISTS prs (
     org_id TEXT NOT NULL, repo_key TEXT NOT NULL, pr_number BIGINT NOT NULL,
@@ -94,14 +116,22 @@ CREATE TABLE IF NOT EXISTS prs (
     last_us BIGINT NOT NULL, last_id TEXT NOT NULL, last_type TEXT NOT NULL,
     marked BOOLEAN NOT NULL,
     linked BOOLEAN NOT NULL DEFAULT false, user_id TEXT, team_id TEXT, model TEXT, repo TEXT,
+    mark_us BIGINT, mark_id TEXT, mark TEXT,  -- the earliest agent_mark
+    agent TEXT,                               -- the run's agent, else mark
     PRIMARY KEY (org_id, repo_key, pr_number)
 );
 CREATE INDEX IF NOT EXISTS prs_by_branch ON prs (org_id, repo_key, head_branch);
+-- A PR's title and url, each of its latest event carrying it, as in duckdb.sql.
+CREATE TABLE IF NOT EXISTS pr_texts (
+    org_id TEXT NOT NULL, repo_key TEXT NOT NULL, pr_number BIGINT NOT NULL,
+    title_us BIGINT, title_id TEXT, title TEXT, url_us BIGINT, url_id TEXT, url TEXT,
+    PRIMARY KEY (org_id, repo_key, pr_number)
+);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 INSERT INTO checkpoint SELECT 0, NULL WHERE NOT EXISTS (SELECT 1 FROM checkpoint)
 
 -- name: drop_read_models
-DROP TABLE IF EXISTS runs, sessions, activity, queued, usage, prs, checkpoint
+DROP TABLE IF EXISTS runs, sessions, activity, queued, usage, code_changes, prs, pr_texts, checkpoint
 
 -- name: load_version
 SELECT max(version) FROM read_model_version
@@ -124,10 +154,13 @@ WITH incoming AS (
                          $failure_category::text[], $input_tokens::bigint[], $output_tokens::bigint[],
                          $cache_read_tokens::bigint[], $cache_write_tokens::bigint[],
                          $cost_usd::numeric[], $model::text[], $repo::text[], $attributes::text[],
-                         $branch::text[], $pr_number::bigint[], $author::text[], $agent_mark::text[])
+                         $branch::text[], $pr_number::bigint[], $author::text[], $agent_mark::text[],
+                         $lines_added::bigint[], $lines_removed::bigint[], $commits::bigint[], $series::text[],
+                         $agent::text[])
         WITH ORDINALITY AS i(id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
                              failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                             cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark, ord)
+                             cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark,
+                             lines_added, lines_removed, commits, series, agent, ord)
 ),
 fresh AS (  -- new events, each once (its first copy in the group)
     SELECT DISTINCT ON (org_id, id) * FROM incoming i
@@ -136,11 +169,13 @@ fresh AS (  -- new events, each once (its first copy in the group)
 )
 INSERT INTO events (seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
                     failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-                    model, repo, attributes, branch, pr_number, author, agent_mark)
+                    model, repo, attributes, branch, pr_number, author, agent_mark,
+                    lines_added, lines_removed, commits, series, agent)
 SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY ord), $received_us,
        id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
        failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-       model, repo, attributes, branch, pr_number, author, agent_mark
+       model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
+       agent
 FROM fresh
 ON CONFLICT (org_id, id) DO NOTHING
 RETURNING org_id, id
@@ -157,7 +192,8 @@ SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
 -- (the stored decimal is its repr, so the cast gives the same float).
 SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
        failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd::float8,
-       model, repo, attributes, branch, pr_number, author, agent_mark
+       model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
+       agent
 FROM events WHERE seq > $after_seq ORDER BY seq LIMIT $limit
 
 -- name: try_fold_lock
@@ -177,7 +213,8 @@ UPDATE checkpoint SET seq = $seq, folded_at_us = $folded_at_us
 CREATE TEMP TABLE chunk ON COMMIT DROP AS
 SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status, failure_category,
        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo,
-       branch, pr_number, agent_mark, DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day
+       branch, pr_number, agent_mark, DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day,
+       lines_added, lines_removed, commits, series, agent
 FROM events WHERE seq > $after_seq AND seq <= $last_seq;
 ANALYZE chunk
 
@@ -187,7 +224,7 @@ WITH parts AS (
     SELECT org_id, run_id, first_us, first_id, user_id, team_id, session_id,
            queued_us, started_us, handoff_us, finished_us, finished_id,
            status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-           model_us, model_id, model, repo_us, repo_id, repo, branch_us, branch_id, branch
+           model_us, model_id, model, repo_us, repo_id, repo, branch_us, branch_id, branch, agent_us, agent_id, agent
     FROM runs WHERE (org_id, run_id) IN (SELECT org_id, run_id FROM chunk WHERE run_id IS NOT NULL)
     UNION ALL
     SELECT org_id, run_id, occurred_us, id, user_id, team_id, session_id,
@@ -205,7 +242,8 @@ WITH parts AS (
            CASE WHEN type = 'run.finished' THEN cost_usd END,
            CASE WHEN model IS NOT NULL THEN occurred_us END, CASE WHEN model IS NOT NULL THEN id END, model,
            CASE WHEN repo IS NOT NULL THEN occurred_us END, CASE WHEN repo IS NOT NULL THEN id END, repo,
-           CASE WHEN branch IS NOT NULL THEN occurred_us END, CASE WHEN branch IS NOT NULL THEN id END, branch
+           CASE WHEN branch IS NOT NULL THEN occurred_us END, CASE WHEN branch IS NOT NULL THEN id END, branch,
+           CASE WHEN agent IS NOT NULL THEN occurred_us END, CASE WHEN agent IS NOT NULL THEN id END, agent
     FROM chunk WHERE run_id IS NOT NULL
 ),
 anchor AS (  -- the earliest event: user, team, session
@@ -233,18 +271,23 @@ first_repo AS (
 first_branch AS (
     SELECT DISTINCT ON (org_id, run_id) org_id, run_id, branch_us, branch_id, branch
     FROM parts WHERE branch_us IS NOT NULL ORDER BY org_id, run_id, branch_us, branch_id COLLATE "C"
+),
+first_agent AS (
+    SELECT DISTINCT ON (org_id, run_id) org_id, run_id, agent_us, agent_id, agent
+    FROM parts WHERE agent_us IS NOT NULL ORDER BY org_id, run_id, agent_us, agent_id COLLATE "C"
 )
 SELECT org_id, run_id, DATE '1970-01-01' + floor(a.first_us / 86400000000.0)::int AS day,
        a.first_us, a.first_id, a.user_id, a.team_id, a.session_id,
        t.queued_us, t.started_us, t.handoff_us, o.finished_us, o.finished_id,
        o.status, o.failure_category, o.input_tokens, o.output_tokens, o.cache_read_tokens, o.cache_write_tokens,
        o.cost_usd, m.model_us, m.model_id, m.model, r.repo_us, r.repo_id, r.repo, false AS followed_up,
-       b.branch_us, b.branch_id, b.branch
+       b.branch_us, b.branch_id, b.branch, g.agent_us, g.agent_id, g.agent
 FROM anchor a JOIN times t USING (org_id, run_id)
 LEFT JOIN outcome o USING (org_id, run_id)
 LEFT JOIN first_model m USING (org_id, run_id)
 LEFT JOIN first_repo r USING (org_id, run_id)
-LEFT JOIN first_branch b USING (org_id, run_id);
+LEFT JOIN first_branch b USING (org_id, run_id)
+LEFT JOIN first_agent g USING (org_id, run_id);
 -- The (org, repo, branch) keys these runs had and have: the PRs of those keys may link to other runs now.
 CREATE TEMP TABLE run_branches ON COMMIT DROP AS
 SELECT org_id, lower(repo) AS repo_key, branch FROM runs
@@ -295,15 +338,37 @@ INSERT INTO queued SELECT org_id, session_id, user_id, run_id, occurred_us FROM 
 -- A multiset, as in duckdb.sql: each distinct event is logged once and each entry folded once.
 INSERT INTO usage
 SELECT org_id, run_id, session_id, day, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       cost_usd
+       cost_usd, agent
 FROM chunk WHERE type = 'usage'
+
+-- name: fold_code
+-- As in duckdb.sql: insert, then recompute the increases of every series the chunk touched from all its events.
+INSERT INTO code_changes
+SELECT org_id, id, run_id, session_id, day, occurred_us, model, repo, series,
+       lines_added, lines_removed, commits, lines_added, lines_removed, commits, agent
+FROM chunk WHERE type = 'code.changed';
+UPDATE code_changes c SET added = s.added, removed = s.removed, committed = s.committed
+FROM (
+    SELECT org_id, id,
+           greatest(lines_added - coalesce(lag(lines_added) OVER w, 0), 0) AS added,
+           greatest(lines_removed - coalesce(lag(lines_removed) OVER w, 0), 0) AS removed,
+           greatest(commits - coalesce(lag(commits) OVER w, 0), 0) AS committed
+    FROM code_changes
+    WHERE series IS NOT NULL
+      AND (org_id, series) IN (SELECT org_id, series FROM chunk WHERE type = 'code.changed' AND series IS NOT NULL)
+    WINDOW w AS (PARTITION BY org_id, series
+                 ORDER BY lines_added::numeric + lines_removed + commits, occurred_us, id COLLATE "C")
+) s
+WHERE c.org_id = s.org_id AND c.id = s.id
+  AND (c.added, c.removed, c.committed) IS DISTINCT FROM (s.added, s.removed, s.committed)
 
 -- name: fold_prs
 -- As fold_runs; see duckdb.sql.
 CREATE TEMP TABLE pr_parts ON COMMIT DROP AS
 WITH parts AS (
     SELECT org_id, repo_key, pr_number, first_us, first_id, pr_repo, head_branch,
-           who_us, who_id, event_user_id, event_team_id, opened_us, merged_us, last_us, last_id, last_type, marked
+           who_us, who_id, event_user_id, event_team_id, opened_us, merged_us, last_us, last_id, last_type, marked,
+           mark_us, mark_id, mark
     FROM prs WHERE (org_id, repo_key, pr_number) IN (
         SELECT org_id, lower(repo), pr_number FROM chunk WHERE pr_number IS NOT NULL)
     UNION ALL
@@ -311,7 +376,8 @@ WITH parts AS (
            CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN occurred_us END,
            CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN id END, user_id, team_id,
            CASE WHEN type = 'pr.opened' THEN occurred_us END, CASE WHEN type = 'pr.merged' THEN occurred_us END,
-           occurred_us, id, type, agent_mark IS NOT NULL
+           occurred_us, id, type, agent_mark IS NOT NULL,
+           CASE WHEN agent_mark IS NOT NULL THEN occurred_us END, CASE WHEN agent_mark IS NOT NULL THEN id END, agent_mark
     FROM chunk WHERE pr_number IS NOT NULL
 ),
 anchor AS (
@@ -331,13 +397,19 @@ times AS (
     SELECT org_id, repo_key, pr_number, min(opened_us) AS opened_us, min(merged_us) AS merged_us,
            bool_or(marked) AS marked
     FROM parts GROUP BY org_id, repo_key, pr_number
+),
+first_mark AS (
+    SELECT DISTINCT ON (org_id, repo_key, pr_number) org_id, repo_key, pr_number, mark_us, mark_id, mark
+    FROM parts WHERE mark_us IS NOT NULL ORDER BY org_id, repo_key, pr_number, mark_us, mark_id COLLATE "C"
 )
 SELECT org_id, repo_key, pr_number, a.first_us, a.first_id, a.pr_repo, a.head_branch,
        w.who_us, w.who_id, w.event_user_id, w.event_team_id, t.opened_us, t.merged_us,
        l.last_us, l.last_id, l.last_type, t.marked,
-       false AS linked, w.event_user_id AS user_id, w.event_team_id AS team_id, NULL::text AS model, a.pr_repo AS repo
+       false AS linked, w.event_user_id AS user_id, w.event_team_id AS team_id, NULL::text AS model, a.pr_repo AS repo,
+       m.mark_us, m.mark_id, m.mark, m.mark AS agent
 FROM anchor a JOIN times t USING (org_id, repo_key, pr_number) JOIN latest l USING (org_id, repo_key, pr_number)
-LEFT JOIN who w USING (org_id, repo_key, pr_number);
+LEFT JOIN who w USING (org_id, repo_key, pr_number)
+LEFT JOIN first_mark m USING (org_id, repo_key, pr_number);
 DELETE FROM prs WHERE (org_id, repo_key, pr_number) IN (SELECT org_id, repo_key, pr_number FROM pr_parts);
 INSERT INTO prs SELECT * FROM pr_parts
 
@@ -350,7 +422,7 @@ UNION
 SELECT org_id, repo_key, head_branch FROM pr_parts;
 CREATE TEMP TABLE pr_links ON COMMIT DROP AS
 SELECT DISTINCT ON (k.org_id, k.repo_key, k.branch) k.org_id, k.repo_key, k.branch,
-       r.run_id IS NOT NULL AS linked, r.user_id, r.team_id, r.model, r.repo
+       r.run_id IS NOT NULL AS linked, r.user_id, r.team_id, r.model, r.repo, r.agent
 FROM (SELECT DISTINCT org_id, repo_key, head_branch AS branch FROM prs
       WHERE (org_id, repo_key, head_branch) IN (SELECT org_id, repo_key, branch FROM link_keys)) k
 LEFT JOIN runs r ON r.org_id = k.org_id AND r.branch = k.branch AND lower(r.repo) = k.repo_key
@@ -358,9 +430,42 @@ ORDER BY k.org_id, k.repo_key, k.branch, r.first_us, r.first_id COLLATE "C";
 UPDATE prs SET linked = l.linked,
                user_id = CASE WHEN l.linked THEN l.user_id ELSE prs.event_user_id END,
                team_id = CASE WHEN l.linked THEN l.team_id ELSE prs.event_team_id END,
-               model = l.model, repo = coalesce(l.repo, prs.pr_repo)
+               model = l.model, repo = coalesce(l.repo, prs.pr_repo), agent = coalesce(l.agent, prs.mark)
 FROM pr_links l
 WHERE prs.org_id = l.org_id AND prs.repo_key = l.repo_key AND prs.head_branch = l.branch
+
+-- name: fold_pr_texts
+-- As in duckdb.sql. The chunk table carries no attributes: the PR events of its seq range are read from the log.
+CREATE TEMP TABLE text_parts ON COMMIT DROP AS
+WITH texts AS (
+    SELECT org_id, lower(repo) AS repo_key, pr_number, occurred_us AS us, id,
+           (attributes::jsonb) ->> 'title' AS title, (attributes::jsonb) ->> 'url' AS url
+    FROM events WHERE seq > $after_seq AND seq <= $last_seq AND pr_number IS NOT NULL AND attributes IS NOT NULL
+),
+parts AS (
+    SELECT org_id, repo_key, pr_number, title_us, title_id, title, url_us, url_id, url FROM pr_texts
+    WHERE (org_id, repo_key, pr_number) IN (
+        SELECT org_id, repo_key, pr_number FROM texts WHERE title IS NOT NULL OR url IS NOT NULL)
+    UNION ALL
+    SELECT org_id, repo_key, pr_number, CASE WHEN title IS NOT NULL THEN us END, CASE WHEN title IS NOT NULL THEN id END,
+           title, CASE WHEN url IS NOT NULL THEN us END, CASE WHEN url IS NOT NULL THEN id END, url
+    FROM texts WHERE title IS NOT NULL OR url IS NOT NULL
+),
+keys AS (SELECT DISTINCT org_id, repo_key, pr_number FROM parts),
+titles AS (
+    SELECT DISTINCT ON (org_id, repo_key, pr_number) org_id, repo_key, pr_number, title_us, title_id, title
+    FROM parts WHERE title_us IS NOT NULL
+    ORDER BY org_id, repo_key, pr_number, title_us DESC, title_id COLLATE "C" DESC
+),
+urls AS (
+    SELECT DISTINCT ON (org_id, repo_key, pr_number) org_id, repo_key, pr_number, url_us, url_id, url
+    FROM parts WHERE url_us IS NOT NULL
+    ORDER BY org_id, repo_key, pr_number, url_us DESC, url_id COLLATE "C" DESC
+)
+SELECT org_id, repo_key, pr_number, t.title_us, t.title_id, t.title, u.url_us, u.url_id, u.url
+FROM keys LEFT JOIN titles t USING (org_id, repo_key, pr_number) LEFT JOIN urls u USING (org_id, repo_key, pr_number);
+DELETE FROM pr_texts WHERE (org_id, repo_key, pr_number) IN (SELECT org_id, repo_key, pr_number FROM text_parts);
+INSERT INTO pr_texts SELECT * FROM text_parts
 
 -- name: fold_followed_up
 -- Recomputed for every run in a session the chunk touched (through a run or a run.queued): see duckdb.sql.
@@ -381,12 +486,14 @@ WHERE handoff_us IS NOT NULL AND (org_id, session_id) IN (
 
 -- name: activity_of_matching_runs
 (SELECT org_id, day, user_id, team_id FROM runs
- WHERE ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text))
+ WHERE ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)
+   AND ($agent::text IS NULL OR agent = $agent::text))
 
 -- name: sessions_of_matching_runs
 (SELECT * FROM sessions WHERE (org_id, session_id) IN (
     SELECT org_id, session_id FROM runs
-    WHERE ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)))
+    WHERE ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)
+      AND ($agent::text IS NULL OR agent = $agent::text)))
 
 -- name: who_filter
 ($team::text IS NULL OR team_id = $team::text) AND ($teams::text[] IS NULL OR team_id = ANY($teams::text[]))
@@ -394,6 +501,7 @@ AND ($user::text IS NULL OR user_id = $user::text)
 
 -- name: run_filter
 {who_filter} AND ($model::text IS NULL OR model = $model::text) AND ($repo::text IS NULL OR repo = $repo::text)
+AND ($agent::text IS NULL OR agent = $agent::text)
 
 -- name: run_metric_columns
 count(*) AS runs,
@@ -439,16 +547,37 @@ FROM r
 
 -- name: usage_items
 -- What usage events consumed and where each counts: see duckdb.sql (the same rule, the same `u.day >= $from`).
-(SELECT r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo,
+(SELECT r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo, coalesce(u.agent, r.agent) AS agent,
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
  FROM usage u JOIN runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
  WHERE u.org_id = $org AND u.day >= $from::date AND r.org_id = $org AND r.day BETWEEN $from::date AND $to::date
  UNION ALL
- SELECT s.day, s.team_id, s.user_id, u.model, NULL AS repo,
+ SELECT s.day, s.team_id, s.user_id, u.model, NULL AS repo, u.agent,
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
  FROM usage u JOIN sessions s ON s.org_id = u.org_id AND s.session_id = u.session_id
  WHERE u.run_id IS NULL AND u.org_id = $org AND u.day >= $from::date
    AND s.org_id = $org AND s.day BETWEEN $from::date AND $to::date)
+
+-- name: code_items
+-- What code.changed events count and where: see duckdb.sql (the same rule, the same `c.day >= $from`).
+(SELECT r.day, r.team_id, r.user_id, coalesce(c.model, r.model) AS model, r.repo, coalesce(c.agent, r.agent) AS agent,
+        c.added, c.removed, c.committed
+ FROM code_changes c JOIN runs r ON r.org_id = c.org_id AND r.run_id = c.run_id
+ WHERE c.org_id = $org AND c.day >= $from::date AND r.org_id = $org AND r.day BETWEEN $from::date AND $to::date
+ UNION ALL
+ SELECT s.day, s.team_id, s.user_id, c.model, c.repo, c.agent, c.added, c.removed, c.committed
+ FROM code_changes c JOIN sessions s ON s.org_id = c.org_id AND s.session_id = c.session_id
+ WHERE c.run_id IS NULL AND c.org_id = $org AND c.day >= $from::date
+   AND s.org_id = $org AND s.day BETWEEN $from::date AND $to::date)
+
+-- name: code_metrics
+SELECT {group} AS grp, grouping({group}) AS is_total,
+       coalesce(sum(added), 0)::bigint AS lines_added,
+       coalesce(sum(removed), 0)::bigint AS lines_removed,
+       coalesce(sum(committed), 0)::bigint AS commits
+FROM {code_items} AS items
+WHERE {run_filter}
+GROUP BY GROUPING SETS (({group}), ())
 
 -- name: usage_metrics
 SELECT {group} AS grp, grouping({group}) AS is_total,
@@ -469,12 +598,13 @@ WITH p AS (
       AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes::text[]) AS prefix WHERE starts_with(head_branch, prefix)))
 ),
 facts AS (
-    SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, NULL::bigint AS to_merge_us
+    SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, agent, NULL::bigint AS to_merge_us
     FROM p WHERE opened_us IS NOT NULL
     UNION ALL
-    SELECT 'merged', merged_us, team_id, user_id, model, repo, merged_us - opened_us FROM p WHERE merged_us IS NOT NULL
+    SELECT 'merged', merged_us, team_id, user_id, model, repo, agent, merged_us - opened_us FROM p WHERE merged_us IS NOT NULL
     UNION ALL
-    SELECT 'closed', last_us, team_id, user_id, model, repo, NULL FROM p WHERE merged_us IS NULL AND last_type = 'pr.closed'
+    SELECT 'closed', last_us, team_id, user_id, model, repo, agent, NULL FROM p
+    WHERE merged_us IS NULL AND last_type = 'pr.closed'
 ),
 f AS (SELECT *, DATE '1970-01-01' + floor(us / 86400000000.0)::int AS day FROM facts)
 SELECT {group} AS grp, grouping({group}) AS is_total,
@@ -485,6 +615,70 @@ SELECT {group} AS grp, grouping({group}) AS is_total,
 FROM f
 WHERE day BETWEEN $from::date AND $to::date
 GROUP BY GROUPING SETS (({group}), ())
+
+-- name: agent_prs
+-- The agent PRs with a fact in range, newest first, and their branch's runs' figures: see duckdb.sql.
+WITH p AS (
+    SELECT *, CASE WHEN merged_us IS NULL AND last_type = 'pr.closed' THEN last_us END AS closed_us
+    FROM prs
+    WHERE org_id = $org AND {run_filter}
+      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes::text[]) AS prefix WHERE starts_with(head_branch, prefix)))
+),
+shown AS (
+    SELECT *, coalesce(opened_us, first_us) AS newest, count(*) OVER () AS total FROM p
+    WHERE DATE '1970-01-01' + floor(opened_us / 86400000000.0)::int BETWEEN $from::date AND $to::date
+       OR DATE '1970-01-01' + floor(merged_us / 86400000000.0)::int BETWEEN $from::date AND $to::date
+       OR DATE '1970-01-01' + floor(closed_us / 86400000000.0)::int BETWEEN $from::date AND $to::date
+    ORDER BY newest DESC, repo_key COLLATE "C", pr_number DESC
+    LIMIT $limit
+),
+linked AS (
+    SELECT s.repo_key, s.pr_number, r.run_id, r.day, r.team_id, r.user_id, r.model, r.repo, r.agent, r.status,
+           r.handoff_us, r.cost_usd
+    FROM shown s JOIN runs r ON r.org_id = $org AND r.branch = s.head_branch AND lower(r.repo) = s.repo_key
+),
+items AS (
+    SELECT repo_key, pr_number, team_id, user_id, model, repo, agent, cost_usd, true AS is_run, status, handoff_us
+    FROM linked
+    UNION ALL
+    SELECT l.repo_key, l.pr_number, l.team_id, l.user_id, coalesce(u.model, l.model), l.repo,
+           coalesce(u.agent, l.agent), u.cost_usd, false, NULL, NULL
+    FROM usage u JOIN linked l ON u.run_id = l.run_id
+    WHERE u.org_id = $org AND u.day >= (SELECT min(day) FROM linked)
+),
+figures AS (
+    SELECT repo_key, pr_number,
+           count(*) FILTER (WHERE is_run) AS runs,
+           coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
+           count(*) FILTER (WHERE is_run AND status = 'failed') AS runs_failed,
+           count(*) FILTER (WHERE is_run AND handoff_us IS NOT NULL) AS runs_handed_off
+    FROM items WHERE {run_filter}
+    GROUP BY repo_key, pr_number
+)
+SELECT s.repo, s.pr_number, t.title, t.url,
+       CASE WHEN s.merged_us IS NOT NULL THEN 'merged' WHEN s.closed_us IS NOT NULL THEN 'closed' ELSE 'open' END AS state,
+       s.opened_us, s.merged_us, s.closed_us, s.user_id, s.team_id,
+       coalesce(f.runs, 0) AS runs, coalesce(f.cost_usd, 0) AS cost_usd, coalesce(f.runs_failed, 0) AS runs_failed,
+       coalesce(f.runs_handed_off, 0) AS runs_handed_off, s.total
+FROM shown s
+LEFT JOIN figures f ON f.repo_key = s.repo_key AND f.pr_number = s.pr_number
+LEFT JOIN pr_texts t ON t.org_id = $org AND t.repo_key = s.repo_key AND t.pr_number = s.pr_number
+ORDER BY s.newest DESC, s.repo_key COLLATE "C", s.pr_number DESC
+
+-- name: time_to_merge_histogram
+-- Agent PRs merged in range with an opened at, per bucket of $edges: see duckdb.sql.
+WITH p AS (
+    SELECT * FROM prs
+    WHERE org_id = $org AND {run_filter}
+      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes::text[]) AS prefix WHERE starts_with(head_branch, prefix)))
+),
+times AS (
+    SELECT (merged_us - opened_us) / 1e6 AS t FROM p
+    WHERE opened_us IS NOT NULL AND merged_us IS NOT NULL
+      AND DATE '1970-01-01' + floor(merged_us / 86400000000.0)::int BETWEEN $from::date AND $to::date
+),
+buckets AS (SELECT (SELECT count(*) FROM unnest($edges::float8[]) AS edge WHERE edge <= t) AS bucket FROM times)
+SELECT bucket, count(*) AS prs FROM buckets GROUP BY bucket
 
 -- name: failure_metrics
 SELECT {group} AS grp, grouping({group}) AS is_total, failure_category AS category, count(*) AS runs
@@ -550,3 +744,12 @@ WHERE org_id = $org AND day BETWEEN $from::date AND $to::date AND {run_filter} A
 SELECT DISTINCT {group} AS key FROM {usage_items} AS items
 WHERE {run_filter} AND {group} IS NOT NULL
 
+-- name: code_keys
+SELECT DISTINCT {group} AS key FROM {code_items} AS items
+WHERE {run_filter} AND {group} IS NOT NULL
+
+-- name: pr_keys
+SELECT DISTINCT {group} AS key FROM prs
+WHERE org_id = $org
+  AND DATE '1970-01-01' + floor(coalesce(opened_us, first_us) / 86400000000.0)::int BETWEEN $from::date AND $to::date
+  AND {run_filter} AND {group} IS NOT NULL

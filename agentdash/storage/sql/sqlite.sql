@@ -23,7 +23,12 @@ CREATE TABLE IF NOT EXISTS events (
     -- last, where ALTER TABLE puts them in a log written before the usage event type (see upgrade)
     cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
     -- then those of the pr.* events (see upgrade_pr): NULL on other events, one header byte each
-    branch TEXT, pr_number INTEGER, author TEXT, agent_mark TEXT
+    branch TEXT, pr_number INTEGER, author TEXT, agent_mark TEXT,
+    -- then those of code.changed (see upgrade_code)
+    lines_added INTEGER NOT NULL DEFAULT 0, lines_removed INTEGER NOT NULL DEFAULT 0,
+    commits INTEGER NOT NULL DEFAULT 0, series TEXT,
+    -- then attributes.agent (see upgrade_agent)
+    agent TEXT
 )
 
 -- name: columns
@@ -42,12 +47,25 @@ ALTER TABLE events ADD COLUMN author TEXT;
 ALTER TABLE events ADD COLUMN agent_mark TEXT;
 UPDATE events SET branch = CAST(json_extract(attributes, '$.branch') AS TEXT) WHERE instr(attributes, '"branch"') > 0
 
+-- name: upgrade_code
+-- A log written before code.changed events: none of its events has counts.
+ALTER TABLE events ADD COLUMN lines_added INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN lines_removed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN commits INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN series TEXT
+
+-- name: upgrade_agent
+-- A log written before the agent column: an event's agent was in its attributes only.
+ALTER TABLE events ADD COLUMN agent TEXT;
+UPDATE events SET agent = CAST(json_extract(attributes, '$.agent') AS TEXT) WHERE instr(attributes, '"agent"') > 0
+
 -- name: append
 -- One row per new event: seq, dedupe_key, received_us, then the Event's fields in declaration order.
 INSERT INTO events (seq, dedupe_key, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
                     status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                    cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark)
-VALUES (?,?,?,?,?,?,coalesce(?, ''),coalesce(?, ''),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                    cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark,
+                    lines_added, lines_removed, commits, series, agent)
+VALUES (?,?,?,?,?,?,coalesce(?, ''),coalesce(?, ''),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
 -- name: dedupe_keys
 -- Start-up: the whole key column, to rebuild the in-memory dedupe index.
@@ -64,12 +82,14 @@ SELECT received_us FROM events WHERE seq = :seq
 -- The columns of base.LOG_COLUMNS, in that order.
 SELECT seq, id, type, org_id, NULLIF(user_id, '') AS user_id, NULLIF(session_id, '') AS session_id, run_id, team_id,
        occurred_us, status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       cost_usd, model, repo, branch, pr_number, agent_mark
+       cost_usd, model, repo, branch, pr_number, agent_mark, attributes, lines_added, lines_removed, commits, series,
+       agent
 FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
 
 -- name: log_entries
 -- seq, received_us, then the Event's fields in declaration order.
 SELECT seq, received_us, id, type, org_id, NULLIF(user_id, ''), NULLIF(session_id, ''), run_id, team_id, occurred_us,
        status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-       model, repo, attributes, branch, pr_number, author, agent_mark
+       model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
+       agent
 FROM events WHERE seq > :after_seq ORDER BY seq LIMIT :limit
