@@ -382,6 +382,106 @@ def _agent_rule_store(options: dict):
         store.close()
 
 
+@main.group("alerts")
+def alerts() -> None:
+    """Budgets and alert rules, notified to a webhook (works while a server runs on the same data)."""
+
+
+@alerts.command("add")
+@click.option("--org", required=True, help="the org the rule is for")
+@click.option("--name", required=True, help="what the rule is called in lists, banners and notifications")
+@click.option("--budget-usd", type=float, default=None, help="a budget: fire when cost_usd of the period is above it")
+@click.option("--per", type=click.Choice(["month", "day"]), default=None, help="the budget's calendar period (UTC)")
+@click.option("--success-rate-below", type=float, default=None,
+              help="fire when the trailing 7 days' success rate is below this fraction (with --min-runs)")  # fmt: skip
+@click.option("--min-runs", type=int, default=None, help="runs the 7 days need before a success rate counts")
+@click.option("--failed-runs-above", type=int, default=None, help="fire when a day's failed runs are above this")
+@click.option("--team", default=None, help="only this team's runs")
+@click.option("--user", default=None, help="only this person's runs")
+@click.option("--webhook", required=True, help="the URL notifications are POSTed to (Slack incoming webhooks work)")
+@settings_options
+def alerts_add(org: str, name: str, budget_usd, per, success_rate_below, min_runs, failed_runs_above, team, user,
+               webhook: str, **options) -> None:  # fmt: skip
+    """Add a rule: a budget (--budget-usd, --per) or a threshold (--success-rate-below, --failed-runs-above)."""
+    from agentdash.alerts import InvalidRule, checked_rule, condition, new_rule_id, scope_label
+    from agentdash.storage import AlertRule
+
+    given = [kind for kind, value in (("budget", budget_usd), ("success_rate", success_rate_below),
+                                      ("failed_runs", failed_runs_above)) if value is not None]  # fmt: skip
+    if len(given) != 1:
+        raise click.UsageError("pass exactly one of --budget-usd, --success-rate-below or --failed-runs-above")
+    kind = given[0]
+    if kind == "budget" and per is None:
+        raise click.UsageError("a budget needs --per month or --per day")
+    threshold = {"budget": budget_usd, "success_rate": success_rate_below, "failed_runs": failed_runs_above}[kind]
+    # kind is one of ALERT_KINDS (mypy sees a str); checked_rule checks it again
+    rule = AlertRule(new_rule_id(), org, name, kind, threshold, per or "day",  # type: ignore[arg-type]
+                     webhook, min_runs or 0, team, user)  # fmt: skip
+    try:
+        rule = checked_rule(rule)
+    except InvalidRule as exc:
+        raise click.UsageError(str(exc)) from None
+    with _alert_store(options) as store:
+        stored = store.add(rule)
+    click.echo(stored.id)  # alone on stdout, so scripts can capture it
+    click.echo(f"added alert rule {stored.name!r} for {scope_label(stored)}: {condition(stored)}", err=True)
+
+
+@alerts.command("list")
+@click.option("--org", default=None, help="only this org's rules")
+@settings_options
+def alerts_list(org: str | None, **options) -> None:
+    """Show the rules: id, org, name, scope, condition, webhook host (never its path: Slack's is a secret)."""
+    from agentdash.alerts import rule_table
+
+    with _alert_store(options) as store:
+        rules = store.list_rules(org)
+    click.echo(rule_table(rules) if rules else "no alert rules yet (agentdash alerts add --org ORG ...)")
+
+
+@alerts.command("rm")
+@click.argument("rule_id")
+@settings_options
+def alerts_rm(rule_id: str, **options) -> None:
+    """Remove a rule by its id (its history stays)."""
+    from agentdash.storage import AlertRuleError
+
+    with _alert_store(options) as store:
+        try:
+            rule = store.remove(rule_id)
+        except AlertRuleError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"removed alert rule {rule.id} {rule.name!r} (org {rule.org_id})")
+
+
+@alerts.command("test")
+@click.argument("rule_id")
+@settings_options
+def alerts_test(rule_id: str, **options) -> None:
+    """POST a test notification to a rule's webhook now and say how the receiver answered."""
+    from agentdash.alerts.notify import post, test_payload
+
+    with _alert_store(options) as store:
+        rule = store.get(rule_id)
+    if rule is None:
+        raise click.ClickException(f"no alert rule {rule_id!r}")
+    delivery = post(rule.webhook_url, test_payload(rule))
+    if not delivery.ok:
+        raise click.ClickException(f"the webhook did not take the test notification: {delivery.error}")
+    click.echo(f"delivered a test notification for {rule.name!r} (HTTP {delivery.status})")
+
+
+@contextmanager
+def _alert_store(options: dict):
+    from agentdash.storage import open_alerts
+
+    store = open_alerts(_settings(options))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @contextmanager
 def _ingest_key_store(options: dict):
     from agentdash.storage import open_ingest_keys

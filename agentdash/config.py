@@ -103,6 +103,14 @@ class Settings:
     insecure_ingest: bool = field(
         default=False, metadata={"help": "accept events without an ingest key (local experiments only)"}
     )
+    alert_retry_initial: float = field(
+        default=10.0,
+        metadata={"help": "seconds before an alert notification's first retry; each next wait doubles (at most 1 h)"},
+    )
+    alert_retry_for: float = field(
+        default=86_400.0,
+        metadata={"help": "seconds after an alert's change of state that its notification is retried, then failed"},
+    )
 
     def __post_init__(self) -> None:
         for name in _POSITIVE:
@@ -129,7 +137,8 @@ class Settings:
         return self.data_dir / "ingest-keys.sqlite"
 
 
-_POSITIVE = ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections", "projector_interval")
+_POSITIVE = ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections", "projector_interval",
+             "alert_retry_initial", "alert_retry_for")  # fmt: skip
 
 
 def setting_names() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -26,9 +27,12 @@ class ProjectionStatus:
 class Projector:
     """Folds the log in chunks; each chunk and its checkpoint commit together, so a crash loses nothing."""
 
-    def __init__(self, storage: Storage, chunk_size: int = 250_000) -> None:
+    def __init__(
+        self, storage: Storage, chunk_size: int = 250_000, after_fold: Callable[[], object] | None = None
+    ) -> None:
         self.storage = storage
         self.chunk_size = chunk_size
+        self.after_fold = after_fold  # called after each catch-up, folded or not (alerts: evaluation, period ends)
         self._lock = threading.Lock()  # the scheduled job and a final fold at shutdown never overlap
 
     def fold_once(self) -> int:
@@ -45,6 +49,8 @@ class Projector:
         total = 0
         while folded := self.fold_once():
             total += folded
+        if self.after_fold is not None:
+            self.after_fold()
         return total
 
     def status(self) -> ProjectionStatus:

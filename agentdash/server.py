@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from agentdash.alerts.service import AlertService
 from agentdash.auth import (
     code_flow_for,
     dev_secret,
@@ -89,7 +90,8 @@ def running(settings: Settings):
     verifier = verifier_for(settings)  # first: a sign-in setup that cannot work stops us before anything opens
     code_flow = code_flow_for(settings, verifier)
     storage = open_storage(settings)
-    projector = Projector(storage, settings.fold_chunk)
+    alerts = AlertService(storage, settings)  # evaluated after every catch-up of the projector
+    projector = Projector(storage, settings.fold_chunk, after_fold=alerts.evaluate)
     job = ProjectorJob(projector, settings.projector_interval)
     # What the agents send is counted in memory on the ingest path; the keeper moves it to the store.
     source_store = open_source_store(settings)
@@ -101,8 +103,10 @@ def running(settings: Settings):
     ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats, webhook_auth,
                                    attribution)  # fmt: skip
     ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
-    read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution)
-    dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store, attribution)
+    read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution,
+                               alert_store=alerts.store)  # fmt: skip
+    dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store, attribution,
+                                 alerts.store)  # fmt: skip
     client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(read_api, dashboard)))
     if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
         client_app = LoopbackHostOnly(client_app)
@@ -114,6 +118,7 @@ def running(settings: Settings):
     ]
     job.start()
     keeper.start()
+    alerts.start()
     try:
         # One after the other: two lifespans importing anyio's backend at once broke CPython 3.11's import
         # machinery once in CI (SystemError in typing), and the ingest port is up first anyway.
@@ -128,6 +133,7 @@ def running(settings: Settings):
             if thread.ident is not None:  # the client's is not started when the ingest server could not start
                 thread.join(timeout=10)
         job.stop()
+        alerts.stop()  # after the last fold and its evaluation; what is not sent yet stays pending
         keeper.stop()  # after ingest has stopped: the last counts are stored too
         source_store.close()
         attribution.close()

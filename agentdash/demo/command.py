@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sys
 import threading
@@ -13,10 +14,11 @@ import click
 from agentdash.auth import issue_key, issue_token
 from agentdash.config import Settings
 from agentdash.demo.agents import agent_exports
+from agentdash.demo.alerts import add_demo_rules
 from agentdash.demo.generator import GeneratorConfig, generate_days, window
 from agentdash.demo.sender import SendStats, send, send_otlp
 from agentdash.server import Running, serve
-from agentdash.storage import IngestKeyStore, open_ingest_keys
+from agentdash.storage import IngestKeyStore, open_alerts, open_ingest_keys
 
 DEMO_ORG = "demo"
 
@@ -108,6 +110,16 @@ def _fill(running: Running, days: int, seed: int, started: float) -> None:
         exports = ((e.path, e.body) for e in agent_exports(window(config)[1], seed))
         taken = send_otlp(running.ingest_url, exports, key)
         click.echo(f"and {taken:,} OpenTelemetry exports from Claude Code, Gemini CLI and Codex users", err=True)
+        wait_for_projection(running, running.stop)
+        if running.stop.is_set():
+            return
+        alerts = open_alerts(running.settings)
+        try:
+            rules = add_demo_rules(running.storage, alerts, config, dt.datetime.now(dt.UTC))
+        finally:
+            alerts.close()
+        click.echo(f"and {len(rules)} alert rules (agentdash alerts list): a budget near its limit, and the bad "
+                   "model week's reliability alert in the history", err=True)  # fmt: skip
     else:
         click.echo(f"reusing the {running.storage.log_position().last_seq:,} events already in {running.settings.data_dir}"
                    " (--reset starts over)", err=True)  # fmt: skip

@@ -5,6 +5,16 @@ from __future__ import annotations
 
 from agentdash.config import Settings
 from agentdash.storage.agent_rules import RULE_KINDS, AgentRule, AgentRuleError, AgentRuleStore, RuleKind
+from agentdash.storage.alerts import (
+    ALERT_KINDS,
+    AlertEvent,
+    AlertKind,
+    AlertPeriod,
+    AlertRule,
+    AlertRuleError,
+    AlertStore,
+    Observation,
+)
 from agentdash.storage.base import (
     FoldState,
     LogChunk,
@@ -28,7 +38,8 @@ from agentdash.storage.source_store import (
     SourceStore,
 )
 
-__all__ = ["RULE_KINDS", "ActiveKey", "AgentRule", "AgentRuleError", "AgentRuleStore", "AgentSummary", "FoldState", "GithubLink", "GithubLinkError", "GithubLinkStore", "IngestKey",
+__all__ = ["ALERT_KINDS", "AlertEvent", "Observation", "AlertKind", "AlertPeriod", "AlertRule", "AlertRuleError", "AlertStore", "open_alerts",
+           "RULE_KINDS", "ActiveKey", "AgentRule", "AgentRuleError", "AgentRuleStore", "AgentSummary", "FoldState", "GithubLink", "GithubLinkError", "GithubLinkStore", "IngestKey",
            "IngestKeyError", "IngestKeyStore", "LinkSecret", "LogChunk", "LogPosition", "LoggedEvent", "Overloaded",
            "PersonSeen", "RecordSummary", "SourceCount", "SourceStore", "SourcesReport", "Storage", "StorageError",
            "StorageInUse", "Unavailable", "RuleKind", "WriteRejected", "open_agent_rules", "open_github_links", "open_ingest_keys", "open_source_store",
@@ -93,6 +104,18 @@ def open_agent_rules(settings: Settings) -> AgentRuleStore:
     from agentdash.storage.embedded.agent_rules import SqliteAgentRuleStore
 
     return SqliteAgentRuleStore(settings.data_dir / "agent-rules.sqlite")
+
+
+def open_alerts(settings: Settings) -> AlertStore:
+    """The alert store of the backend: `<data-dir>/alerts.sqlite`, or the database's tables; it takes no lock, so it
+    opens while a server runs."""
+    if _uses_postgres(settings):  # imported here, as in open_storage
+        from agentdash.storage.postgres.alerts import PostgresAlertStore
+
+        return PostgresAlertStore(settings.database_url)
+    from agentdash.storage.embedded.alerts import SqliteAlertStore
+
+    return SqliteAlertStore(settings.data_dir / "alerts.sqlite")
 
 
 def _uses_postgres(settings: Settings) -> bool:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from nicegui import ui
 
+from agentdash.ui.alert_banner import alert_banner
 from agentdash.ui.filter_bar import filter_bar as draw_filter_bar
 from agentdash.ui.forms import post_form
 from agentdash.ui.freshness import freshness_line
@@ -19,6 +20,7 @@ NAV = [
     ("/shipping", "Shipping", "rocket_launch"), ("/people", "People", "person"), ("/teams", "Teams", "groups"),
 ]  # fmt: skip
 ADMIN_NAV = [("/sources", "Sources", "cable")]  # org admins' tools, after the pages everyone has
+ALERTS_NAV = [("/alerts", "Alerts", "notifications")]  # org admins and managers
 DARK_COOKIE = "agentdash_dark"
 
 
@@ -32,6 +34,7 @@ def frame(title: str, view: View, filter_bar: bool = True) -> Iterator[None]:
         _navigation(view)
     with ui.column().classes("w-full q-px-md q-pt-md gap-3"):
         ui.label(title).classes("text-h5")
+        alert_banner(view)
         if filter_bar:
             draw_filter_bar(view)
         yield
@@ -66,7 +69,9 @@ def _toggle_dark(dark: ui.dark_mode) -> None:
 def _navigation(view: View) -> None:
     query = view.filters.to_query()
     with ui.element("nav").props("aria-label='Pages'").classes("column gap-1 w-full"):
-        for path, label, icon in NAV + (ADMIN_NAV if view.identity.role == "org_admin" else []):
+        role = view.identity.role
+        extra = (ALERTS_NAV if role in ("org_admin", "manager") else []) + (ADMIN_NAV if role == "org_admin" else [])
+        for path, label, icon in NAV + extra:
             current = path == view.route or view.route.startswith(f"{path}/")  # a person's page is under People
             with (
                 ui.link(target=f"{path}?{query}")

@@ -13,7 +13,7 @@ from agentdash.auth import Identity, TokenVerifier, scoped_query
 from agentdash.metrics import MetricsQuery
 from agentdash.projector import Projector
 from agentdash.sources import OrgAttribution
-from agentdash.storage import SourceStore, Storage
+from agentdash.storage import AlertStore, SourceStore, Storage
 from agentdash.ui.filters import Filters
 
 ROUTE_PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # `{user_id}` or, with a Starlette convertor, `{user_id:path}`
@@ -29,6 +29,7 @@ class Sources:
     verifier: TokenVerifier
     source_store: SourceStore | None = None
     attribution: OrgAttribution = field(default_factory=lambda: OrgAttribution(None))
+    alert_store: AlertStore | None = None  # the Alerts page and the banner of firing alerts
 
 
 @dataclass

@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
+from agentdash.alerts import InvalidRule
 from agentdash.auth import (
     BadSignature,
     Forbidden,
@@ -22,7 +23,7 @@ from agentdash.auth import (
 from agentdash.events import InvalidEvent, NotJson, TooLarge
 from agentdash.metrics import InvalidQuery
 from agentdash.sources import InvalidDelivery
-from agentdash.storage import Overloaded, Unavailable
+from agentdash.storage import AlertRuleError, Overloaded, Unavailable
 
 log = logging.getLogger("agentdash")
 
@@ -62,6 +63,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidEvent: _answer(400),
     InvalidQuery: _answer(400),
     InvalidDelivery: _answer(400),
+    InvalidRule: _answer(400),
+    AlertRuleError: _answer(404),
     TooLarge: _answer(413),
     NotJson: _answer(415),
     Unauthenticated: _answer(401, {"WWW-Authenticate": "Bearer"}),

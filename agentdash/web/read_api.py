@@ -20,7 +20,8 @@ from agentdash.metrics import (
     org_metrics,
 )
 from agentdash.sources import OrgAttribution
-from agentdash.storage import SourceStore, Storage
+from agentdash.storage import AlertStore, SourceStore, Storage
+from agentdash.web.alerts_api import ALERT_ROUTES
 from agentdash.web.csv_export import CSV_ROUTES
 from agentdash.web.dependencies import RowLimit, checked_dimension, provide_query
 from agentdash.web.errors import EXCEPTION_HANDLERS
@@ -53,9 +54,10 @@ def get_prs(state: State, metrics_query: NamedDependency[MetricsQuery], limit: R
 
 
 def create_read_api(storage: Storage, verifier: TokenVerifier, failures: FailureLimiter | None = None,
-                    source_store: SourceStore | None = None, attribution: OrgAttribution | None = None) -> Litestar:  # fmt: skip
+                    source_store: SourceStore | None = None, attribution: OrgAttribution | None = None,
+                    alert_store: AlertStore | None = None) -> Litestar:  # fmt: skip
     return Litestar(
-        route_handlers=[get_metrics, get_breakdown, get_prs, *CSV_ROUTES, *SOURCES_ROUTES],
+        route_handlers=[get_metrics, get_breakdown, get_prs, *CSV_ROUTES, *SOURCES_ROUTES, *ALERT_ROUTES],
         # In a worker thread: verifying a token may fetch the identity provider's keys (rarely, for up to seconds).
         dependencies={"metrics_query": Provide(provide_query, sync_to_thread=True)},
         state=State(
@@ -64,6 +66,7 @@ def create_read_api(storage: Storage, verifier: TokenVerifier, failures: Failure
                 "verifier": verifier,
                 "failures": failures or FailureLimiter(),
                 "source_store": source_store,
+                "alert_store": alert_store,
                 "attribution": attribution or OrgAttribution(None),
             }
         ),
