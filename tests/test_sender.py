@@ -31,7 +31,7 @@ class FakeIngest(BaseHTTPRequestHandler):
             rejected = [
                 {"index": i, "id": e["id"], "error": "no"}
                 for i, e in enumerate(body["events"])
-                if e["id"].startswith("bad")
+                if e["id"].startswith("bad-")  # generated ids are UUIDs, which may start with "bad"
             ]
             answer = {"accepted": len(body["events"]) - len(rejected), "duplicates": 0, "rejected": rejected}
         else:

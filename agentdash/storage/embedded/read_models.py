@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from agentdash.storage.base import FoldState, LogChunk
+from agentdash.storage.base import FoldState, LogChunk, StorageError
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
@@ -32,6 +34,9 @@ class DuckdbReadModels:
         if self._db.execute(self._sql["load_version"]).fetchall()[0][0] != VERSION:  # fetchall: leave no open result
             self.reset()
         self._local = threading.local()
+        self._readers = 0  # queries running on cursors: DuckDB refuses to close a connection under them
+        self._closing = False
+        self._idle = threading.Condition()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)
@@ -58,7 +63,8 @@ class DuckdbReadModels:
             db.unregister("chunk")
 
     def fold_state(self) -> FoldState:
-        row = self._cursor().execute(self._sql["load_checkpoint"]).fetchone()
+        with self._reading():
+            row = self._cursor().execute(self._sql["load_checkpoint"]).fetchone()
         return FoldState(seq=row[0], folded_at_us=row[1]) if row else FoldState(seq=0, folded_at_us=None)
 
     def reset(self) -> None:
@@ -69,9 +75,27 @@ class DuckdbReadModels:
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         sql = render(self._sql, name, params)
         used = {k: v for k, v in params.items() if f"${k}" in sql}
-        cursor = self._cursor().execute(sql, used)
-        row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
-        return [row_type(*row) for row in cursor.fetchall()]
+        with self._reading():
+            cursor = self._cursor().execute(sql, used)
+            row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
+            return [row_type(*row) for row in cursor.fetchall()]
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._idle:
+            if self._closing:
+                raise StorageError("the read models are closed")
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._readers -= 1
+                self._idle.notify_all()
 
     def close(self) -> None:
+        """Close once the queries already running have finished (a page's may still run as a server stops)."""
+        with self._idle:
+            self._closing = True
+            self._idle.wait_for(lambda: self._readers == 0, timeout=30)
         self._db.close()
