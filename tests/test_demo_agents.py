@@ -8,6 +8,7 @@ from collections import Counter
 
 from agentdash.demo.agents import AGENT_PEOPLE, agent_exports
 from agentdash.sources import LOGS, PROTOBUF, TRACES, decode_request, log_records, span_records, translate
+from agentdash.sources.translate import AGENTS
 
 END = dt.date(2026, 12, 2)
 
@@ -31,11 +32,10 @@ def test_equal_arguments_give_identical_exports():
 
 def test_every_agent_gives_runs_usage_and_people_and_one_gemini_user_is_misconfigured():
     events, rejected = translated()
-    agents = {e.attributes.split('"agent":"')[1].split('"')[0] for e in events if e.attributes}
-    assert agents == set(AGENT_PEOPLE)
-    for agent in AGENT_PEOPLE:
-        mine = [e for e in events if f'"agent":"{agent}"' in (e.attributes or "")]
-        assert {"usage", "run.started", "run.finished"} <= {e.type for e in mine}, agent
+    agent_of = {service: AGENTS[service].AGENT for service in AGENT_PEOPLE}  # codex_exec's events name codex
+    assert {e.agent for e in events} == set(agent_of.values()) == {"claude-code", "gemini-cli", "codex"}
+    for agent in agent_of.values():
+        assert {"usage", "run.started", "run.finished"} <= {e.type for e in events if e.agent == agent}, agent
     people = {e.user_id for e in events}
     assert len(people) == sum(AGENT_PEOPLE.values()) - 1  # the one without user.email is rejected, with the reason
     assert rejected["gemini-cli"] > 0 and rejected["claude-code"] == rejected["codex_exec"] == 0

@@ -62,7 +62,7 @@ def test_order_duplication_and_batching_give_the_same_events(rnd, duplicate_shar
 
 def test_the_recordings_give_runs_usage_and_messages_of_every_agent():
     kinds = {(e.attributes and msgspec.json.decode(e.attributes)["agent"], e.type) for e in BASELINE.values()}
-    for agent in ("claude-code", "gemini-cli", "codex_exec"):
+    for agent in ("claude-code", "gemini-cli", "codex"):  # Codex's service names are one agent
         assert {(agent, "usage"), (agent, "message.sent"), (agent, "run.finished")} <= kinds, agent
     assert {("claude-code", "code.changed"), ("gemini-cli", "code.changed")} <= kinds  # Codex counts no code
 

@@ -125,7 +125,8 @@ def _events(record: Record, drafts: list[Draft], mapping: ModuleType, orgs: froz
                   "no user: set user.email (OTEL_RESOURCE_ATTRIBUTES=user.email=...)")  # fmt: skip
     session = _first(record, session_keys, f"no session: the record has none of {', '.join(session_keys)}")
     team = _checked(record.text("team.id"), "team.id")
-    agent, version = record.agent, record.text("service.version")
+    # One name per agent: Codex sends codex_exec or codex_cli_rs, and its PRs' mark says codex.
+    agent, version = mapping.AGENT or record.agent, record.text("service.version")
     repo, branch = record.text("vcs.repository.name"), record.text("vcs.ref.head.name")
     events = []
     for draft in drafts:

@@ -11,6 +11,7 @@ from agentdash.sources.drafts import Draft, count, span_run
 from agentdash.sources.records import Record
 
 SERVICE_NAMES = ("codex_exec", "codex_cli_rs", "codex-cli", "codex")
+AGENT = "codex"  # the agent its events name, whichever of its service names sent them
 SESSION_KEYS = ("conversation.id",)
 USER_KEYS = ("user.account_id",)  # after SPEC's user.email, user.account_uuid, user.id: what a ChatGPT sign-in gives
 

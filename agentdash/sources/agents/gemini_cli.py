@@ -11,6 +11,7 @@ from agentdash.sources.drafts import Draft, api_failure, code_change, count, fin
 from agentdash.sources.records import Record
 
 SERVICE_NAMES = ("gemini-cli",)
+AGENT = "gemini-cli"  # the agent its events name, whichever of its service names sent them
 SESSION_KEYS = ("session.id",)
 USER_KEYS: tuple[str, ...] = ()  # SPEC's user.email, user.account_uuid, user.id are enough
 

@@ -8,6 +8,7 @@ from agentdash.sources.drafts import Draft, count, span_run
 from agentdash.sources.records import Record
 
 SERVICE_NAMES: tuple[str, ...] = ()  # the fallback for every other service
+AGENT: str | None = None  # events name the record's own service.name
 SESSION_KEYS = ("gen_ai.conversation.id", "session.id")
 USER_KEYS: tuple[str, ...] = ()
 _MODEL_CALLS = frozenset({"chat", "generate_content", "text_completion"})
