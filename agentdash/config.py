@@ -58,6 +58,11 @@ class Settings:
     ingest_queue_limit: int = field(
         default=64, metadata={"help": "batches waiting for the log writer before ingest answers 503"}
     )
+    otlp_workers: int = field(
+        default=1,
+        metadata={"help": "processes beside the server that decode and translate large OTLP exports (0: none, all "
+                          "in the server)"},
+    )  # fmt: skip
     log_level: str = field(default="info", metadata={"help": "logging level"})
     dev: bool = field(
         default=False,
@@ -118,6 +123,10 @@ class Settings:
                 raise ValueError(
                     f"setting {name} (env {ENV_PREFIX}{name.upper()}) must be above 0, got {getattr(self, name)}"
                 )
+        if self.otlp_workers < 0:
+            raise ValueError(
+                f"setting otlp_workers (env {ENV_PREFIX}OTLP_WORKERS) must be 0 or more, got {self.otlp_workers}"
+            )
 
     @property
     def log_path(self) -> Path:

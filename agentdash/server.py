@@ -24,7 +24,7 @@ from agentdash.auth import (
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
 from agentdash.projector import Projector, ProjectorJob
-from agentdash.sources import OrgAttribution, SourceKeeper, SourceStats
+from agentdash.sources import OrgAttribution, SourceKeeper, SourceStats, TranslatePool
 from agentdash.storage import Storage, open_agent_rules, open_source_store, open_storage
 from agentdash.ui import create_dashboard
 from agentdash.web import (
@@ -101,7 +101,7 @@ def running(settings: Settings):
     webhook_auth = open_webhook_auth(settings)  # GitHub deliveries, checked against the GitHub links
     attribution = OrgAttribution(open_agent_rules(settings))  # which PRs are agents': read by both ports
     ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats, webhook_auth,
-                                   attribution)  # fmt: skip
+                                   attribution, TranslatePool(settings.otlp_workers))  # fmt: skip
     ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
     read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution,
                                alert_store=alerts.store)  # fmt: skip

@@ -496,9 +496,16 @@ def bench_otlp(sizes: Sizes) -> None:
         json_s, _, _ = post_all(f"{server.ingest_url}/v1/events", bodies, counts, 2, progress, server.ingest_headers)
         progress.close()
         latency, base = otlp_latency(server, key, sizes.latency_seconds)
+    with fresh_server("--otlp-workers", "0") as server:  # the baseline: every export translated in the server
+        key = server.create_ingest_key("demo", name="bench-otlp")
+        progress = Progress("OTLP records acknowledged (no workers)", n)
+        in_server_s = post_otlp(f"{server.ingest_url}/v1/logs", exports, 2, progress, key, 512)
+        progress.close()
     records_rate, otlp_event_rate, json_rate = n / otlp_s, otlp_events / otlp_s, len(events) / json_s
     say(f"  OTLP records           {records_rate:>12,.0f} records/s  ({n:,} records -> {otlp_events:,} events, "
         f"{otlp_event_rate:,.0f} events/s)")  # fmt: skip
+    say(f"  without translate workers {n / in_server_s:>9,.0f} records/s  (--otlp-workers 0: "
+        f"{in_server_s / otlp_s:.2f}x slower)")  # fmt: skip
     say(f"  JSON /v1/events        {json_rate:>12,.0f} events/s   (same server, same run)")
     per_event = (otlp_s / otlp_events) / (json_s / len(events))
     say(f"  time per event: OTLP {per_event:.2f}x JSON")

@@ -16,7 +16,7 @@ from agentdash.ingest.events_api import post_events
 from agentdash.ingest.github_webhook import DeliveryCount, DeliveryCounts, github_webhook
 from agentdash.ingest.otlp_api import otlp_router
 from agentdash.projector import Projector
-from agentdash.sources import OrgAttribution, SourceStats
+from agentdash.sources import OrgAttribution, SourceStats, TranslatePool
 from agentdash.storage import SourceCount, Storage
 from agentdash.web import EXCEPTION_HANDLERS
 
@@ -48,15 +48,18 @@ def status(state: State) -> StatusReport:
 
 
 def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth, source_stats: SourceStats,
-                      webhook_auth: WebhookAuth, attribution: OrgAttribution | None = None) -> Litestar:  # fmt: skip
+                      webhook_auth: WebhookAuth, attribution: OrgAttribution | None = None,
+                      translate_pool: TranslatePool | None = None) -> Litestar:  # fmt: skip
     """`source_stats` counts what the agents send; the server's source keeper drains it into the source store.
-    `webhook_auth` checks GitHub deliveries against the GitHub links; `attribution` finds their agent marks."""
+    `webhook_auth` checks GitHub deliveries against the GitHub links; `attribution` finds their agent marks;
+    `translate_pool` decodes large OTLP exports (default: all in this process)."""
+    translate_pool = translate_pool or TranslatePool(0)
     key_scheme = SecurityScheme(
         type="http", scheme="bearer", description="an ingest key: agentdash ingest-key create --org ORG"
     )
     shared = {"storage": storage, "projector": projector, "ingest_auth": auth, "source_stats": source_stats,
               "webhook_auth": webhook_auth, "github_deliveries": DeliveryCounts(),
-              "attribution": attribution or OrgAttribution(None)}  # fmt: skip
+              "attribution": attribution or OrgAttribution(None), "translate_pool": translate_pool}  # fmt: skip
     return Litestar(
         route_handlers=[post_events, otlp_router, github_webhook, healthz, status],
         state=State(shared),
@@ -68,5 +71,5 @@ def create_ingest_app(storage: Storage, projector: Projector, auth: IngestAuth, 
             components=Components(security_schemes={"ingestKey": key_scheme}),
         ),
         request_max_body_size=MAX_BODY_BYTES + 1,
-        on_shutdown=[auth.close, webhook_auth.close],
+        on_shutdown=[auth.close, webhook_auth.close, translate_pool.close],
     )

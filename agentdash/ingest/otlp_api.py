@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
@@ -23,30 +22,25 @@ from agentdash.sources import (
     LOGS,
     METRICS,
     TRACES,
-    Record,
     Signal,
     SourceStats,
+    TranslatePool,
     WrongMediaType,
-    decode_request,
     encode_answer,
     encoding_of,
     error_answer,
-    log_records,
-    metric_records,
-    span_records,
     success_answer,
-    translate,
 )
 from agentdash.storage import ActiveKey, Storage
 from agentdash.web import EXCEPTION_HANDLERS
 
 
-async def _export(signal: Signal, records: Callable[[Any], Iterator[Record]], request: Request, state: State,
-                  writer: ActiveKey | None) -> Response:  # fmt: skip
+async def _export(signal: Signal, request: Request, state: State, writer: ActiveKey | None) -> Response:
     encoding = encoding_of(request.headers.get("content-type", ""))
     body = await request.body()
-    export = decode_request(signal, body, encoding, request.headers.get("content-encoding", ""))
-    translation = translate(records(export), writer.orgs if writer else None, time.time_ns() // 1000)
+    pool: TranslatePool = state.translate_pool
+    translation = await pool.translate(signal, body, encoding, request.headers.get("content-encoding", ""),
+                                       writer.orgs if writer else None, time.time_ns() // 1000)  # fmt: skip
     if translation.events:
         storage: Storage = state.storage
         # Overloaded: 503 with Retry-After, and nothing of the export is stored; the exporter retries it whole.
@@ -59,17 +53,17 @@ async def _export(signal: Signal, records: Callable[[Any], Iterator[Record]], re
 
 @post("/v1/logs", summary="OTLP/HTTP logs (protobuf or JSON, gzip): agents' events", status_code=200)
 async def post_logs(request: Request, state: State, writer: ActiveKey | None) -> Response:
-    return await _export(LOGS, log_records, request, state, writer)
+    return await _export(LOGS, request, state, writer)
 
 
 @post("/v1/traces", summary="OTLP/HTTP traces: agent interactions and GenAI invoke_agent spans", status_code=200)
 async def post_traces(request: Request, state: State, writer: ActiveKey | None) -> Response:
-    return await _export(TRACES, span_records, request, state, writer)
+    return await _export(TRACES, request, state, writer)
 
 
 @post("/v1/metrics", summary="OTLP/HTTP metrics: accepted and counted on /status", status_code=200)
 async def post_metrics(request: Request, state: State, writer: ActiveKey | None) -> Response:
-    return await _export(METRICS, metric_records, request, state, writer)
+    return await _export(METRICS, request, state, writer)
 
 
 def _as_status(handler: Callable[[Request, Exception], Response]) -> Callable[[Request, Exception], Response]:

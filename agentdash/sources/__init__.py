@@ -39,6 +39,7 @@ from agentdash.sources.otlp_decode import (
 from agentdash.sources.records import Record, log_records, metric_records, span_records
 from agentdash.sources.stats import SourceStats
 from agentdash.sources.translate import SourceKey, Tally, Translation, translate
+from agentdash.sources.translate_pool import TranslatePool, translate_export
 
 __all__ = [
     "AGENT_MARKS",
@@ -63,6 +64,8 @@ __all__ = [
     "SourceStats",
     "Tally",
     "Translation",
+    "TranslatePool",
+    "translate_export",
     "WrongMediaType",
     "decode_request",
     "delivery_id",
