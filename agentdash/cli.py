@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -120,9 +121,14 @@ def rebuild(**options) -> None:
         storage = open_storage(settings)
     except StorageInUse as exc:
         raise click.ClickException(f"{exc}: is a server running on it? Stop it first.") from None
+    _fold_all(storage, settings.fold_chunk, Projector)
+
+
+def _fold_all(storage, fold_chunk: int, projector_type) -> None:
+    """Empty the read models and fold the whole log again, with a progress bar; closes the storage."""
     try:
         storage.reset_read_models()
-        projector = Projector(storage, settings.fold_chunk)
+        projector = projector_type(storage, fold_chunk)
         last_seq = storage.log_position().last_seq
         with click.progressbar(length=last_seq, label="folding the event log") as bar:
             folded_to = 0
@@ -135,6 +141,53 @@ def rebuild(**options) -> None:
         click.echo(f"rebuilt read models from {projector.status().events_projected} events")
     finally:
         storage.close()
+
+
+@main.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@settings_options
+def backup(dest: Path, **options) -> None:
+    """Snapshot the data dir into the new directory DEST while the server runs (PostgreSQL: prints pg_dump commands)."""
+    from agentdash.storage import BackupError, postgres_backup_guidance, take_backup
+
+    settings = _settings(options)
+    guidance = postgres_backup_guidance(settings)
+    if guidance:
+        click.echo(guidance)
+        return
+    started = time.monotonic()
+    try:
+        manifest = take_backup(settings, dest)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backed up {manifest.events:,} events (log position {manifest.last_seq}) and "
+               f"{len(manifest.files)} files into {dest} in {time.monotonic() - started:.1f} s")  # fmt: skip
+
+
+@main.command("restore-backup")
+@click.argument("src", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--force", is_flag=True, help="replace a data dir that already holds data")
+@settings_options
+def restore_backup(src: Path, force: bool, **options) -> None:
+    """Verify the backup in SRC, put it into the data dir (empty, or --force) and rebuild the read models."""
+    from agentdash.projector import Projector
+    from agentdash.storage import BackupError, StorageInUse, open_storage, postgres_backup_guidance
+    from agentdash.storage import restore_backup as restore
+
+    settings = _settings(options)
+    guidance = postgres_backup_guidance(settings)
+    if guidance:
+        click.echo(guidance)
+        return
+    try:
+        manifest = restore(src, settings, force=force)
+        storage = open_storage(settings)
+    except StorageInUse as exc:
+        raise click.ClickException(f"{exc}; nothing was restored") from None
+    except BackupError as exc:
+        raise click.ClickException(f"{exc}; nothing was restored") from None
+    click.echo(f"restored {manifest.events:,} events (log position {manifest.last_seq}) into {settings.data_dir}")
+    _fold_all(storage, settings.fold_chunk, Projector)
 
 
 @main.command()
@@ -406,14 +459,12 @@ def alerts_add(org: str, name: str, budget_usd, per, success_rate_below, min_run
     from agentdash.alerts import InvalidRule, checked_rule, condition, new_rule_id, scope_label
     from agentdash.storage import AlertRule
 
-    given = [kind for kind, value in (("budget", budget_usd), ("success_rate", success_rate_below),
-                                      ("failed_runs", failed_runs_above)) if value is not None]  # fmt: skip
+    given = _kinds_given(budget_usd, success_rate_below, failed_runs_above)
     if len(given) != 1:
         raise click.UsageError("pass exactly one of --budget-usd, --success-rate-below or --failed-runs-above")
-    kind = given[0]
+    ((kind, threshold),) = given
     if kind == "budget" and per is None:
         raise click.UsageError("a budget needs --per month or --per day")
-    threshold = {"budget": budget_usd, "success_rate": success_rate_below, "failed_runs": failed_runs_above}[kind]
     # kind is one of ALERT_KINDS (mypy sees a str); checked_rule checks it again
     rule = AlertRule(new_rule_id(), org, name, kind, threshold, per or "day",  # type: ignore[arg-type]
                      webhook, min_runs or 0, team, user)  # fmt: skip
@@ -425,6 +476,52 @@ def alerts_add(org: str, name: str, budget_usd, per, success_rate_below, min_run
         stored = store.add(rule)
     click.echo(stored.id)  # alone on stdout, so scripts can capture it
     click.echo(f"added alert rule {stored.name!r} for {scope_label(stored)}: {condition(stored)}", err=True)
+
+
+def _kinds_given(budget_usd: float | None, success_rate_below: float | None,
+                 failed_runs_above: int | None) -> list[tuple[str, float]]:  # fmt: skip
+    """The (kind, threshold) of each kind option given: `add` needs one, `edit` at most one."""
+    return [(kind, float(value)) for kind, value in (("budget", budget_usd), ("success_rate", success_rate_below),
+                                                     ("failed_runs", failed_runs_above)) if value is not None]  # fmt: skip
+
+
+@alerts.command("edit")
+@click.argument("rule_id")
+@click.option("--name", default=None, help="a new name")
+@click.option("--budget-usd", type=float, default=None, help="make it a budget of this many USD (a new budget: --per)")
+@click.option("--per", type=click.Choice(["month", "day"]), default=None, help="the budget's calendar period (UTC)")
+@click.option("--success-rate-below", type=float, default=None,
+              help="make it fire when the 7 days' success rate is below this fraction")  # fmt: skip
+@click.option("--min-runs", type=int, default=None, help="runs the 7 days need before a success rate counts")
+@click.option("--failed-runs-above", type=int, default=None, help="make it fire when a day's failed runs exceed this")
+@click.option("--team", default=None, help="for this team's runs from now on ('' for the whole org)")
+@click.option("--user", default=None, help="for this person's runs from now on ('' for the whole org)")
+@click.option("--webhook", default=None, help="a new URL to POST notifications to")
+@settings_options
+def alerts_edit(rule_id: str, name, budget_usd, per, success_rate_below, min_runs, failed_runs_above, team, user,
+                webhook, **options) -> None:  # fmt: skip
+    """Change a rule: only what is given (a kind's option sets its kind and threshold); checked like `add`."""
+    from agentdash.alerts import InvalidRule, RuleChanges, condition, edited_rule, scope_label
+    from agentdash.storage import AlertRuleError
+
+    given = _kinds_given(budget_usd, success_rate_below, failed_runs_above)
+    if len(given) > 1:
+        raise click.UsageError("pass at most one of --budget-usd, --success-rate-below or --failed-runs-above")
+    kind, threshold = given[0] if given else (None, None)
+    changes = RuleChanges(name, kind, threshold, per, min_runs, team, user, webhook)
+    if changes.empty:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    with _alert_store(options) as store:
+        rule = store.get(rule_id)
+        if rule is None:
+            raise click.ClickException(f"no alert rule {rule_id!r}")
+        try:
+            stored = store.update(edited_rule(rule, changes))
+        except InvalidRule as exc:
+            raise click.UsageError(str(exc)) from None
+        except AlertRuleError as exc:  # removed meanwhile
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"edited alert rule {stored.id} {stored.name!r} for {scope_label(stored)}: {condition(stored)}")
 
 
 @alerts.command("list")
@@ -476,6 +573,89 @@ def _alert_store(options: dict):
     from agentdash.storage import open_alerts
 
     store = open_alerts(_settings(options))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@main.group("dlq")
+def dlq() -> None:
+    """Dead letters: log entries the fold failed on, set aside so the rest folds on (works while a server runs)."""
+
+
+@dlq.command("list")
+@click.option("--org", default=None, help="only this org's dead letters")
+@click.option("--dropped", is_flag=True, help="also the dropped ones")
+@settings_options
+def dlq_list(org: str | None, dropped: bool, **options) -> None:
+    """Show the dead letters: id (the log seq), org, event id, type, attempts, last failure (UTC), state, error."""
+    from agentdash.isolation import letter_table
+
+    with _dead_letter_store(options) as store:
+        letters = [d for d in store.list_letters(include_dropped=dropped) if org is None or d.org_id == org]
+    click.echo(letter_table(letters))
+
+
+@dlq.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@settings_options
+def dlq_retry(ids: tuple[int, ...], **options) -> None:
+    """Fold dead letters again (no IDs: all); those that fail again stay dead, with the new error."""
+    from agentdash.projector import Projector
+    from agentdash.storage import DeadLetterError, StorageInUse, open_storage
+
+    settings = _settings(options)
+    with _dead_letter_store(options) as store:
+        try:
+            marked = store.request_retry(list(ids) if ids else None)
+        except DeadLetterError as exc:
+            raise click.ClickException(str(exc)) from None
+    if not marked:
+        click.echo("no dead letters to retry")
+        return
+    try:
+        storage = open_storage(settings)
+    except StorageInUse:  # embedded, served: the server's projector retries them at its next tick
+        click.echo(f"marked {len(marked)} for retry: the running server folds them within a few seconds "
+                   f"(agentdash dlq list shows those that failed again)")  # fmt: skip
+        return
+    try:
+        Projector(storage, settings.fold_chunk).retry_dead_letters()
+        waiting = {d.seq: d for d in storage.dead_letters.list_letters()}
+    finally:
+        storage.close()
+    for letter in marked:
+        again = waiting.get(letter.seq)
+        if again is None:
+            click.echo(f"{letter.seq}: folded")
+        elif again.state == "retry":  # another worker holds the fold: it retries them
+            click.echo(f"{letter.seq}: marked for retry (a server folds it)")
+        else:
+            click.echo(f"{letter.seq}: still failing: {again.error}")
+
+
+@dlq.command("drop")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@settings_options
+def dlq_drop(ids: tuple[int, ...], **options) -> None:
+    """Give dead letters up for good: never folded (a rebuild skips them too), kept as dropped in `dlq list --dropped`."""
+    from agentdash.storage import DeadLetterError
+
+    with _dead_letter_store(options) as store:
+        try:
+            dropped = store.drop(list(ids))
+        except DeadLetterError as exc:
+            raise click.ClickException(str(exc)) from None
+    for letter in dropped:
+        click.echo(f"dropped {letter.seq} ({letter.org_id} {letter.type} {letter.event_id})")
+
+
+@contextmanager
+def _dead_letter_store(options: dict):
+    from agentdash.storage import open_dead_letters
+
+    store = open_dead_letters(_settings(options))
     try:
         yield store
     finally:

@@ -55,6 +55,13 @@ class Settings:
     )
     projector_interval: float = field(default=1.0, metadata={"help": "seconds between projector folds"})
     fold_chunk: int = field(default=250_000, metadata={"help": "most log entries folded in one transaction"})
+    ready_max_lag: float = field(
+        default=60.0,
+        metadata={
+            "help": "seconds of fold lag above which /readyz answers 503; also the longest the projector may go "
+            "without finishing a pass (plus --projector-interval)"
+        },
+    )
     ingest_queue_limit: int = field(
         default=64, metadata={"help": "batches waiting for the log writer before ingest answers 503"}
     )
@@ -108,6 +115,13 @@ class Settings:
     insecure_ingest: bool = field(
         default=False, metadata={"help": "accept events without an ingest key (local experiments only)"}
     )
+    durable: bool = field(
+        default=False,
+        metadata={
+            "help": "fsync the embedded event log at every commit (SQLite synchronous=FULL): a 200 survives a "
+            "power cut, at the cost of ingest throughput; off: it survives the process being killed"
+        },
+    )
     alert_retry_initial: float = field(
         default=10.0,
         metadata={"help": "seconds before an alert notification's first retry; each next wait doubles (at most 1 h)"},
@@ -147,7 +161,7 @@ class Settings:
 
 
 _POSITIVE = ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections", "projector_interval",
-             "alert_retry_initial", "alert_retry_for")  # fmt: skip
+             "ready_max_lag", "alert_retry_initial", "alert_retry_for")  # fmt: skip
 
 
 def setting_names() -> list[str]:

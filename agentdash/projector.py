@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from agentdash.isolation import FOLD_ATTEMPTS, Isolation
 from agentdash.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -28,26 +29,51 @@ class Projector:
     """Folds the log in chunks; each chunk and its checkpoint commit together, so a crash loses nothing."""
 
     def __init__(
-        self, storage: Storage, chunk_size: int = 250_000, after_fold: Callable[[], object] | None = None
+        self,
+        storage: Storage,
+        chunk_size: int = 250_000,
+        after_fold: Callable[[], object] | None = None,
+        on_chunk: Callable[[int, float], object] | None = None,
+        fold_attempts: int = FOLD_ATTEMPTS,
     ) -> None:
         self.storage = storage
         self.chunk_size = chunk_size
         self.after_fold = after_fold  # called after each catch-up, folded or not (alerts: evaluation, period ends)
+        self.on_chunk = on_chunk  # (entries, seconds) of each folded chunk: the fold-duration histogram
+        # When a chunk or a catch-up last finished (Unix µs): /readyz's sign that the job still runs. From the
+        # start, so that a server is not unready before its first scheduled pass.
+        self.heartbeat_us = time.time_ns() // 1000
         self._lock = threading.Lock()  # the scheduled job and a final fold at shutdown never overlap
+        self._isolation = Isolation(storage, fold_attempts)
 
     def fold_once(self) -> int:
         """Fold at most one chunk; returns how many log entries it covered."""
         with self._lock:
             checkpoint = self.storage.fold_state().seq
             chunk = self.storage.read_log(checkpoint, self.chunk_size)
-            if chunk is None or not self.storage.fold(chunk):  # nothing new, or another worker folds it
+            if chunk is None or not self._isolation.fold(chunk, checkpoint):  # nothing new, or another worker folds it
                 return 0
             return chunk.last_seq - checkpoint
 
+    def retry_dead_letters(self) -> None:
+        """Fold the dead letters marked for retry (`agentdash dlq retry`); those that fail again stay dead."""
+        with self._lock:
+            seqs = self.storage.dead_letters.to_retry()
+            if seqs:
+                self._isolation.refold(seqs)
+
     def catch_up(self) -> int:
         """Fold until the log is exhausted; returns the number of entries folded."""
+        self.retry_dead_letters()
         total = 0
-        while folded := self.fold_once():
+        while True:
+            started = time.perf_counter()
+            folded = self.fold_once()
+            self.heartbeat_us = time.time_ns() // 1000
+            if not folded:
+                break
+            if self.on_chunk is not None:
+                self.on_chunk(folded, time.perf_counter() - started)
             total += folded
         if self.after_fold is not None:
             self.after_fold()

@@ -23,6 +23,7 @@ from agentdash.auth import (
 )
 from agentdash.config import Settings
 from agentdash.ingest import create_ingest_app
+from agentdash.monitoring import Monitor, Readiness, RequestMetrics
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.sources import OrgAttribution, SourceKeeper, SourceStats, TranslatePool
 from agentdash.storage import Storage, open_agent_rules, open_source_store, open_storage
@@ -91,7 +92,8 @@ def running(settings: Settings):
     code_flow = code_flow_for(settings, verifier)
     storage = open_storage(settings)
     alerts = AlertService(storage, settings)  # evaluated after every catch-up of the projector
-    projector = Projector(storage, settings.fold_chunk, after_fold=alerts.evaluate)
+    monitor = Monitor()  # this server's /metrics: both ports' requests, ingest, folds, and gauges read at scrape
+    projector = Projector(storage, settings.fold_chunk, after_fold=alerts.evaluate, on_chunk=monitor.fold_observed)
     job = ProjectorJob(projector, settings.projector_interval)
     # What the agents send is counted in memory on the ingest path; the keeper moves it to the store.
     source_store = open_source_store(settings)
@@ -100,9 +102,14 @@ def running(settings: Settings):
     secret = dev_secret(settings.secret_path) if settings.dev else None
     webhook_auth = open_webhook_auth(settings)  # GitHub deliveries, checked against the GitHub links
     attribution = OrgAttribution(open_agent_rules(settings))  # which PRs are agents': read by both ports
+    readiness = Readiness(storage, projector, max_lag_s=settings.ready_max_lag,
+                          max_idle_s=settings.ready_max_lag + settings.projector_interval)  # fmt: skip
     ingest_app = create_ingest_app(storage, projector, open_ingest_auth(settings), source_stats, webhook_auth,
-                                   attribution, TranslatePool(settings.otlp_workers))  # fmt: skip
-    ingest = _server(ingest_app, settings.ingest_host, settings.ingest_port, settings)
+                                   attribution, monitor, readiness,
+                                   alert_deliveries=lambda: dict(alerts.notifier.outcomes),
+                                   translate_pool=TranslatePool(settings.otlp_workers))  # fmt: skip
+    ingest = _server(RequestMetrics(ingest_app, monitor, "ingest"), settings.ingest_host, settings.ingest_port,
+                     settings)  # fmt: skip
     read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution,
                                alert_store=alerts.store)  # fmt: skip
     dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store, attribution,
@@ -110,7 +117,8 @@ def running(settings: Settings):
     client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(read_api, dashboard)))
     if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
         client_app = LoopbackHostOnly(client_app)
-    client = _server(client_app, settings.host, settings.port, settings)
+    # Outermost: the body limit's 413s and the rebinding guard's refusals are requests too (route "unmatched").
+    client = _server(RequestMetrics(client_app, monitor, "dashboard"), settings.host, settings.port, settings)
     # Servers run off the main thread so that the signal handlers below stay ours.
     threads = [
         threading.Thread(target=s.run, name=name, daemon=True)

@@ -57,6 +57,28 @@ with tempfile.TemporaryDirectory() as data_dir:
         assert "Sign in" in httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True).text
         dashboard = httpx.get(f"http://127.0.0.1:{port}/", cookies={"agentdash_token": token})
         assert dashboard.status_code == 200 and "agentdash" in dashboard.text
+        # Self-monitoring from the bundled prometheus_client, and the offline schema page.
+        scrape = httpx.get(f"http://127.0.0.1:{ingest_port}/metrics").text
+        assert 'agentdash_events_accepted_total{source="events"}' in scrape, scrape[:2000]
+        assert httpx.get(f"http://127.0.0.1:{ingest_port}/readyz").json()["ready"] is True
+        assert "/v1/events" in httpx.get(f"http://127.0.0.1:{ingest_port}/schema").text
+        # A large export goes to a spawned translate worker: in the executable, freeze_support must hand it over.
+        large = ExportLogsServiceRequest()
+        resource = large.resource_logs.add()
+        resource.resource.attributes.add(key="service.name").value.string_value = "claude-code"
+        resource.resource.attributes.add(key="user.email").value.string_value = "smoke@example.com"
+        records = resource.scope_logs.add().log_records
+        for i in range(400):
+            record = records.add(time_unix_nano=1767268800_000_000_000 + i * 1_000_000)
+            record.body.string_value = "claude_code.user_prompt"
+            for name, value in (("event.name", "user_prompt"), ("session.id", "s-large"), ("prompt.id", f"p-{i}")):
+                record.attributes.add(key=name).value.string_value = value
+        before = httpx.get(f"http://127.0.0.1:{ingest_port}/status").json()["events_logged"]
+        answer = httpx.post(f"http://127.0.0.1:{ingest_port}/v1/logs", content=large.SerializeToString(), timeout=60,
+                            headers={"Authorization": f"Bearer {key}", "content-type": "application/x-protobuf"})  # fmt: skip
+        assert answer.status_code == 200, answer.content
+        after = httpx.get(f"http://127.0.0.1:{ingest_port}/status").json()["events_logged"]
+        assert after - before == 800, (before, after)  # each prompt: a run and its message
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)

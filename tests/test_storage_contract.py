@@ -303,12 +303,15 @@ def test_a_fold_that_fails_midway_moves_nothing(storage, fail_at):
     assert_all_same(before, all_oracle(first))
 
     submit(storage, second + first[:5])  # new events and some copies
+    # Storage.fold itself: the projector would retry the chunk, then bisect it (test_dead_letters.py).
+    chunk = storage.read_log(before_state.seq, len(events))
+    assert chunk is not None
     models = storage._models  # white box: the fold's connection (Postgres opened it at the first fold)
     real = models._db
     models._db = failing = FailingConnection(real, fail_at)
     try:
         with pytest.raises(RuntimeError, match="injected failure"):
-            projector.fold_once()
+            storage.fold(chunk)
     finally:
         models._db = real
     assert len(failing.statements) == fail_at  # it did fail where asked, after fail_at - 1 statements ran
@@ -412,6 +415,8 @@ BACKEND_BLOCKS = {
     "wait_fold_lock", "fold_chunk", "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage",
     "fold_followed_up", "fold_prs", "fold_pr_links", "fold_pr_texts", "log_is_current", "upgrade_log", "fold_code",
     "run_metric_columns",  # a fragment of Postgres' run_metrics only (its two statements share the column list)
+    "refolded_seqs", "save_refolded", "refold_chunk", "chunk_seqs", "forget_refolded",  # dead letters on retry
+    "log_footprint",  # /metrics: the log's size (Postgres; the embedded log measures its files)
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model, repo or
 # agent.
@@ -447,12 +452,14 @@ def test_one_loader_serves_every_backend_s_sql():
         "postgres",
         "postgres_agent_rules",
         "postgres_alerts",
+        "postgres_dead_letters",
         "postgres_github_links",
         "postgres_ingest_keys",
         "postgres_sources",
         "sqlite",
         "sqlite_agent_rules",
         "sqlite_alerts",
+        "sqlite_dead_letters",
         "sqlite_github_links",
         "sqlite_ingest_keys",
         "sqlite_sources",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,9 @@ class Notifier:
         self.timeout_s = timeout_s
         self.clock = clock
         self.send = send
+        # Attempts since start by outcome, for /metrics; every key is there from the start, so that a scrape
+        # copying it never meets a key being added by this thread.
+        self.outcomes: Counter[str] = Counter({"delivered": 0, "retrying": 0, "failed": 0})
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="alert-notifier", daemon=True)
@@ -101,11 +105,13 @@ class Notifier:
             done_us = int(self.clock() * 1_000_000)
             if delivery.ok:
                 self.alerts.mark_delivery(event.id, "delivered", done_us, delivery.status, "", done_us)
+                self.outcomes["delivered"] += 1
                 continue
             retry_us = done_us + int(next_attempt_s(event.attempts + 1, self.retry_initial_s) * 1_000_000)
             gave_up = retry_us > int(event.at.timestamp() * 1_000_000) + int(self.retry_for_s * 1_000_000)
             self.alerts.mark_delivery(event.id, "failed" if gave_up else "pending", retry_us, delivery.status,
                                       delivery.error, None)  # fmt: skip
+            self.outcomes["failed" if gave_up else "retrying"] += 1
             log.warning("alert notification %d to %s failed (%s)%s", event.id, shown_webhook(event.webhook_url),
                         delivery.error, "; giving up" if gave_up else "; will retry")  # fmt: skip
         return len(due)

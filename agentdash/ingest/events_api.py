@@ -12,6 +12,7 @@ from litestar.di import Provide
 
 from agentdash.events import MAX_BODY_BYTES, InvalidEvent, NotJson, TooLarge, decode_batch, parse_event
 from agentdash.ingest.writer import media_type, outside_scope, provide_writer
+from agentdash.monitoring import Monitor, reason_label
 from agentdash.storage import ActiveKey, Storage
 
 
@@ -67,4 +68,6 @@ async def post_events(request: Request, state: State, writer: ActiveKey | None) 
         storage: Storage = state.storage
         stored = await asyncio.wrap_future(storage.submit(valid))  # Overloaded: 503, the producer retries
     accepted = sum(stored)
+    monitor: Monitor = state.monitor
+    monitor.events.add(accepted, len(stored) - accepted, [reason_label(r.error) for r in rejected])
     return IngestResult(accepted=accepted, duplicates=len(stored) - accepted, rejected=rejected)

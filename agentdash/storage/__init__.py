@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agentdash.config import Settings
 from agentdash.storage.agent_rules import RULE_KINDS, AgentRule, AgentRuleError, AgentRuleStore, RuleKind
 from agentdash.storage.alerts import (
@@ -15,18 +17,22 @@ from agentdash.storage.alerts import (
     AlertStore,
     Observation,
 )
+from agentdash.storage.backup import BackupError, BackupFile, Manifest
 from agentdash.storage.base import (
     FoldState,
     LogChunk,
+    LogFootprint,
     LoggedEvent,
     LogPosition,
     Overloaded,
+    Poisoned,
     Storage,
     StorageError,
     StorageInUse,
     Unavailable,
     WriteRejected,
 )
+from agentdash.storage.dead_letters import Burial, DeadLetter, DeadLetterError, DeadLetterStore, LetterState
 from agentdash.storage.github_links import GithubLink, GithubLinkError, GithubLinkStore, LinkSecret
 from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
 from agentdash.storage.source_store import (
@@ -40,10 +46,12 @@ from agentdash.storage.source_store import (
 
 __all__ = ["ALERT_KINDS", "AlertEvent", "Observation", "AlertKind", "AlertPeriod", "AlertRule", "AlertRuleError", "AlertStore", "open_alerts",
            "RULE_KINDS", "ActiveKey", "AgentRule", "AgentRuleError", "AgentRuleStore", "AgentSummary", "FoldState", "GithubLink", "GithubLinkError", "GithubLinkStore", "IngestKey",
-           "IngestKeyError", "IngestKeyStore", "LinkSecret", "LogChunk", "LogPosition", "LoggedEvent", "Overloaded",
+           "IngestKeyError", "IngestKeyStore", "LinkSecret", "LogChunk", "LogFootprint", "LogPosition", "LoggedEvent", "Overloaded",
            "PersonSeen", "RecordSummary", "SourceCount", "SourceStore", "SourcesReport", "Storage", "StorageError",
            "StorageInUse", "Unavailable", "RuleKind", "WriteRejected", "open_agent_rules", "open_github_links", "open_ingest_keys", "open_source_store",
-           "open_storage"]  # fmt: skip
+           "open_storage", "Burial", "DeadLetter", "DeadLetterError", "DeadLetterStore", "LetterState", "Poisoned",
+           "open_dead_letters", "BackupError", "BackupFile", "Manifest", "postgres_backup_guidance", "take_backup",
+           "restore_backup"]  # fmt: skip
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -116,6 +124,41 @@ def open_alerts(settings: Settings) -> AlertStore:
     from agentdash.storage.embedded.alerts import SqliteAlertStore
 
     return SqliteAlertStore(settings.data_dir / "alerts.sqlite")
+
+
+def open_dead_letters(settings: Settings) -> DeadLetterStore:
+    """The dead-letter store of the backend: `<data-dir>/dead-letters.sqlite`, or the database's table; it takes no
+    lock, so `agentdash dlq` opens it while a server runs."""
+    if _uses_postgres(settings):  # imported here, as in open_storage
+        from agentdash.storage.postgres.dead_letters import PostgresDeadLetterStore
+
+        return PostgresDeadLetterStore(settings.database_url)
+    from agentdash.storage.embedded.dead_letters import FILE_NAME, SqliteDeadLetterStore
+
+    return SqliteDeadLetterStore(settings.data_dir / FILE_NAME)
+
+
+def postgres_backup_guidance(settings: Settings) -> str | None:
+    """The pg_dump/pg_restore commands when the data is in PostgreSQL; None for the embedded files."""
+    if not _uses_postgres(settings):
+        return None
+    from agentdash.storage.backup import postgres_guidance
+
+    return postgres_guidance(settings.database_url)
+
+
+def take_backup(settings: Settings, dest: Path) -> Manifest:
+    """A consistent online snapshot of the embedded data dir into `dest` (see embedded/backup.py)."""
+    from agentdash.storage.embedded.backup import take_backup as take  # imports the drivers
+
+    return take(settings.data_dir, dest)
+
+
+def restore_backup(src: Path, settings: Settings, force: bool = False) -> Manifest:
+    """Verify the backup in `src` and put it into the (empty, or with `force` replaced) data dir."""
+    from agentdash.storage.embedded.backup import restore_backup as restore
+
+    return restore(src, settings.data_dir, force)
 
 
 def _uses_postgres(settings: Settings) -> bool:

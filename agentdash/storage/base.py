@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agentdash.events import Event
+from agentdash.storage.dead_letters import DeadLetterStore
 
 # Columns of a log chunk handed to the projector, in this order.
 LOG_COLUMNS = (
@@ -44,10 +46,24 @@ class WriteRejected(StorageError):
     """The database refused the data itself (a NOT NULL, unique or other constraint); a retry fails alike."""
 
 
+class Poisoned(WriteRejected):
+    """A fold refused an entry because the `poison` test hook names it (see poison_check)."""
+
+
 @dataclass(frozen=True)
 class LogPosition:
     last_seq: int  # sequence numbers are dense, so this is also the number of events logged
     oldest_unfolded_received_us: int | None = None
+
+
+@dataclass(frozen=True)
+class LogFootprint:
+    """How big the log is, for /metrics: its entries, its bytes on disk, and its dedupe index."""
+
+    events: int
+    bytes: int  # embedded: the log's SQLite files; PostgreSQL: the events table with its indexes and TOAST
+    dedupe_entries: int  # keys the dedupe holds (embedded: the in-memory index; PostgreSQL: the unique index)
+    dedupe_bytes: int  # embedded: 16 B per key in the index's arrays (approximate); PostgreSQL: the unique index
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,13 @@ class LogChunk:
 
     table: pa.Table | None
     last_seq: int
+
+    def within(self, after_seq: int, last_seq: int) -> LogChunk:
+        """The part of this chunk in (after_seq, last_seq]: how the projector bisects a chunk that fails to fold."""
+        if self.table is None:
+            return LogChunk(table=None, last_seq=last_seq)
+        seq = self.table["seq"]
+        return LogChunk(self.table.filter(pc.and_(pc.greater(seq, after_seq), pc.less_equal(seq, last_seq))), last_seq)
 
 
 @dataclass(frozen=True)
@@ -95,6 +118,10 @@ class Storage(ABC):
         """The end of the log, and when the oldest entry after `after_seq` arrived."""
 
     @abstractmethod
+    def footprint(self) -> LogFootprint:
+        """The log's size and its dedupe index's, read at a metrics scrape."""
+
+    @abstractmethod
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
         """Up to `limit` entries with seq > after_seq, oldest first, for `fold`; None when there are none."""
 
@@ -108,6 +135,20 @@ class Storage(ABC):
 
         Returns False, folding nothing, when another process is folding or already folded past the chunk.
         """
+
+    @abstractmethod
+    def bury(self, seq: int, error: str) -> None:
+        """Make log entry `seq` a dead letter: every fold, and a rebuild, leaves it out until it is retried."""
+
+    @abstractmethod
+    def refold(self, seqs: list[int]) -> bool:
+        """Fold those of these dead letters that are marked for retry, leaving the checkpoint; folded, they stop being
+        dead letters. Raises like `fold` when one fails. False, folding nothing, when another process is folding."""
+
+    @property
+    @abstractmethod
+    def dead_letters(self) -> DeadLetterStore:
+        """The dead letters this storage's folds leave out."""
 
     @abstractmethod
     def fold_state(self) -> FoldState:
@@ -124,6 +165,26 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish pending writes and release files and connections."""
+
+
+def poison_check(
+    poison: Callable[[LoggedEvent], bool] | None, log_entries: Callable[[int, int], list[LoggedEvent]]
+) -> Callable[[list[int]], None] | None:
+    """For tests only: a check a fold runs on its entries' seqs just before its COMMIT, failing it as a database
+    would when `poison` names one of them. None (no check, nothing read) without a hook, as in every real run."""
+    if poison is None:
+        return None
+
+    def check(seqs: list[int]) -> None:
+        wanted = set(seqs)
+        if not wanted:
+            return
+        first, last = min(wanted), max(wanted)
+        for entry in log_entries(first - 1, last - first + 1):
+            if entry.seq in wanted and poison(entry):
+                raise Poisoned(f"the test hook refuses event {entry.event.id!r} (seq {entry.seq})")
+
+    return check
 
 
 P = ParamSpec("P")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from nicegui import ui
 
+from agentdash.storage import StorageError
 from agentdash.ui.view import View
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def freshness_line(view: View) -> None:
             log.exception("projector status failed")
             label.text = "Data freshness unknown: the projector's status could not be read"
             return False
-        label.text = freshness_text(status.last_fold_at_us, status.lag_events)
+        label.text = freshness_text(status.last_fold_at_us, status.lag_events, admin_dead_letters(view))
         moved = seen["projected"] is not None and status.events_projected != seen["projected"]
         seen["projected"] = status.events_projected
         return moved
@@ -41,8 +42,21 @@ def freshness_line(view: View) -> None:
     ui.timer(REFRESH_SECONDS, tick)
 
 
-def freshness_text(last_fold_at_us: int | None, lag_events: int) -> str:
+def freshness_text(last_fold_at_us: int | None, lag_events: int, dead_letters: int | None = None) -> str:
+    """`dead_letters`: the org's, shown to its admins (None: not shown); the events its figures lack."""
+    letters = f" · {dead_letters} dead letters (agentdash dlq list)" if dead_letters else ""
     if last_fold_at_us is None:
-        return f"No data folded yet · {lag_events} events behind"
+        return f"No data folded yet · {lag_events} events behind{letters}"
     at = datetime.fromtimestamp(last_fold_at_us / 1e6, tz=UTC)
-    return f"Data as of {at:%Y-%m-%d %H:%M:%S} UTC · {lag_events} events behind"
+    return f"Data as of {at:%Y-%m-%d %H:%M:%S} UTC · {lag_events} events behind{letters}"
+
+
+def admin_dead_letters(view: View) -> int | None:
+    """The org's dead letters for an org admin, who can have them retried; None for everyone else."""
+    if view.identity.role != "org_admin":
+        return None
+    try:
+        return view.sources.storage.dead_letters.count(view.identity.org_id)
+    except StorageError:  # the line still says how fresh the data is
+        log.exception("dead-letter count failed")
+        return None

@@ -9,6 +9,7 @@ from agentdash.web.client_port import ClientPortApp
 from agentdash.web.errors import EXCEPTION_HANDLERS
 from agentdash.web.loopback_host import LoopbackHostOnly
 from agentdash.web.read_api import create_read_api
+from agentdash.web.schema_page import offline_openapi
 from agentdash.web.security_headers import SecurityHeaders
 from agentdash.web.slow_clients import ConnectionLimits, protocol_with
 
@@ -21,5 +22,6 @@ __all__ = [
     "LoopbackHostOnly",
     "SecurityHeaders",
     "create_read_api",
+    "offline_openapi",
     "protocol_with",
 ]

@@ -25,6 +25,7 @@ from agentdash.web.alerts_api import ALERT_ROUTES
 from agentdash.web.csv_export import CSV_ROUTES
 from agentdash.web.dependencies import RowLimit, checked_dimension, provide_query
 from agentdash.web.errors import EXCEPTION_HANDLERS
+from agentdash.web.schema_page import offline_openapi
 from agentdash.web.sources_api import SOURCES_ROUTES
 
 
@@ -71,5 +72,7 @@ def create_read_api(storage: Storage, verifier: TokenVerifier, failures: Failure
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(title="agentdash read API", version="1", path="/api/schema"),
+        openapi_config=OpenAPIConfig(
+            title="agentdash read API", version="1", path="/api/schema", render_plugins=offline_openapi()
+        ),
     )

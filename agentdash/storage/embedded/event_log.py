@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -14,7 +15,7 @@ import pyarrow as pa
 from msgspec.structs import astuple
 
 from agentdash.events import Event, dedupe_key
-from agentdash.storage.base import LOG_COLUMNS, LogChunk, LoggedEvent, LogPosition
+from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogFootprint, LoggedEvent, LogPosition
 from agentdash.storage.embedded.dedupe import DedupeIndex
 from agentdash.storage.embedded.errors import domain_error
 from agentdash.storage.embedded.recent_rows import RecentRows
@@ -37,10 +38,12 @@ _CHUNK_FIELDS = [3 + _EVENT_FIELDS.index(name) for name in LOG_COLUMNS[1:]]
 _CONFIRM_PART = 500  # seqs per lookup, well under SQLite's limit of host parameters
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, durable: bool = False) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in SQL.statements("connect"):
         db.execute(pragma)
+    if durable:
+        db.execute(SQL.statement("durable"))
     return db
 
 
@@ -72,12 +75,15 @@ def upgrade(db: sqlite3.Connection) -> None:
 class SqliteEventLog:
     """Appends through one writer thread (SQLite has one writer); reads on per-thread connections."""
 
-    def __init__(self, path: Path, queue_limit: int = 64, recent_rows: int = 300_000) -> None:
+    def __init__(self, path: Path, queue_limit: int = 64, recent_rows: int = 300_000, durable: bool = False) -> None:
+        """`durable`: synchronous=FULL on every connection (--durable), else NORMAL."""
         self.path = path
-        self._writer_db = connect(path)
+        self.durable = durable
+        self._writer_db = connect(path, durable)
         self._writer_db.execute(SCHEMA)
         upgrade(self._writer_db)
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []  # every thread's, so that close() lets go of the files
         self._index = DedupeIndex()
         self._last_seq = self._load_index()
         self._recent = RecentRows(limit=recent_rows)
@@ -91,6 +97,13 @@ class SqliteEventLog:
     def close(self) -> None:
         self._writer.close()
         self._writer_db.close()
+        for reader in self._readers:
+            reader.close()
+
+    def synchronous(self) -> str:
+        """The writer connection's `PRAGMA synchronous`, by name (FULL under --durable, else NORMAL)."""
+        (level,) = self._writer_db.execute(SQL.statement("synchronous")).fetchone()
+        return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
 
     def _try_write(self, pending: list[Pending]) -> bool:
         """Commit the batches in one transaction; on failure set the error only when alone."""
@@ -102,7 +115,10 @@ class SqliteEventLog:
                 db.executemany(INSERT, rows)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): a second ROLLBACK would raise and
+                # hide the error that says why.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         except Exception as exc:  # nothing of these batches is acknowledged
             if len(pending) == 1:
@@ -176,12 +192,29 @@ class SqliteEventLog:
     def _reader(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = connect(self.path)
+            db = self._local.db = connect(self.path, self.durable)
+            self._readers.append(db)  # list.append is atomic: no lock for the few threads that read
         return db
 
     def position(self, after_seq: int = 0) -> LogPosition:
         row = self._reader().execute(SQL.statement("received_at"), {"seq": after_seq + 1}).fetchone()
         return LogPosition(last_seq=self._last_seq, oldest_unfolded_received_us=row[0] if row else None)
+
+    def footprint(self) -> LogFootprint:
+        """Entries, bytes of the log's files (with its WAL), and the dedupe index's keys at 16 B each."""
+        size = 0
+        for path in self.path.parent.glob(f"{self.path.name}*"):
+            with contextlib.suppress(FileNotFoundError):  # a WAL checkpointed away meanwhile
+                size += path.stat().st_size
+        keys = self._index_size()
+        return LogFootprint(events=self._last_seq, bytes=size, dedupe_entries=keys, dedupe_bytes=16 * keys)
+
+    def _index_size(self) -> int:
+        # The writer thread grows the index while we count; a count that met a resize is simply taken again.
+        for _ in range(10):
+            with contextlib.suppress(RuntimeError):
+                return len(self._index)
+        return self._last_seq
 
     def read(self, after_seq: int, limit: int) -> LogChunk | None:
         rows = self._recent.take(after_seq, limit)
@@ -195,15 +228,25 @@ class SqliteEventLog:
             columns = list(zip(*rows, strict=True))
         if not rows:
             return None
-        arrays = [
-            pa.array(values, type=ARROW_TYPES.get(name, pa.string()))
-            for name, values in zip(LOG_COLUMNS, columns, strict=True)
-        ]
-        return LogChunk(table=pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS)), last_seq=columns[0][-1])
+        return LogChunk(table=_table(columns), last_seq=columns[0][-1])
+
+    def read_at(self, seqs: list[int]) -> pa.Table:
+        """The entries of these seqs as a chunk's table (a retry's few dead letters), read from the file."""
+        statement = SQL.statement("read_chunk")
+        rows = [row for seq in seqs for row in self._reader().execute(statement, {"after_seq": seq - 1, "limit": 1})]
+        return _table(list(zip(*rows, strict=True)) if rows else [()] * len(LOG_COLUMNS))
 
     def entries(self, after_seq: int, limit: int) -> list[LoggedEvent]:
         rows = self._reader().execute(SQL.statement("log_entries"), {"after_seq": after_seq, "limit": limit})
         return [LoggedEvent(seq, received_us, Event(*fields)) for seq, received_us, *fields in rows]
+
+
+def _table(columns: list) -> pa.Table:
+    arrays = [
+        pa.array(values, type=ARROW_TYPES.get(name, pa.string()))
+        for name, values in zip(LOG_COLUMNS, columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, names=list(LOG_COLUMNS))
 
 
 def event_row(e: Event) -> tuple:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from agentdash.storage.base import FoldState, LogChunk, StorageError
 from agentdash.storage.queries import load_queries, render
@@ -44,17 +45,36 @@ class DuckdbReadModels:
             cursor = self._local.cursor = self._db.cursor()
         return cursor
 
-    def fold(self, chunk: LogChunk) -> None:
+    def fold(self, chunk: LogChunk, check: Callable[[list[int]], None] | None = None) -> None:
+        """Fold the chunk's table and save its checkpoint in one transaction; `check` is the tests' poison hook."""
+        checkpoint = {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000}
+        self._transaction(chunk.table, check, lambda db: db.execute(self._sql["save_checkpoint"], checkpoint))
+
+    def refold(self, table: pa.Table, seqs: list[int], check: Callable[[list[int]], None] | None = None) -> None:
+        """Fold dead letters on retry; the checkpoint stays, and `refolded` remembers them in the same transaction."""
+        self._transaction(table, check, lambda db: db.execute(self._sql.statement("save_refolded"), {"seqs": seqs}))
+
+    def refolded(self, seqs: list[int]) -> set[int]:
+        """Those of these seqs a retry has folded already."""
+        rows = self._cursor().execute(self._sql.statement("refolded_seqs"), {"seqs": seqs}).fetchall()
+        return {seq for (seq,) in rows}
+
+    def _transaction(
+        self,
+        table: pa.Table,
+        check: Callable[[list[int]], None] | None,
+        finish: Callable[[duckdb.DuckDBPyConnection], object],
+    ) -> None:
         db = self._db
-        db.register("chunk", chunk.table)
+        db.register("chunk", table)
         try:
             db.execute("BEGIN TRANSACTION")
             try:
                 for step in FOLD_STEPS:
                     db.execute(self._sql[step])
-                db.execute(
-                    self._sql["save_checkpoint"], {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000}
-                )
+                if check is not None:
+                    check(table["seq"].to_pylist())
+                finish(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

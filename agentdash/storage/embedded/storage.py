@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from agentdash.config import Settings
 from agentdash.events import Event
-from agentdash.storage.base import FoldState, LogChunk, LoggedEvent, LogPosition, Storage, StorageInUse
+from agentdash.storage.base import (
+    FoldState,
+    LogChunk,
+    LogFootprint,
+    LoggedEvent,
+    LogPosition,
+    Storage,
+    StorageInUse,
+    poison_check,
+)
+from agentdash.storage.dead_letters import Burial, DeadLetterStore
+from agentdash.storage.embedded.dead_letters import FILE_NAME as DEAD_LETTERS_FILE
+from agentdash.storage.embedded.dead_letters import SqliteDeadLetterStore
 from agentdash.storage.embedded.errors import translated
 from agentdash.storage.embedded.event_log import SqliteEventLog
 from agentdash.storage.embedded.read_models import DuckdbReadModels
@@ -20,7 +35,8 @@ class EmbeddedStorage(Storage):
     """One process owns the data dir; every driver error leaves here as a StorageError (see errors.py)."""
 
     @translated
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, poison: Callable[[LoggedEvent], bool] | None = None) -> None:
+        """`poison`: tests only, entries a fold must fail on (see base.poison_check)."""
         _private_dir(settings.data_dir)
         # Read models first: their file lock is what tells us another process already serves this dir.
         try:
@@ -29,15 +45,26 @@ class EmbeddedStorage(Storage):
             if "lock" not in str(exc).lower():
                 raise
             raise StorageInUse(f"{settings.data_dir} is in use by another agentdash process") from None
-        self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit)
+        self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit, durable=settings.durable)
+        self._dead = SqliteDeadLetterStore(settings.data_dir / DEAD_LETTERS_FILE)
+        self._check = poison_check(poison, self._log.entries)
         _private_files(settings.data_dir)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
         return self._log.submit(events)  # the writer hands a failed batch's future a StorageError
 
     @translated
+    def log_synchronous(self) -> str:
+        """The event log's SQLite `synchronous` level by name: FULL under --durable, else NORMAL."""
+        return self._log.synchronous()
+
+    @translated
     def log_position(self, after_seq: int = 0) -> LogPosition:
         return self._log.position(after_seq)
+
+    @translated
+    def footprint(self) -> LogFootprint:
+        return self._log.footprint()
 
     @translated
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
@@ -49,8 +76,40 @@ class EmbeddedStorage(Storage):
 
     @translated
     def fold(self, chunk: LogChunk) -> bool:
-        self._models.fold(chunk)
+        table = chunk.table
+        assert table is not None, "the embedded log reads chunks with their entries"
+        if table.num_rows:
+            seqs = table["seq"]
+            skipped = self._dead.skipped(pc.min(seqs).as_py() - 1, chunk.last_seq)
+            if skipped:
+                table = table.filter(pc.invert(pc.is_in(seqs, pa.array(sorted(skipped), pa.int64()))))
+        self._models.fold(LogChunk(table, chunk.last_seq), self._check)
         return True  # one process owns the data dir: nobody else folds
+
+    @translated
+    def bury(self, seq: int, error: str) -> None:
+        (entry,) = self._log.entries(seq - 1, 1)
+        e = entry.event
+        self._dead.bury(Burial(seq, e.org_id, e.id, e.type, error))
+
+    @translated
+    def refold(self, seqs: list[int]) -> bool:
+        marked = set(self._dead.to_retry())
+        pending = [seq for seq in seqs if seq in marked]
+        if not pending:
+            return True
+        # Folded already when the process stopped between the read models' COMMIT and forgetting them here.
+        done = self._models.refolded(pending)
+        todo = [seq for seq in pending if seq not in done]
+        if todo:
+            table = self._log.read_at(todo)
+            self._models.refold(table, todo, self._check)
+        self._dead.forget(pending)
+        return True
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        return self._dead
 
     @translated
     def fold_state(self) -> FoldState:
@@ -68,6 +127,7 @@ class EmbeddedStorage(Storage):
     def close(self) -> None:
         self._log.close()
         self._models.close()
+        self._dead.close()
 
 
 def _private_dir(data_dir: Path) -> None:
@@ -78,5 +138,6 @@ def _private_dir(data_dir: Path) -> None:
 
 def _private_files(data_dir: Path) -> None:
     # The drivers create their files (and WAL/SHM siblings) with the process umask: tighten what exists now.
-    for path in (*data_dir.glob("events.sqlite*"), *data_dir.glob("read_models.duckdb*")):
+    for path in (*data_dir.glob("events.sqlite*"), *data_dir.glob("read_models.duckdb*"),
+                 *data_dir.glob("dead-letters.sqlite*")):  # fmt: skip
         path.chmod(0o600)

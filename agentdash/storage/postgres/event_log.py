@@ -10,7 +10,7 @@ import psycopg
 from msgspec.structs import astuple
 
 from agentdash.events import Event
-from agentdash.storage.base import LoggedEvent, LogPosition, Overloaded, Unavailable, caused_by
+from agentdash.storage.base import LogFootprint, LoggedEvent, LogPosition, Overloaded, Unavailable, caused_by
 from agentdash.storage.group_commit import GroupCommitWriter, Pending
 from agentdash.storage.postgres.connections import ConnectionPool, connect
 from agentdash.storage.postgres.errors import domain_error
@@ -77,6 +77,10 @@ class PostgresEventLog:
         with self._readers.connection() as db:
             last_seq, oldest = _first(db.execute(SQL.statement("log_position"), {"after_seq": after_seq}))
         return LogPosition(last_seq=last_seq, oldest_unfolded_received_us=oldest)
+
+    def footprint(self) -> LogFootprint:
+        with self._readers.connection() as db:
+            return LogFootprint(*_first(db.execute(SQL.statement("log_footprint"))))
 
     def end(self, after_seq: int, limit: int) -> int:
         """The last seq of the next chunk of at most `limit` entries (after_seq when there are none)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,7 +34,8 @@ class PostgresReadModels:
         self._readers = readers
         self._db: psycopg.Connection | None = None
 
-    def fold(self, chunk: LogChunk) -> bool:
+    def fold(self, chunk: LogChunk, check: Callable[[list[int]], None] | None = None) -> bool:
+        """`check`: the tests' poison hook, run on the folded seqs before COMMIT."""
         db = self._connection()
         with db.transaction():
             if not _one(db, "try_fold_lock"):
@@ -44,7 +46,24 @@ class PostgresReadModels:
             params = {"after_seq": checkpoint, "last_seq": chunk.last_seq}
             for step in FOLD_STEPS:
                 _run(db, step, params)
+            _check(db, check)
             _run(db, "save_checkpoint", {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000})
+        return True
+
+    def refold(self, seqs: list[int], check: Callable[[list[int]], None] | None = None) -> bool:
+        """Fold the dead letters of `seqs` still marked for retry and forget them, in one transaction under the fold
+        lock: every worker's retry folds each at most once. The checkpoint stays."""
+        if not seqs:
+            return True
+        db = self._connection()
+        with db.transaction():
+            if not _one(db, "try_fold_lock"):
+                return False
+            params = {"seqs": seqs, "after_seq": min(seqs) - 1, "last_seq": max(seqs)}  # the range fold_pr_texts reads
+            for step in ("refold_chunk", *(step for step in FOLD_STEPS if step != "fold_chunk")):
+                _run(db, step, params)
+            _check(db, check)
+            _run(db, "forget_refolded", {})
         return True
 
     def fold_state(self) -> FoldState:
@@ -106,6 +125,11 @@ def prepare(db: psycopg.Connection) -> None:
 def _run(db: psycopg.Connection, name: str, params: dict[str, Any]) -> None:
     for statement in SQL.statements(name):
         db.execute(statement, {k: v for k, v in params.items() if f"%({k})s" in statement})
+
+
+def _check(db: psycopg.Connection, check: Callable[[list[int]], None] | None) -> None:
+    if check is not None:
+        check([seq for (seq,) in db.execute(SQL.statement("chunk_seqs")).fetchall()])
 
 
 def _one(db: psycopg.Connection, name: str) -> Any:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from agentdash.events import Event
-from agentdash.storage.base import FoldState, LogChunk, LoggedEvent, LogPosition, Storage
+from agentdash.storage.base import FoldState, LogChunk, LogFootprint, LoggedEvent, LogPosition, Storage, poison_check
+from agentdash.storage.dead_letters import Burial, DeadLetterStore
 from agentdash.storage.postgres.connections import ConnectionPool, connected
+from agentdash.storage.postgres.dead_letters import PostgresDeadLetterStore
 from agentdash.storage.postgres.errors import translated
 from agentdash.storage.postgres.event_log import PostgresEventLog
 from agentdash.storage.postgres.read_models import PostgresReadModels, prepare
@@ -26,12 +29,15 @@ class PostgresStorage(Storage):
     """
 
     @translated
-    def __init__(self, url: str, queue_limit: int = 64) -> None:
+    def __init__(self, url: str, queue_limit: int = 64, poison: Callable[[LoggedEvent], bool] | None = None) -> None:
+        """`poison`: tests only, entries a fold must fail on (see base.poison_check)."""
         with connected(url) as db:
             prepare(db)
+        self._dead = PostgresDeadLetterStore(url)  # before any fold: fold_chunk reads its table
         self._readers = ConnectionPool(url, READ_CONNECTIONS, READ_SETTINGS)
         self._log = PostgresEventLog(url, self._readers, queue_limit=queue_limit)
         self._models = PostgresReadModels(url, self._readers)
+        self._check = poison_check(poison, self._log.entries)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
         return self._log.submit(events)  # the writer hands a failed batch's future a StorageError (lost: Overloaded)
@@ -39,6 +45,10 @@ class PostgresStorage(Storage):
     @translated
     def log_position(self, after_seq: int = 0) -> LogPosition:
         return self._log.position(after_seq)
+
+    @translated
+    def footprint(self) -> LogFootprint:
+        return self._log.footprint()
 
     @translated
     def read_log(self, after_seq: int, limit: int) -> LogChunk | None:
@@ -52,7 +62,21 @@ class PostgresStorage(Storage):
 
     @translated
     def fold(self, chunk: LogChunk) -> bool:
-        return self._models.fold(chunk)
+        return self._models.fold(chunk, self._check)
+
+    @translated
+    def bury(self, seq: int, error: str) -> None:
+        (entry,) = self._log.entries(seq - 1, 1)
+        e = entry.event
+        self._dead.bury(Burial(seq, e.org_id, e.id, e.type, error))  # idempotent: two workers may bury the same entry
+
+    @translated
+    def refold(self, seqs: list[int]) -> bool:
+        return self._models.refold(seqs, self._check)
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        return self._dead
 
     @translated
     def fold_state(self) -> FoldState:
@@ -71,3 +95,4 @@ class PostgresStorage(Storage):
         self._log.close()
         self._models.close()
         self._readers.close()
+        self._dead.close()

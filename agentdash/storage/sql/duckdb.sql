@@ -69,12 +69,15 @@ CREATE TABLE IF NOT EXISTS pr_texts (
     org_id VARCHAR NOT NULL, repo_key VARCHAR NOT NULL, pr_number BIGINT NOT NULL,
     title_at STRUCT(us BIGINT, id VARCHAR), title VARCHAR, url_at STRUCT(us BIGINT, id VARCHAR), url VARCHAR
 );
+-- Dead letters folded on retry (embedded/storage.py refold): committed with their fold, so a crash before the
+-- dead-letter file forgets them cannot fold them twice.
+CREATE TABLE IF NOT EXISTS refolded (seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
-DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS code_changes; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS pr_texts; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS read_model_version;
+DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS code_changes; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS pr_texts; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS refolded; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
@@ -339,6 +342,12 @@ DROP TABLE run_parts;
 -- name: save_checkpoint
 DELETE FROM checkpoint;
 INSERT INTO checkpoint VALUES ($seq, $folded_at_us);
+
+-- name: refolded_seqs
+SELECT seq FROM refolded WHERE list_contains($seqs, seq);
+
+-- name: save_refolded
+INSERT INTO refolded SELECT unnest($seqs);
 
 -- name: load_version
 SELECT max(version) FROM read_model_version;

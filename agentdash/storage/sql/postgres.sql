@@ -184,6 +184,14 @@ RETURNING org_id, id
 SELECT (SELECT coalesce(max(seq), 0) FROM events) AS last_seq,
        (SELECT received_us FROM events WHERE seq = $after_seq + 1) AS oldest_unfolded_received_us
 
+-- name: log_footprint
+-- For /metrics: entries, the table's bytes (indexes and TOAST too), the (org_id, id) unique index as the dedupe.
+SELECT (SELECT coalesce(max(seq), 0) FROM events) AS events,
+       pg_total_relation_size('events'::regclass) AS bytes,
+       (SELECT coalesce(max(seq), 0) FROM events) AS dedupe_entries,
+       (SELECT coalesce(sum(pg_relation_size(c.conindid)), 0) FROM pg_constraint c
+        WHERE c.conrelid = 'events'::regclass AND c.contype = 'u')::bigint AS dedupe_bytes
+
 -- name: log_end
 SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
 
@@ -210,13 +218,32 @@ SELECT seq, folded_at_us FROM checkpoint
 UPDATE checkpoint SET seq = $seq, folded_at_us = $folded_at_us
 
 -- name: fold_chunk
+-- Dead letters (postgres_dead_letters.sql) are left out, in any state: a rebuild skips them too until retried.
 CREATE TEMP TABLE chunk ON COMMIT DROP AS
 SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status, failure_category,
        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo,
        branch, pr_number, agent_mark, DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day,
        lines_added, lines_removed, commits, series, agent
-FROM events WHERE seq > $after_seq AND seq <= $last_seq;
+FROM events WHERE seq > $after_seq AND seq <= $last_seq
+  AND seq NOT IN (SELECT seq FROM dead_letters WHERE seq > $after_seq AND seq <= $last_seq);
 ANALYZE chunk
+
+-- name: refold_chunk
+-- fold_chunk's columns, of those dead letters in the seqs given that are still marked for retry.
+CREATE TEMP TABLE chunk ON COMMIT DROP AS
+SELECT seq, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status, failure_category,
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo,
+       branch, pr_number, agent_mark, DATE '1970-01-01' + floor(occurred_us / 86400000000.0)::int AS day,
+       lines_added, lines_removed, commits, series, agent
+FROM events WHERE seq IN (SELECT seq FROM dead_letters WHERE seq = ANY($seqs::bigint[]) AND state = 'retry');
+ANALYZE chunk
+
+-- name: chunk_seqs
+SELECT seq FROM chunk
+
+-- name: forget_refolded
+-- In the refold's transaction: folded and no longer dead letters, together.
+DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM chunk)
 
 -- name: fold_runs
 CREATE TEMP TABLE run_parts ON COMMIT DROP AS
@@ -441,6 +468,7 @@ WITH texts AS (
     SELECT org_id, lower(repo) AS repo_key, pr_number, occurred_us AS us, id,
            (attributes::jsonb) ->> 'title' AS title, (attributes::jsonb) ->> 'url' AS url
     FROM events WHERE seq > $after_seq AND seq <= $last_seq AND pr_number IS NOT NULL AND attributes IS NOT NULL
+      AND seq IN (SELECT seq FROM chunk WHERE pr_number IS NOT NULL)  -- no dead letter; a refold's own seqs
 ),
 parts AS (
     SELECT org_id, repo_key, pr_number, title_us, title_id, title, url_us, url_id, url FROM pr_texts

@@ -4,10 +4,17 @@
 -- name: connect
 PRAGMA journal_mode=WAL;
 -- NORMAL in WAL mode: a commit survives the process being killed (the OS holds the write);
--- only a power cut can lose the last transactions. FULL would fsync every batch.
+-- only a power cut can lose the last transactions. FULL would fsync every batch (see durable).
 PRAGMA synchronous=NORMAL;
 PRAGMA cache_size=-262144;
 PRAGMA busy_timeout=10000
+
+-- name: durable
+-- --durable, after connect: fsync the WAL at every commit, so a 200 survives a power cut too.
+PRAGMA synchronous=FULL
+
+-- name: synchronous
+PRAGMA synchronous
 
 -- name: schema
 CREATE TABLE IF NOT EXISTS events (
