@@ -8,16 +8,15 @@ import json
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from support import BACKENDS, submit
+from webhook_receiver import Receiver
 
 from agentdash.alerts import InvalidRule, checked_rule, new_rule_id, rule_table, shown_webhook
 from agentdash.alerts.budgets import budget_progress
@@ -45,35 +44,6 @@ def store(request, tmp_path) -> Iterator[AlertStore]:
 def budget(org: str = "acme", usd: float = 100.0, per: str = "month", **fields) -> AlertRule:
     return checked_rule(AlertRule(new_rule_id(), org, fields.pop("name", "budget"), "budget", usd, per, SLACK,
                                   **fields))  # fmt: skip
-
-
-class Receiver:
-    """A real webhook receiver on a free port: answers `codes` in turn (then 200) and keeps every body."""
-
-    def __init__(self, codes: tuple[int, ...] = (), port: int = 0) -> None:
-        self.codes = list(codes)
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                code = receiver.codes.pop(0) if receiver.codes else 200
-                receiver.bodies.append({"code": code, **body})
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -205,6 +175,72 @@ def test_the_cli_refuses_rules_that_cannot_work(tmp_path, args, problem):
                            "--webhook", "https://example.com/h", "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and problem in done.stderr
+
+
+def test_the_cli_edits_only_what_is_given_while_a_server_runs_and_the_server_evaluates_the_edit(server, receiver):
+    rule_id = cli(server, "alerts", "add", "--org", "acme", "--name", "org budget", "--budget-usd", "1000000",
+                  "--per", "month", "--webhook", receiver.url).stdout.strip()  # fmt: skip
+    events = [
+        run("r1", datetime.now(UTC), cost=2.5, team="platform"),
+        run("r2", datetime.now(UTC), cost=4.0, team="web"),
+    ]
+    assert httpx.post(f"{server.ingest_url}/v1/events", json={"events": events},
+                      headers=server.ingest_headers).json()["accepted"] == 2  # fmt: skip
+    admin = server.token("acme", "org_admin")
+    rules = f"{server.url}/api/v1/orgs/acme/alerts/rules"
+
+    def listed() -> dict:
+        (rule,) = httpx.get(rules, headers={"Authorization": f"Bearer {admin}"}, timeout=30).json()
+        return rule
+
+    edited = cli(server, "alerts", "edit", rule_id, "--budget-usd", "2", "--team", "platform")
+    assert f"edited alert rule {rule_id} 'org budget' for team platform: cost this month above $2.00" in edited.stdout
+    rule = listed()
+    assert (rule["name"], rule["threshold"], rule["period"], rule["team_id"], rule["webhook"]) == (
+        "org budget", 2.0, "month", "platform", "http://127.0.0.1/…")  # the rest kept  # fmt: skip
+    # The running server sees the edit: platform's $2.50 is over the new budget, and fires once.
+    history = f"{server.url}/api/v1/orgs/acme/alerts/history"
+    fired = wait_for(lambda: httpx.get(history, headers={"Authorization": f"Bearer {admin}"}, timeout=30).json(),
+                     what="the edited rule firing")  # fmt: skip
+    assert [(h["rule_name"], h["state"], h["value"], h["threshold"]) for h in fired] == [
+        ("org budget", "firing", 2.5, 2.0)]  # fmt: skip
+
+    cli(
+        server,
+        "alerts",
+        "edit",
+        rule_id,
+        "--name",
+        "platform daily",
+        "--per",
+        "day",
+        "--webhook",
+        "https://x.example/h",
+    )
+    rule = listed()
+    assert (rule["name"], rule["period"], rule["threshold"], rule["team_id"], rule["webhook"]) == (
+        "platform daily", "day", 2.0, "platform", "https://x.example/…")  # fmt: skip
+    cli(server, "alerts", "edit", rule_id, "--team", "")
+    assert listed()["scope"] == "org acme"  # the whole org again
+    cli(server, "alerts", "edit", rule_id, "--success-rate-below", "0.9", "--min-runs", "5", "--user", "ana")
+    rule = listed()
+    assert (rule["kind"], rule["threshold"], rule["min_runs"], rule["period"], rule["user_id"]) == (
+        "success_rate", 0.9, 5, "7d", "ana")  # fmt: skip
+
+    for args, code, problem in [
+        (["--budget-usd", "0"], 2, "a rule that becomes a budget needs its period"),
+        (["--budget-usd", "0", "--per", "day"], 2, "above 0 USD"),
+        (["--min-runs", "0"], 2, "at least 1 run"),
+        (["--webhook", "ftp://x/y"], 2, "http:// or https://"),
+        (["--team", "a", "--user", "b"], 2, "at most one of team and user"),
+        (["--budget-usd", "3", "--failed-runs-above", "4"], 2, "at most one of"),
+        ([], 2, "nothing to change"),
+    ]:  # fmt: skip
+        refused = cli(server, "alerts", "edit", rule_id, *args, check=False)
+        assert (refused.returncode, problem in refused.stderr) == (code, True), refused.stderr
+    assert listed()["kind"] == "success_rate"  # a refused edit changes nothing
+    missing = cli(server, "alerts", "edit", "nope", "--name", "x", check=False)
+    assert missing.returncode == 1 and "no alert rule 'nope'" in missing.stderr
 
 
 # -- evaluation after folds, on both backends ------------------------------------------------------------------------

@@ -48,8 +48,17 @@ def check_may_manage(identity: Identity, org_id: str, rule: AlertRule) -> None:
                         "give one of them as team_id")  # fmt: skip
 
 
+def _shown(identity: Identity, org_id: str, team_id: str | None, user_id: str | None) -> bool:
+    return org_id == identity.org_id and (_team_visible(identity, team_id)
+                                          or (user_id is not None and user_id == identity.sub))  # fmt: skip
+
+
 def firing_for(identity: Identity, events: list[AlertEvent]) -> list[AlertEvent]:
     """Of the firing alerts' latest entries, those the identity's banner shows: admins all of their org's, managers
     their teams', members the rules about themselves."""
-    return [e for e in events if e.org_id == identity.org_id
-            and (_team_visible(identity, e.team_id) or (e.user_id is not None and e.user_id == identity.sub))]  # fmt: skip
+    return [e for e in events if _shown(identity, e.org_id, e.team_id, e.user_id)]
+
+
+def shown_rules(identity: Identity, rules: list[AlertRule]) -> list[AlertRule]:
+    """The rules whose progress the identity's Cost page shows: the same ones as its banner (firing_for)."""
+    return [r for r in rules if _shown(identity, r.org_id, r.team_id, r.user_id)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from agentdash.storage import ALERT_KINDS, AlertRule
@@ -56,6 +57,37 @@ def checked_rule(rule: AlertRule) -> AlertRule:
         period, min_runs = "day", 0
     return dataclasses.replace(rule, name=rule.name.strip(), threshold=threshold, period=period, min_runs=min_runs,
                                team_id=team_id, user_id=user_id, webhook_url=checked_webhook(rule.webhook_url))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RuleChanges:
+    """What an edit changes of a rule (`agentdash alerts edit`); None keeps the field. A kind comes with its
+    threshold; a team or a person replaces the rule's scope ("" for the whole org)."""
+
+    name: str | None = None
+    kind: str | None = None
+    threshold: float | None = None
+    period: str | None = None
+    min_runs: int | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    webhook_url: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(value is None for value in dataclasses.astuple(self))
+
+
+def edited_rule(rule: AlertRule, changes: RuleChanges) -> AlertRule:
+    """The rule with the given fields changed, checked as a new one would be (InvalidRule names what is wrong)."""
+    if changes.kind == "budget" and rule.kind != "budget" and changes.period is None:
+        raise InvalidRule("a rule that becomes a budget needs its period: per month or per day")
+    team_id, user_id = rule.team_id, rule.user_id
+    if changes.team_id is not None or changes.user_id is not None:  # a new scope: whatever is not given goes
+        team_id, user_id = changes.team_id, changes.user_id
+    kept = {f: getattr(changes, f) for f in ("name", "kind", "threshold", "period", "min_runs", "webhook_url")
+            if getattr(changes, f) is not None}  # fmt: skip
+    return checked_rule(dataclasses.replace(rule, team_id=team_id, user_id=user_id, **kept))
 
 
 def checked_webhook(url: str) -> str:

@@ -1,5 +1,6 @@
 """The Alerts page (org admins; managers for their teams): each budget's progress with its month's forecast, the
-rules and their state, the history with its notifications, and the history as CSV."""
+rules and their state with new, edit, delete and test buttons, the history with its notifications, and the history
+as CSV."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from agentdash.alerts.access import visible_history, visible_rules
 from agentdash.alerts.budgets import BudgetProgress, budget_progress
 from agentdash.alerts.views import HistoryView, RuleView, history_view, rule_view
 from agentdash.auth import Forbidden, Identity, NotVisible
-from agentdash.ui import format as fmt
+from agentdash.ui.alert_rule_actions import RuleActions
+from agentdash.ui.budget_bars import budget_bar
 from agentdash.ui.filters import Filters
 from agentdash.ui.layout import DARK_COOKIE, frame
 from agentdash.ui.sign_in_redirect import signed_in
@@ -56,24 +58,31 @@ def create(sources: Sources) -> None:
             return identity
         view = View(identity, Filters.from_params(request.query_params), sources, PATH,
                     dark=request.cookies.get(DARK_COOKIE) == "1")  # fmt: skip
-        with frame("Alerts", view, filter_bar=False), ui.column().classes("w-full gap-3") as content:
-            ui.spinner(size="lg").props("data-testid=loading")
+        with frame("Alerts", view, filter_bar=False):
+            with ui.column().classes("w-full gap-3") as content:
+                ui.spinner(size="lg").props("data-testid=loading")
+            dialogs = ui.element("div")  # outside `content`, so that a redraw after a save leaves the dialog be
         try:
             await ui.context.client.connected(timeout=10)
         except Exception:  # the browser left before connecting: nothing to draw
             return None
-        try:
-            data = await run.io_bound(load, sources, identity, datetime.now(UTC))
-        except (Forbidden, NotVisible) as exc:
-            refusal = str(exc)
-            _fill(content, lambda: _message(refusal, "lock"))
-            return None
-        except Exception:
-            log.exception("loading the alerts of %s failed", identity.org_id)
-            _fill(content, lambda: _message(LOAD_ERROR, "error"))
-            return None
-        if data is not None:
-            _fill(content, lambda: draw(data, identity.org_id))
+
+        async def show() -> None:
+            try:
+                data = await run.io_bound(load, sources, identity, datetime.now(UTC))
+            except (Forbidden, NotVisible) as exc:
+                refusal = str(exc)
+                _fill(content, lambda: _message(refusal, "lock"))
+                return
+            except Exception:
+                log.exception("loading the alerts of %s failed", identity.org_id)
+                _fill(content, lambda: _message(LOAD_ERROR, "error"))
+                return
+            if data is not None and sources.alert_store is not None:
+                actions = RuleActions(sources.alert_store, identity, dialogs, show)
+                _fill(content, lambda: draw(data, identity.org_id, actions))
+
+        await show()
         return None
 
 
@@ -85,21 +94,22 @@ def _fill(content: ui.column, fill) -> None:
         fill()
 
 
-def draw(data: AlertsData, org_id: str) -> None:
+def draw(data: AlertsData, org_id: str, actions: RuleActions) -> None:
     with ui.card().classes("w-full"):
         ui.label("Budgets").classes("text-h6")
         if not data.budgets:
-            ui.label("No budgets yet: agentdash alerts add --org ORG --budget-usd 100 --per month ...")
+            ui.label("No budgets yet: add a rule of kind Budget below.")
         for b in data.budgets:
             budget_bar(b)
     with ui.card().classes("w-full"):
-        ui.label("Rules").classes("text-h6")
-        columns = [{"name": k, "label": label, "field": k, "align": "left"} for k, label in
-                   (("name", "Name"), ("scope", "For"), ("condition", "When"), ("state", "State"),
-                    ("webhook", "Webhook"))]  # fmt: skip
-        rows = [{"name": r.name, "scope": r.scope, "condition": r.condition, "state": r.state, "webhook": r.webhook}
-                for r in data.rules]  # fmt: skip
-        ui.table(columns=columns, rows=rows, row_key="name").classes("w-full").props("flat data-testid=rules")
+        with ui.row().classes("w-full items-center justify-between"):
+            ui.label("Rules").classes("text-h6")
+            ui.button("New rule", icon="add", on_click=actions.new).props("data-testid=new-rule").mark("new-rule")
+        with ui.column().classes("w-full gap-1").props("data-testid=rules"):
+            if not data.rules:
+                ui.label("No rules yet.").classes("text-grey")
+            for rule in data.rules:
+                _rule_row(rule, actions)
     with ui.card().classes("w-full"):
         with ui.row().classes("w-full items-center justify-between"):
             ui.label("History").classes("text-h6")
@@ -115,20 +125,23 @@ def draw(data: AlertsData, org_id: str) -> None:
     ui.element("span").props("data-testid=alerts-ready").mark("alerts-ready")
 
 
-def budget_bar(b: BudgetProgress) -> None:
-    """Spent of budget as a bar, and the straight-line forecast for the period."""
-    when = "this month" if b.rule.period == "month" else "today"
-    with ui.column().classes("w-full gap-1").props(f"data-testid=budget data-rule={b.rule.id}"):
-        with ui.row().classes("w-full justify-between"):
-            ui.label(f"{b.rule.name} ({b.rule.team_id or b.rule.user_id or 'whole org'})").classes("text-weight-bold")
-            ui.label(f"{fmt.money(b.spent_usd)} of {fmt.money(b.rule.threshold)} {when}").props(
-                "data-testid=budget-spent"
-            )
-        color = "negative" if b.share > 1 else "warning" if b.forecast_share > 1 else "positive"
-        ui.linear_progress(value=min(b.share, 1.0), show_value=False, color=color).props("size=12px rounded")
-        ui.label(f"forecast at this pace: {fmt.money(b.forecast_usd)} ({b.forecast_share:.0%} of the budget)").classes(
-            "text-caption text-grey"
-        ).props("data-testid=budget-forecast")
+def _rule_row(rule: RuleView, actions: RuleActions) -> None:
+    """One rule: its state, name, scope, condition and webhook host, and its buttons."""
+    with ui.row().classes("w-full items-center gap-3 no-wrap q-py-xs") as row:
+        row.props.update({"data-testid": "rule", "data-rule": rule.id, "data-name": rule.name,
+                          "data-state": rule.state, "data-webhook": rule.webhook})  # fmt: skip
+        ui.badge(rule.state, color="negative" if rule.state == "firing" else "positive")
+        with ui.column().classes("gap-0 col"):
+            ui.label(rule.name).classes("text-weight-bold")
+            ui.label(f"{rule.scope}: {rule.condition}; notifies {rule.webhook}").classes("text-caption text-grey")
+        ui.button("Edit", icon="edit", on_click=lambda: actions.edit(rule)).props("flat dense no-caps").mark(
+            f"edit-{rule.id}"
+        )
+        test = ui.button("Send test notification", icon="send").props("flat dense no-caps").mark(f"test-{rule.id}")
+        test.on_click(lambda: actions.test(rule, test))
+        ui.button("Delete", icon="delete", color="negative", on_click=lambda: actions.delete(rule)).props(
+            "flat dense no-caps"
+        ).mark(f"delete-{rule.id}")
 
 
 def _delivery(h: HistoryView) -> str:

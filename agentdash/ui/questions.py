@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 from nicegui import ui
 
+from agentdash.alerts.access import shown_rules
+from agentdash.alerts.budgets import BudgetProgress, budget_progress
 from agentdash.metrics import (
     DIMENSIONS,
     AgentPrs,
@@ -24,6 +26,7 @@ from agentdash.metrics import (
 )
 from agentdash.ui import charts
 from agentdash.ui import format as fmt
+from agentdash.ui.budget_bars import budget_bar
 from agentdash.ui.filters import FILTER_KEYS
 from agentdash.ui.view import ScopedView, View
 
@@ -43,6 +46,7 @@ class PageData:
     durations: list[DurationBucket]
     merge_times: list[MergeTimeBucket] = field(default_factory=list)  # pages with prs=True only
     prs: AgentPrs | None = None
+    budgets: list[BudgetProgress] = field(default_factory=list)  # pages with budgets=True only
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Page:
     extras: tuple[Extra, ...] = field(default=())
     linked: bool = False  # team and user rows open that team's or person's page
     prs: bool = False  # the table of agent pull requests (and their time to merge) under the charts
+    budgets: bool = False  # the viewer's budgets: each one's progress and its period's forecast, above the charts
 
     @property
     def charts(self) -> int:
@@ -92,7 +97,8 @@ PAGES: dict[str, Page] = {
          "cache_write_tokens"),
         (Extra("Cost by model", lambda d, _: charts.breakdown_bars(d.breakdowns["model"], "cost_usd", "$")),
          Extra("Most expensive users", lambda d, _: charts.breakdown_bars(d.breakdowns["user"], "cost_usd", "$")),
-         Extra("Cost by agent", lambda d, _: charts.breakdown_bars(d.breakdowns["agent"], "cost_usd", "$")))),
+         Extra("Cost by agent", lambda d, _: charts.breakdown_bars(d.breakdowns["agent"], "cost_usd", "$"))),
+        budgets=True),
     "/human-intervention": Page(
         (Series("Handoff and follow-up rates", ("handoff_rate", "post_handoff_iteration_rate"), "%"),
          Series("Handed-off runs", ("runs_handed_off",), "runs")),
@@ -135,7 +141,18 @@ def load(view: ScopedView) -> PageData:
     if page is not None and page.prs:
         data.merge_times = time_to_merge_histogram(storage, view.query)
         data.prs = agent_prs(storage, view.query)
+    if page is not None and page.budgets:
+        data.budgets = budgets(view)
     return data
+
+
+def budgets(view: ScopedView) -> list[BudgetProgress]:
+    """The budget rules the viewer's alert banner would show (alerts.access.shown_rules), with their progress now."""
+    store = view.sources.alert_store
+    if store is None:
+        return []
+    rules = shown_rules(view.identity, store.list_rules(view.identity.org_id))
+    return budget_progress(view.sources.storage, rules, datetime.now(UTC))
 
 
 def csv_url(view: ScopedView, what: str) -> str:
@@ -157,6 +174,8 @@ def draw(view: ScopedView, data: PageData, page: Page, headline: Callable[[], No
                   on_change=lambda e: ui.navigate.to(view.url(weekly=bool(e.value)))).props(
             "dense no-caps aria-label='Daily or weekly' data-testid=granularity")  # fmt: skip
         csv_link(view, "metrics", "Download CSV (daily series)", "csv-series")
+    if page.budgets and data.budgets:
+        _budgets(data.budgets)
     with ui.grid(columns=2).classes("w-full gap-4"):
         headline()
         for s in page.series:
@@ -166,6 +185,15 @@ def draw(view: ScopedView, data: PageData, page: Page, headline: Callable[[], No
     if page.prs and data.prs is not None:
         _pr_table(view, data.prs)
     _breakdowns(view, data, page)
+
+
+def _budgets(progress: list[BudgetProgress]) -> None:
+    with ui.card().classes("w-full gap-2").props("data-testid=budgets").mark("budgets"):
+        ui.label("Budgets").classes("text-subtitle1 text-weight-medium")
+        ui.label("Spent in each budget's own period so far (UTC), whatever the date range above; the forecast "
+                 "assumes the same pace to the period's end.").classes("text-caption text-grey")  # fmt: skip
+        for b in progress:
+            budget_bar(b)
 
 
 def _chart(title: str, option: dict) -> None:

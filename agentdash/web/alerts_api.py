@@ -3,7 +3,6 @@ CSV) and what fires now, scoped by role (alerts.access)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
 import msgspec
@@ -11,11 +10,10 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from agentdash.alerts import InvalidRule, checked_rule, new_rule_id
-from agentdash.alerts.access import check_may_manage, firing_for, visible_history, visible_rules
+from agentdash.alerts import InvalidRule, manage
+from agentdash.alerts.access import firing_for, visible_history, visible_rules
 from agentdash.alerts.views import HistoryView, RuleView, firing_now, history_csv, history_view, rule_view
-from agentdash.auth import Identity, NotVisible
-from agentdash.storage import AlertRule, AlertStore, Unavailable
+from agentdash.storage import AlertStore, Unavailable
 from agentdash.web.csv_export import CSV_MEDIA_TYPE, spreadsheet_safe
 from agentdash.web.dependencies import identify
 
@@ -54,9 +52,8 @@ def _json_only(request: Request) -> None:
         raise InvalidRule("send the rule as Content-Type: application/json")
 
 
-def _rule(org_id: str, data: RuleInput, rule_id: str, webhook_url: str) -> AlertRule:
-    return checked_rule(AlertRule(rule_id, org_id, data.name, data.kind, data.threshold, data.period or "day",
-                                  webhook_url, data.min_runs, data.team_id, data.user_id))  # fmt: skip
+def _draft(data: RuleInput) -> manage.RuleDraft:
+    return manage.RuleDraft(**msgspec.structs.asdict(data))
 
 
 @get(f"{PREFIX}/rules", sync_to_thread=True, summary="The alert rules the caller may manage, with their state")
@@ -70,38 +67,20 @@ def list_rules(request: Request, state: State, org_id: FromPath[str]) -> list[Ru
 @post(f"{PREFIX}/rules", sync_to_thread=True, summary="Create a rule (org admins; managers for their own teams)")
 def create_rule(request: Request, state: State, org_id: FromPath[str], data: RuleInput) -> RuleView:
     _json_only(request)
-    if not data.webhook_url:
-        raise InvalidRule("a new rule needs a webhook_url")
-    rule = _rule(org_id, data, new_rule_id(), data.webhook_url)
-    check_may_manage(identify(request), org_id, rule)
-    return rule_view(_store(state).add(rule), {})
+    return rule_view(manage.create_rule(_store(state), identify(request), org_id, _draft(data)), {})
 
 
 @put(f"{PREFIX}/rules/{{rule_id:str}}", sync_to_thread=True, summary="Edit a rule (webhook_url left out: kept)")
 def edit_rule(request: Request, state: State, org_id: FromPath[str], rule_id: FromPath[str],
               data: RuleInput) -> RuleView:  # fmt: skip
     _json_only(request)
-    identity, store = identify(request), _store(state)
-    old = _existing(store, identity, org_id, rule_id)
-    new = _rule(org_id, data, rule_id, data.webhook_url or old.webhook_url)
-    check_may_manage(identity, org_id, new)  # a manager cannot move a rule out of their teams either
-    return rule_view(store.update(dataclasses.replace(new, created_at=old.created_at)), store.firing())
+    store = _store(state)
+    return rule_view(manage.edit_rule(store, identify(request), org_id, rule_id, _draft(data)), store.firing())
 
 
 @delete(f"{PREFIX}/rules/{{rule_id:str}}", sync_to_thread=True, summary="Delete a rule (its history stays)")
 def delete_rule(request: Request, state: State, org_id: FromPath[str], rule_id: FromPath[str]) -> None:
-    identity, store = identify(request), _store(state)
-    _existing(store, identity, org_id, rule_id)
-    store.remove(rule_id)
-
-
-def _existing(store: AlertStore, identity: Identity, org_id: str, rule_id: str) -> AlertRule:
-    rule = store.get(rule_id)
-    if rule is None or rule.org_id != org_id:
-        visible_rules(identity, org_id, [])  # another org: 404 for it; a member: 403, as for any rule
-        raise NotVisible(f"no alert rule {rule_id!r}")
-    check_may_manage(identity, org_id, rule)
-    return rule
+    manage.delete_rule(_store(state), identify(request), org_id, rule_id)
 
 
 @get(f"{PREFIX}/history", sync_to_thread=True, summary="Changes of state, newest first, with their notification")
