@@ -458,7 +458,9 @@ def test_model_and_repo_filters_narrow_every_panel_and_live_in_the_url(server):
         _open_question(page, f"{server.url}/reliability?days=90")
         assert page.locator("[data-chart='Success rate by agent']").is_visible()
         page.locator("[data-testid=tab-agent]").click()
-        names = page.locator("[data-testid=breakdown-agent] tbody tr td:first-child").all_inner_texts()
+        cells = page.locator("[data-testid=breakdown-agent] tbody tr td:first-child")
+        cells.first.wait_for()  # all_inner_texts does not wait: the tab's table is drawn after the click
+        names = cells.all_inner_texts()
         assert sorted(names) == ["claude-code", "codex"]
 
 
