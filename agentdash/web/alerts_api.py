@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from agentdash.alerts import InvalidRule, manage
 from agentdash.alerts.access import firing_for, visible_history, visible_rules
@@ -65,14 +65,14 @@ def list_rules(request: Request, state: State, org_id: FromPath[str]) -> list[Ru
 
 
 @post(f"{PREFIX}/rules", sync_to_thread=True, summary="Create a rule (org admins; managers for their own teams)")
-def create_rule(request: Request, state: State, org_id: FromPath[str], data: RuleInput) -> RuleView:
+def create_rule(request: Request, state: State, org_id: FromPath[str], data: JSONBody[RuleInput]) -> RuleView:
     _json_only(request)
     return rule_view(manage.create_rule(_store(state), identify(request), org_id, _draft(data)), {})
 
 
 @put(f"{PREFIX}/rules/{{rule_id:str}}", sync_to_thread=True, summary="Edit a rule (webhook_url left out: kept)")
 def edit_rule(request: Request, state: State, org_id: FromPath[str], rule_id: FromPath[str],
-              data: RuleInput) -> RuleView:  # fmt: skip
+              data: JSONBody[RuleInput]) -> RuleView:  # fmt: skip
     _json_only(request)
     store = _store(state)
     return rule_view(manage.edit_rule(store, identify(request), org_id, rule_id, _draft(data)), store.firing())
