@@ -21,7 +21,7 @@ from agentdash.storage.alerts import (
     stored_rule,
     utc,
 )
-from agentdash.storage.postgres.connections import connect
+from agentdash.storage.postgres.connections import connect, store_connection
 from agentdash.storage.postgres.errors import translated
 from agentdash.storage.queries import load_queries
 
@@ -34,10 +34,7 @@ class PostgresAlertStore(AlertStore):
     @translated
     def __init__(self, url: str) -> None:
         self._url = url
-        self._db = connect(url, autocommit=True)
-        with self._db.transaction():
-            for statement in SQL.statements("schema") + SQL.statements("state_schema"):
-                self._db.execute(statement)
+        self._db = store_connection(url, SQL.statements("schema") + SQL.statements("state_schema"))
         self._lock = threading.Lock()
 
     @translated

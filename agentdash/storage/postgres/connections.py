@@ -33,6 +33,15 @@ def connect(url: str, autocommit: bool = False, options: str = "") -> psycopg.Co
         raise Unavailable(f"cannot connect to the PostgreSQL database of --database-url: {exc}") from exc
 
 
+def store_connection(url: str, schema: list[str]) -> psycopg.Connection:
+    """A small store's one autocommit connection, with its schema statements run in one transaction."""
+    db = connect(url, autocommit=True)
+    with db.transaction():
+        for statement in schema:
+            db.execute(statement)
+    return db
+
+
 class ConnectionPool:
     """At most `size` autocommit connections, opened on demand and reused; a broken one is dropped."""
 

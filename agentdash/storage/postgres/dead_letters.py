@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from agentdash.storage.dead_letters import Burial, DeadLetter, DeadLetterError, DeadLetterStore
-from agentdash.storage.postgres.connections import connect
+from agentdash.storage.postgres.connections import connect, store_connection
 from agentdash.storage.postgres.errors import translated
 from agentdash.storage.queries import load_queries
 
@@ -22,10 +22,7 @@ class PostgresDeadLetterStore(DeadLetterStore):
     @translated
     def __init__(self, url: str) -> None:
         self._url = url
-        self._db = connect(url, autocommit=True)
-        with self._db.transaction():
-            for statement in SQL.statements("schema"):
-                self._db.execute(statement)
+        self._db = store_connection(url, SQL.statements("schema"))
         self._lock = threading.Lock()
 
     @translated

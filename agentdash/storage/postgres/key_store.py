@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from agentdash.storage.key_store import ActiveKey, IngestKey, IngestKeyError, IngestKeyStore
-from agentdash.storage.postgres.connections import connect
+from agentdash.storage.postgres.connections import store_connection
 from agentdash.storage.postgres.errors import translated
 from agentdash.storage.queries import load_queries
 
@@ -21,10 +21,7 @@ class PostgresIngestKeyStore(IngestKeyStore):
 
     @translated
     def __init__(self, url: str) -> None:
-        self._db = connect(url, autocommit=True)
-        with self._db.transaction():
-            for statement in SQL.statements("schema"):
-                self._db.execute(statement)
+        self._db = store_connection(url, SQL.statements("schema"))
         self._lock = threading.Lock()
 
     @translated

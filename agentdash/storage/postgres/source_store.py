@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-from agentdash.storage.postgres.connections import connect
+from agentdash.storage.postgres.connections import connect, store_connection
 from agentdash.storage.postgres.errors import translated
 from agentdash.storage.queries import load_queries
 from agentdash.storage.source_store import (
@@ -29,10 +29,7 @@ class PostgresSourceStore(SourceStore):
     @translated
     def __init__(self, url: str) -> None:
         self._url = url
-        self._db = connect(url, autocommit=True)
-        with self._db.transaction():
-            for statement in SQL.statements("schema"):
-                self._db.execute(statement)
+        self._db = store_connection(url, SQL.statements("schema"))
         self._lock = threading.Lock()
 
     @translated
