@@ -39,9 +39,9 @@ class Record:
     def text(self, key: str) -> str | None:
         """An attribute as non-empty text, or None."""
         value = self.attributes.get(key)
-        if value is None or value == "":
-            return None
-        return value if isinstance(value, str) else str(value)
+        if value.__class__ is str:  # the hot path: nearly every attribute read is text
+            return value or None
+        return None if value is None else str(value)
 
     def number(self, key: str) -> float | None:
         """An attribute as a number (agents send "76" as often as 76), or None when it is not one."""

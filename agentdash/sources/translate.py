@@ -18,6 +18,7 @@ from agentdash.sources.records import Record
 
 AGENTS: dict[str, ModuleType] = {name: m for m in (claude_code, gemini_cli, codex) for name in m.SERVICE_NAMES}
 USER_KEYS = ("user.email", "user.account_uuid", "user.id")
+_USER_KEYS = {m: USER_KEYS + m.USER_KEYS for m in (claude_code, gemini_cli, codex, genai)}  # SPEC's, then the agent's
 ORG_KEY = "agentdash.org_id"
 _MAX_TEXT = 128
 
@@ -73,8 +74,8 @@ class Translation:
             else:
                 owner.events_duplicate += 1
 
-    def tally(self, record: Record, orgs: frozenset[str] | None) -> Tally:
-        key = SourceKey(_org_guess(record, orgs), record.agent, record.text("service.version") or "", record.name)
+    def tally(self, record: Record, org_guess: str, agent: str) -> Tally:
+        key = SourceKey(org_guess, agent, record.text("service.version") or "", record.name)
         found = self.tallies.get(key)
         if found is None:
             found = self.tallies[key] = Tally()
@@ -95,18 +96,20 @@ def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: in
     """
     out = Translation()
     for record in records:
-        tally = out.tally(record, orgs)
+        agent = record.agent
+        org_guess = _org_guess(record, orgs)
+        tally = out.tally(record, org_guess, agent)
         tally.records += 1
-        mapping = AGENTS.get(record.agent, genai)
+        mapping = AGENTS.get(agent, genai)
         try:
             drafts = mapping.drafts(record)
             if not drafts:
                 tally.ignored += 1
                 continue
-            events = _events(record, drafts, mapping, orgs, now_us)
+            events = _events(record, drafts, mapping, _org(record, org_guess, orgs), now_us)
             out.events += events
             out.owners += [tally] * len(events)
-            out.saw_user(events[0], record.agent)
+            out.saw_user(events[0], agent)
             tally.mapped += 1
         except Unmappable as exc:
             reason = str(exc)
@@ -117,13 +120,10 @@ def translate(records: Iterable[Record], orgs: frozenset[str] | None, now_us: in
     return out
 
 
-def _events(record: Record, drafts: list[Draft], mapping: ModuleType, orgs: frozenset[str] | None,
-            now_us: int) -> list[Event]:  # fmt: skip
-    org = _org(record, orgs)
+def _events(record: Record, drafts: list[Draft], mapping: ModuleType, org: str, now_us: int) -> list[Event]:
     session_keys: tuple[str, ...] = mapping.SESSION_KEYS
-    user = _first(record, USER_KEYS + mapping.USER_KEYS,
-                  "no user: set user.email (OTEL_RESOURCE_ATTRIBUTES=user.email=...)")  # fmt: skip
-    session = _first(record, session_keys, f"no session: the record has none of {', '.join(session_keys)}")
+    user = _first(record, _USER_KEYS[mapping], "no user: set user.email (OTEL_RESOURCE_ATTRIBUTES=user.email=...)")
+    session = _first(record, session_keys, "no session: the record has none of " + ", ".join(session_keys))
     team = _checked(record.text("team.id"), "team.id")
     # One name per agent: Codex sends codex_exec or codex_cli_rs, and its PRs' mark says codex.
     agent, version = mapping.AGENT or record.agent, record.text("service.version")
@@ -155,9 +155,10 @@ def _attributes_json(agent: str, version: str | None, record_name: str, model: s
     return _encode(found).decode()
 
 
-def _org(record: Record, orgs: frozenset[str] | None) -> str:
-    """The record's org by SPEC §6; Unmappable naming what to set when there is none the key may write."""
-    if org := _org_guess(record, orgs):
+def _org(record: Record, org_guess: str, orgs: frozenset[str] | None) -> str:
+    """The record's org by SPEC §6 (`org_guess` is _org_guess's); Unmappable naming what to set when there is none
+    the key may write."""
+    if org := org_guess:
         return _checked(org, ORG_KEY) or org
     if (named := record.text(ORG_KEY)) is not None:
         raise Unmappable(f"{ORG_KEY} {named!r} is outside the ingest key's orgs ({', '.join(sorted(orgs or ()))})")
