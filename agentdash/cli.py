@@ -121,14 +121,24 @@ def rebuild(**options) -> None:
         storage = open_storage(settings)
     except StorageInUse as exc:
         raise click.ClickException(f"{exc}: is a server running on it? Stop it first.") from None
-    _fold_all(storage, settings.fold_chunk, Projector)
+    _fold_all(storage, settings, Projector)
 
 
-def _fold_all(storage, fold_chunk: int, projector_type) -> None:
-    """Empty the read models and fold the whole log again, with a progress bar; closes the storage."""
+def _fold_all(storage, settings: Settings, projector_type) -> None:
+    """Empty the read models and fold the whole log again, archived months put back first, with a progress bar;
+    closes the storage."""
+    from agentdash.storage import StorageError
+
     try:
+        if storage.archived_entries():  # the read models hold their facts; a fold of the live log alone loses them
+            try:
+                restored = storage.restore_archive(settings.archive_dir)
+            except StorageError as exc:
+                raise click.ClickException(f"{exc}; nothing rebuilt (the read models are as they were)") from None
+            click.echo(f"restored {restored.restored:,} archived entries from {settings.archive_dir} to fold them "
+                       "(--retention-days archives them again)")  # fmt: skip
         storage.reset_read_models()
-        projector = projector_type(storage, fold_chunk)
+        projector = projector_type(storage, settings.fold_chunk)
         last_seq = storage.log_position().last_seq
         with click.progressbar(length=last_seq, label="folding the event log") as bar:
             folded_to = 0
@@ -187,7 +197,71 @@ def restore_backup(src: Path, force: bool, **options) -> None:
     except BackupError as exc:
         raise click.ClickException(f"{exc}; nothing was restored") from None
     click.echo(f"restored {manifest.events:,} events (log position {manifest.last_seq}) into {settings.data_dir}")
-    _fold_all(storage, settings.fold_chunk, Projector)
+    _fold_all(storage, settings, Projector)
+
+
+@main.command()
+@click.option("--before", default=None, help="archive what arrived before this UTC date or time (ISO 8601) instead")
+@click.option("--to", "directory", type=click.Path(path_type=Path), default=None,
+              help="the archive directory [default: <data-dir>/archive]")  # fmt: skip
+@settings_options
+def archive(before: str | None, directory: Path | None, **options) -> None:
+    """Write the folded log entries older than --retention-days (or --before) to monthly Parquet files, verify them,
+    then delete them from the live log (embedded: stop the server first; a server with --retention-days does this
+    itself daily)."""
+    from datetime import UTC, datetime
+
+    from agentdash.storage import StorageError, StorageInUse, archive_cutoff, open_storage
+
+    settings = _settings(options)
+    if before is not None:
+        try:
+            moment = datetime.fromisoformat(before)
+        except ValueError:
+            raise click.UsageError(f"--before must be an ISO 8601 date or time, got {before!r}") from None
+        before_us = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1_000_000)
+    elif settings.retention_days > 0:
+        before_us = archive_cutoff(settings.retention_days)
+    else:
+        raise click.UsageError("nothing to archive by: pass --retention-days N or --before DATE")
+    started = time.monotonic()
+    try:
+        storage = open_storage(settings)
+    except StorageInUse as exc:
+        raise click.ClickException(f"{exc}: stop it first (or let it archive: serve --retention-days N)") from None
+    try:
+        report = storage.archive(before_us, directory or settings.archive_dir)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        storage.close()
+    for part in report.parts:
+        click.echo(f"{part.month}: {part.rows:,} entries (seq {part.first_seq}..{part.last_seq}) -> {part.file}")
+    click.echo(f"archived {report.rows:,} entries into {report.directory} in {time.monotonic() - started:.1f} s")
+
+
+@main.command()
+@click.option("--from", "directory", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="the archive directory (with its manifest.json)")  # fmt: skip
+@settings_options
+def restore(directory: Path, **options) -> None:
+    """Verify every archived file in --from, then put the archived entries back into the live log under their seqs
+    (`agentdash rebuild` after it folds them again: the same numbers)."""
+    from agentdash.storage import StorageError, StorageInUse, open_storage
+
+    settings = _settings(options)
+    try:
+        storage = open_storage(settings)
+    except StorageInUse as exc:
+        raise click.ClickException(f"{exc}: stop it first") from None
+    try:
+        report = storage.restore_archive(directory)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        storage.close()
+    click.echo(f"restored {report.restored:,} entries from {len(report.parts)} files of {directory} "
+               f"({report.already_there:,} were in the live log already); `agentdash rebuild` folds them again")  # fmt: skip
 
 
 @main.command()

@@ -122,6 +122,14 @@ class Settings:
             "power cut, at the cost of ingest throughput; off: it survives the process being killed"
         },
     )
+    retention_days: float = field(
+        default=0.0,
+        metadata={
+            "help": "days a log entry is kept live after it arrived; older folded entries are written to monthly "
+            "Parquet files in <data-dir>/archive, verified, then deleted from the live log (at start-up and daily; "
+            "metrics and dedupe unchanged; `agentdash restore` puts them back); 0: keep for ever"
+        },
+    )
     alert_retry_initial: float = field(
         default=10.0,
         metadata={"help": "seconds before an alert notification's first retry; each next wait doubles (at most 1 h)"},
@@ -137,6 +145,11 @@ class Settings:
                 raise ValueError(
                     f"setting {name} (env {ENV_PREFIX}{name.upper()}) must be above 0, got {getattr(self, name)}"
                 )
+        if self.retention_days < 0:
+            raise ValueError(
+                f"setting retention_days (env {ENV_PREFIX}RETENTION_DAYS) must be 0 (keep for ever) or more, "
+                f"got {self.retention_days}"
+            )
         if self.otlp_workers < 0:
             raise ValueError(
                 f"setting otlp_workers (env {ENV_PREFIX}OTLP_WORKERS) must be 0 or more, got {self.otlp_workers}"
@@ -149,6 +162,11 @@ class Settings:
     @property
     def read_models_path(self) -> Path:
         return self.data_dir / "read_models.duckdb"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where --retention-days and `agentdash archive` write the archived log entries."""
+        return self.data_dir / "archive"
 
     @property
     def secret_path(self) -> Path:

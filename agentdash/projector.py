@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -96,12 +97,19 @@ class Projector:
 class ProjectorJob:
     """Runs Projector.catch_up on an APScheduler interval; stop() folds one last time."""
 
-    def __init__(self, projector: Projector, interval_seconds: float) -> None:
+    def __init__(
+        self, projector: Projector, interval_seconds: float, archive: Callable[[], object] | None = None
+    ) -> None:
+        """`archive`: run at start and then daily beside the folds (--retention-days; see Storage.archive)."""
         self.projector = projector
         self._scheduler = BackgroundScheduler(daemon=True)
         self._scheduler.add_job(
             self._run, "interval", seconds=interval_seconds, id="fold", max_instances=1, coalesce=True
         )
+        if archive is not None:
+            # At start (however long the server takes to get there: no misfire grace), then daily.
+            self._scheduler.add_job(_logged(archive), "interval", days=1, id="archive", max_instances=1, coalesce=True,
+                                    next_run_time=datetime.now(UTC), misfire_grace_time=None)  # fmt: skip
 
     def _run(self) -> None:
         try:
@@ -115,3 +123,13 @@ class ProjectorJob:
     def stop(self) -> None:
         self._scheduler.shutdown(wait=True)
         self._run()
+
+
+def _logged(archive: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            archive()
+        except Exception:  # nothing is deleted before its file is verified: the next day's run tries again
+            log.exception("archiving the event log failed; will retry tomorrow")
+
+    return run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import signal
@@ -26,7 +27,7 @@ from agentdash.ingest import create_ingest_app
 from agentdash.monitoring import Monitor, Readiness, RequestMetrics
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.sources import OrgAttribution, SourceKeeper, SourceStats, TranslatePool
-from agentdash.storage import Storage, open_agent_rules, open_source_store, open_storage
+from agentdash.storage import Storage, archive_expired, open_agent_rules, open_source_store, open_storage
 from agentdash.ui import create_dashboard
 from agentdash.web import (
     ASGIApp,
@@ -94,7 +95,8 @@ def running(settings: Settings):
     alerts = AlertService(storage, settings)  # evaluated after every catch-up of the projector
     monitor = Monitor()  # this server's /metrics: both ports' requests, ingest, folds, and gauges read at scrape
     projector = Projector(storage, settings.fold_chunk, after_fold=alerts.evaluate, on_chunk=monitor.fold_observed)
-    job = ProjectorJob(projector, settings.projector_interval)
+    archive = functools.partial(archive_expired, storage, settings) if settings.retention_days > 0 else None
+    job = ProjectorJob(projector, settings.projector_interval, archive)
     # What the agents send is counted in memory on the ingest path; the keeper moves it to the store.
     source_store = open_source_store(settings)
     source_stats = SourceStats()

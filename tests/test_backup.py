@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -18,7 +19,9 @@ from postgres_server import new_database
 from support import ORG, OTHER_ORG, QUERIES, close, oracle, random_events
 
 from agentdash.config import Settings
+from agentdash.storage import backup as backup_module
 from agentdash.storage import open_storage
+from agentdash.storage.backup import POSTGRES_TABLES
 
 CLI = (sys.executable, "-m", "agentdash")
 EVENTS = random_events(seed=7, n_sessions=400)
@@ -193,3 +196,11 @@ def test_the_printed_pg_dump_commands_restore_a_postgres_database(postgres_clust
     restored_keys = open_ingest_keys(Settings(database_url=target))
     assert [k.name for k in restored_keys.list_keys()] == ["backup test"]
     restored_keys.close()
+
+
+def test_the_postgres_backup_guidance_names_every_table_agentdash_creates():
+    """A table missing from POSTGRES_TABLES is left out of the pg_dump the guidance prints: lost on restore."""
+    sql_dir = Path(backup_module.__file__).parent / "sql"
+    created = {name for path in sql_dir.glob("postgres*.sql")
+               for name in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", path.read_text())}  # fmt: skip
+    assert created and created <= set(POSTGRES_TABLES), created - set(POSTGRES_TABLES)

@@ -417,6 +417,10 @@ BACKEND_BLOCKS = {
     "run_metric_columns",  # a fragment of Postgres' run_metrics only (its two statements share the column list)
     "refolded_seqs", "save_refolded", "refold_chunk", "chunk_seqs", "forget_refolded",  # dead letters on retry
     "log_footprint",  # /metrics: the log's size (Postgres; the embedded log measures its files)
+    "log_is_partitioned", "partition_log_table", "partition_log_span", "partition_log_copy", "partition_exists",
+    "try_archive_lock", "archive_unlock", "archive_bounds", "archive_span", "archive_rows", "month_rows",
+    "archive_delete", "archived_count", "restore_known", "restore_rows", "create_partition", "upgrade_partition",
+    "drop_partition", "event_ids_missing", "event_ids_fill",  # retention and the log's monthly partitions (postgres/archive.py)
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model, repo or
 # agent.
@@ -455,6 +459,7 @@ def test_one_loader_serves_every_backend_s_sql():
         "postgres_dead_letters",
         "postgres_github_links",
         "postgres_ingest_keys",
+        "postgres_rls",
         "postgres_sources",
         "sqlite",
         "sqlite_agent_rules",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from agentdash.config import Settings
@@ -17,8 +18,12 @@ from agentdash.storage.alerts import (
     AlertStore,
     Observation,
 )
+from agentdash.storage.archive import cutoff_us as archive_cutoff
 from agentdash.storage.backup import BackupError, BackupFile, Manifest
 from agentdash.storage.base import (
+    ArchivedPart,
+    ArchiveError,
+    ArchiveReport,
     FoldState,
     LogChunk,
     LogFootprint,
@@ -26,6 +31,7 @@ from agentdash.storage.base import (
     LogPosition,
     Overloaded,
     Poisoned,
+    RestoreReport,
     Storage,
     StorageError,
     StorageInUse,
@@ -51,12 +57,27 @@ __all__ = ["ALERT_KINDS", "AlertEvent", "Observation", "AlertKind", "AlertPeriod
            "StorageInUse", "Unavailable", "RuleKind", "WriteRejected", "open_agent_rules", "open_github_links", "open_ingest_keys", "open_source_store",
            "open_storage", "Burial", "DeadLetter", "DeadLetterError", "DeadLetterStore", "LetterState", "Poisoned",
            "open_dead_letters", "BackupError", "BackupFile", "Manifest", "postgres_backup_guidance", "take_backup",
-           "restore_backup"]  # fmt: skip
+           "restore_backup", "ArchivedPart", "ArchiveError", "ArchiveReport", "RestoreReport", "archive_cutoff",
+           "archive_expired", "restore_for_refold"]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_storage(settings: Settings) -> Storage:
+    """The storage of the settings' backend, with archived months put back first when its read models are about to
+    be folded from nothing (see restore_for_refold)."""
+    storage = _open_backend(settings)
+    try:
+        restore_for_refold(storage, settings.archive_dir)
+    except BaseException:
+        storage.close()
+        raise
+    return storage
+
+
+def _open_backend(settings: Settings) -> Storage:
     """The one place that chooses a backend: PostgreSQL when a database URL is set, else the embedded files."""
     # Imported here: psycopg is an optional driver, and each backend's drivers load only when it is chosen.
     if _uses_postgres(settings):
@@ -66,6 +87,19 @@ def open_storage(settings: Settings) -> Storage:
     from agentdash.storage.embedded.storage import EmbeddedStorage
 
     return EmbeddedStorage(settings)
+
+
+def restore_for_refold(storage: Storage, archive_dir: Path) -> RestoreReport | None:
+    """Empty read models (a new read-model VERSION, a rebuild) folded from the live log alone would lose the archived
+    months' facts: put those entries back into the live log first; the retention job archives them again once folded.
+    ArchiveError, naming the directory, when they cannot be restored: better no start than months silently gone."""
+    if storage.fold_state().seq or not (archived := storage.archived_entries()):
+        return None
+    log.warning("the read models are folded afresh and %d log entries are archived: restoring them from %s first",
+                archived, archive_dir)  # fmt: skip
+    report = storage.restore_archive(archive_dir)
+    log.warning("restored %d archived entries from %s for the fold", report.restored, archive_dir)
+    return report
 
 
 def open_ingest_keys(settings: Settings) -> IngestKeyStore:
@@ -159,6 +193,13 @@ def restore_backup(src: Path, settings: Settings, force: bool = False) -> Manife
     from agentdash.storage.embedded.backup import restore_backup as restore
 
     return restore(src, settings.data_dir, force)
+
+
+def archive_expired(storage: Storage, settings: Settings) -> ArchiveReport | None:
+    """The server's archive job (at start-up and daily): what is past --retention-days; None when it is 0."""
+    if settings.retention_days <= 0:
+        return None
+    return storage.archive(archive_cutoff(settings.retention_days), settings.archive_dir)
 
 
 def _uses_postgres(settings: Settings) -> bool:

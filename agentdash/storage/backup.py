@@ -10,7 +10,7 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 # Every table agentdash creates in a shared database (storage/sql/postgres*.sql), dumped and restored together.
-POSTGRES_TABLES = ("events", "checkpoint", "read_model_version", "runs", "sessions", "activity", "queued", "usage",
+POSTGRES_TABLES = ("events", "event_ids", "checkpoint", "read_model_version", "runs", "sessions", "activity", "queued", "usage",
                    "code_changes", "prs", "pr_texts", "ingest_keys", "source_records", "source_reasons",
                    "source_people", "github_links", "agent_rules", "alert_rules", "alert_state", "alert_history",
                    "alert_checkpoint", "dead_letters")  # fmt: skip

@@ -7,8 +7,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,6 +50,45 @@ class WriteRejected(StorageError):
 
 class Poisoned(WriteRejected):
     """A fold refused an entry because the `poison` test hook names it (see poison_check)."""
+
+
+class ArchiveError(StorageError):
+    """An archive cannot be written, verified or restored (a corrupted or foreign file), or a rebuild would lose what
+    only the archive holds."""
+
+
+class ArchivedPart(msgspec.Struct, frozen=True):
+    """One Parquet file of the archive (storage/archive.py), as its manifest lists it."""
+
+    month: str  # YYYY-MM of the entries' arrival (received_us, UTC)
+    part: int
+    file: str  # its name inside the archive directory
+    rows: int
+    first_seq: int
+    last_seq: int
+    sha256: str  # archive.Checksum of its rows
+    archived_at: str  # UTC, RFC 3339
+
+
+@dataclass(frozen=True)
+class ArchiveReport:
+    """What one archive run wrote, verified and then deleted from the live log."""
+
+    parts: tuple[ArchivedPart, ...]
+    directory: Path
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.parts)
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What a restore put back into the live log, and how many of the archive's entries it held already."""
+
+    parts: tuple[ArchivedPart, ...]
+    restored: int
+    already_there: int
 
 
 @dataclass(frozen=True)
@@ -165,6 +206,21 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish pending writes and release files and connections."""
+
+    def archive(self, before_us: int, directory: Path) -> ArchiveReport:
+        """Move the log entries received before `before_us` that are folded and not dead letters into monthly Parquet
+        parts in `directory` (storage/archive.py), each verified before its rows leave the live log. The read models
+        keep their facts, and the entries' ids stay duplicates for ever."""
+        raise ArchiveError(f"{type(self).__name__} does not archive its log")
+
+    def restore_archive(self, directory: Path) -> RestoreReport:
+        """Put the archived entries of `directory` back into the live log under their seqs (every file verified
+        first; those already there are skipped), so that a rebuild folds them again."""
+        raise ArchiveError(f"{type(self).__name__} does not archive its log")
+
+    def archived_entries(self) -> int:
+        """How many entries are archived and not in the live log: a rebuild from the log alone would miss them."""
+        return 0
 
 
 def poison_check(

@@ -35,7 +35,7 @@ ARROW_TYPES = {
 # Insert rows hold seq, dedupe_key, received_us, then the Event's fields; a chunk takes seq and these of them.
 _EVENT_FIELDS = Event.__struct_fields__
 _CHUNK_FIELDS = [3 + _EVENT_FIELDS.index(name) for name in LOG_COLUMNS[1:]]
-_CONFIRM_PART = 500  # seqs per lookup, well under SQLite's limit of host parameters
+_CONFIRM_PART = 450  # seqs per lookup (each given twice: live and archived), under SQLite's old limit of 999
 
 
 def connect(path: Path, durable: bool = False) -> sqlite3.Connection:
@@ -82,6 +82,7 @@ class SqliteEventLog:
         self._writer_db = connect(path, durable)
         self._writer_db.execute(SCHEMA)
         upgrade(self._writer_db)
+        self._writer_db.execute(SQL.statement("archive_schema"))  # archived entries' ids: duplicates for ever
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []  # every thread's, so that close() lets go of the files
         self._index = DedupeIndex()
@@ -172,7 +173,7 @@ class SqliteEventLog:
         for start in range(0, len(seqs), _CONFIRM_PART):
             part = seqs[start : start + _CONFIRM_PART]
             statement = SQL.statement("stored_identities").replace("{seqs}", ",".join("?" * len(part)))
-            for seq, org_id, event_id in self._writer_db.execute(statement, part):
+            for seq, org_id, event_id in self._writer_db.execute(statement, part + part):
                 confirmed.setdefault(by_seq[seq], set()).add((org_id, event_id))
         return confirmed
 

@@ -14,16 +14,19 @@ import pyarrow.compute as pc
 from agentdash.config import Settings
 from agentdash.events import Event
 from agentdash.storage.base import (
+    ArchiveReport,
     FoldState,
     LogChunk,
     LogFootprint,
     LoggedEvent,
     LogPosition,
+    RestoreReport,
     Storage,
     StorageInUse,
     poison_check,
 )
 from agentdash.storage.dead_letters import Burial, DeadLetterStore
+from agentdash.storage.embedded.archive import SqliteArchive
 from agentdash.storage.embedded.dead_letters import FILE_NAME as DEAD_LETTERS_FILE
 from agentdash.storage.embedded.dead_letters import SqliteDeadLetterStore
 from agentdash.storage.embedded.errors import translated
@@ -48,6 +51,7 @@ class EmbeddedStorage(Storage):
         self._log = SqliteEventLog(settings.log_path, queue_limit=settings.ingest_queue_limit, durable=settings.durable)
         self._dead = SqliteDeadLetterStore(settings.data_dir / DEAD_LETTERS_FILE)
         self._check = poison_check(poison, self._log.entries)
+        self._archive = SqliteArchive(settings.log_path, durable=settings.durable)
         _private_files(settings.data_dir)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
@@ -124,7 +128,20 @@ class EmbeddedStorage(Storage):
         return self._models.query(name, params)
 
     @translated
+    def archive(self, before_us: int, directory: Path) -> ArchiveReport:
+        return self._archive.archive(self._models.fold_state().seq, self._dead.skipped, before_us, directory)
+
+    @translated
+    def restore_archive(self, directory: Path) -> RestoreReport:
+        return self._archive.restore(directory)
+
+    @translated
+    def archived_entries(self) -> int:
+        return self._archive.archived()
+
+    @translated
     def close(self) -> None:
+        self._archive.close()
         self._log.close()
         self._models.close()
         self._dead.close()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import psycopg
 from msgspec.structs import astuple
 
 from agentdash.events import Event
+from agentdash.storage.archive import month_of
 from agentdash.storage.base import LogFootprint, LoggedEvent, LogPosition, Overloaded, Unavailable, caused_by
 from agentdash.storage.group_commit import GroupCommitWriter, Pending
+from agentdash.storage.postgres.archive import ensure_partitions, next_month
 from agentdash.storage.postgres.connections import ConnectionPool, connect
 from agentdash.storage.postgres.errors import domain_error
 from agentdash.storage.queries import load_queries
@@ -33,6 +36,7 @@ class PostgresEventLog:
         self._url = url
         self._readers = readers
         self._db: psycopg.Connection | None = None
+        self._months: set[str] = set()  # months whose partition this process has seen (archive.ensure_partitions)
         self._writer = GroupCommitWriter(self._try_write, queue_limit)  # last: it starts writing at once
 
     # -- writing -------------------------------------------------------------------------------
@@ -50,12 +54,16 @@ class PostgresEventLog:
         events = [event for batch, _ in pending for event in batch]
         try:
             db = self._connection()
+            columns = _columns(events)
+            month = month_of(columns["received_us"])
             with db.transaction():
                 db.execute(SQL.statement("lock_log"))
+                if month not in self._months:  # its partition, and the next month's ahead of the turn
+                    ensure_partitions(db, month, next_month(month))
                 stored = {
-                    (org_id, event_id)
-                    for org_id, event_id in db.execute(SQL.statement("append_events"), _columns(events))
+                    (org_id, event_id) for org_id, event_id in db.execute(SQL.statement("append_events"), columns)
                 }
+            self._months.add(month)
         except Exception as exc:  # nothing of these batches is acknowledged
             if len(pending) == 1:
                 log.exception("event log write failed")
@@ -109,7 +117,7 @@ def _for_producer(exc: Exception) -> Exception:
     return error
 
 
-def _columns(events: list[Event]) -> dict[str, object]:
+def _columns(events: list[Event]) -> dict[str, Any]:
     """One array parameter per event field (unnest turns them back into rows); money as exact decimals."""
     rows = [astuple(e) for e in events]
     columns: dict[str, list] = {name: [row[i] for row in rows] for i, name in enumerate(EVENT_FIELDS)}

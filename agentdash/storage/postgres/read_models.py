@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import namedtuple
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from agentdash.storage.base import FoldState, LogChunk
 from agentdash.storage.postgres.connections import ConnectionPool, connect
 from agentdash.storage.queries import load_queries, render, split
 
+log = logging.getLogger(__name__)
 SQL = load_queries("postgres", pyformat=True)
+RLS = load_queries("postgres_rls", pyformat=True)
+# Every table with an org_id that a read query can see: the log and the read models (row security, see Reader).
+ORG_TABLES = ("events", "runs", "sessions", "activity", "queued", "usage", "code_changes", "prs", "pr_texts")
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
 VERSION = 5  # 2: runs_by_day covers the metric queries' columns; 3: usage events, cache tokens; 4: PRs, runs' branch;
 # 5: PRs' titles and urls (pr_texts), code changes (code_changes), the agent of runs, usage, code changes and PRs
@@ -26,13 +33,27 @@ FOLD_STEPS = (
 )  # fmt: skip
 
 
-class PostgresReadModels:
-    """Folds on a connection of its own (the projector's); queries borrow pooled connections."""
+@dataclass(frozen=True)
+class Reader:
+    """The role that read queries run as (row security: one org's rows, that of the transaction's `app.org_id`)."""
 
-    def __init__(self, url: str, readers: ConnectionPool) -> None:
+    role: str
+    search_path: str  # the tables' schema, quoted: under the reader, "$user" would be its own schema
+
+
+class PostgresReadModels:
+    """Folds on a connection of its own (the projector's); queries borrow pooled connections.
+
+    With a `reader`, each query runs in a transaction as that role with `app.org_id` set to the query's org, so the
+    database itself keeps other orgs' rows out; None (the login role may not create or join it): the queries' own
+    `org_id = $org` alone.
+    """
+
+    def __init__(self, url: str, readers: ConnectionPool, reader: Reader | None = None) -> None:
         self._url = url
         self._readers = readers
         self._db: psycopg.Connection | None = None
+        self.reader = reader
 
     def fold(self, chunk: LogChunk, check: Callable[[list[int]], None] | None = None) -> bool:
         """`check`: the tests' poison hook, run on the folded seqs before COMMIT."""
@@ -78,6 +99,8 @@ class PostgresReadModels:
             _run(db, "wait_fold_lock", {})
             _run(db, "drop_read_models", {})
             _run(db, "read_models", {})
+            if self.reader is not None:  # the new tables have no policies yet
+                _protect(db, self.reader.role)
 
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         """The named query's rows; a query of several statements runs them at once, rows concatenated in order.
@@ -94,10 +117,14 @@ class PostgresReadModels:
     def _fetch(self, name: str, statement: str, params: dict[str, Any]) -> list[tuple]:
         used = {k: v for k, v in params.items() if f"%({k})s" in statement}
         with self._readers.connection() as db:
-            cursor = db.execute(statement, used)
-            columns = [column.name for column in cursor.description or ()]
-            row_type = namedtuple(name, columns)  # type: ignore[misc]
-            return [row_type(*row) for row in cursor.fetchall()]
+            if self.reader is None:
+                return _rows(name, db.execute(statement, used))
+            if not isinstance(params.get("org"), str):
+                raise ValueError(f"{name}: a read query is one org's, and names none (params['org'])")
+            scope = {"reader": self.reader.role, "schema": self.reader.search_path, "org": params["org"]}
+            with db.transaction():  # role, search_path and app.org_id are SET LOCAL: they end with it
+                db.execute(RLS.statement("scope"), scope)
+                return _rows(name, db.execute(statement, used))
 
     def close(self) -> None:
         if self._db is not None:
@@ -109,8 +136,9 @@ class PostgresReadModels:
         return self._db
 
 
-def prepare(db: psycopg.Connection) -> None:
-    """Create the log and read models if missing; drop read models of another VERSION (they re-fold)."""
+def prepare(db: psycopg.Connection) -> Reader | None:
+    """Create the log and read models if missing; drop read models of another VERSION (they re-fold); set up row
+    security (`row_security`): the Reader that queries run as, or None when this login role may not."""
     with db.transaction():
         _run(db, "schema", {})
         if not _one(db, "log_is_current"):
@@ -120,6 +148,72 @@ def prepare(db: psycopg.Connection) -> None:
             _run(db, "drop_read_models", {})
             _run(db, "save_version", {"version": VERSION})
         _run(db, "read_models", {})
+        return row_security(db)
+
+
+def row_security(db: psycopg.Connection) -> Reader | None:
+    """The reader role, its policies on every ORG_TABLES table, this login role a member: what is missing is made,
+    in prepare's transaction (its schema lock: workers starting together take turns). Nothing is changed when all
+    is in place. A login role without the privilege (CREATEROLE to make and join the role, owning the tables) gets
+    None and a warning saying what an administrator should run: reads are then scoped by their queries alone."""
+    role, schema = db.execute(RLS.statement("reader_role")).fetchone() or ("", "")
+    reader, search_path = sql.Identifier(role), sql.Identifier(schema).as_string(db)
+    exists, schema_usage = db.execute(RLS.statement("reader_state"), {"reader": role}).fetchone() or ()
+    scope = {"reader": role, "schema": search_path, "org": ""}
+    try:
+        with db.transaction():  # a savepoint: a refusal undoes only this
+            if not exists:
+                _execute(db, "create_reader", reader=reader)
+            if not _may_switch(db, scope):  # a member without SET (PostgreSQL 16: the creator's own grant) is not
+                _execute(db, "join_reader", reader=reader)
+            if not schema_usage:
+                _execute(db, "reader_schema", reader=reader, schema=sql.Identifier(schema))
+            _protect(db, role)
+            with db.transaction(force_rollback=True):  # now it may, or this raises
+                db.execute(RLS.statement("scope"), scope)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        (user,) = db.execute("SELECT current_user").fetchone() or ("",)
+        named = reader.as_string(db)
+        fix = (
+            "" if exists else f"CREATE ROLE {named} NOLOGIN; "
+        ) + f"GRANT {named} TO {sql.Identifier(user).as_string(db)};"
+        log.warning(
+            "PostgreSQL row-level security is off: the login role %s may not set up its reader role %s (%s). Read "
+            "queries are scoped by their own org filter only. To turn it on, run as a superuser: %s and restart (the "
+            "login role must also own the tables, as when it created them).", user, role, str(exc).strip(), fix,
+        )  # fmt: skip
+        return None
+    return Reader(role, search_path)
+
+
+def _may_switch(db: psycopg.Connection, scope: dict[str, str]) -> bool:
+    """Whether this login role may switch to the reader (tried, and undone at once)."""
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(RLS.statement("scope"), scope)
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def _protect(db: psycopg.Connection, role: str) -> None:
+    """Row security, the policy and the reader's SELECT on each ORG_TABLES table that lacks one of them."""
+    (missing,) = db.execute(
+        RLS.statement("unprotected_tables"), {"reader": role, "tables": list(ORG_TABLES)}
+    ).fetchone() or ([],)
+    for table in missing:
+        _execute(db, "protect_table", reader=sql.Identifier(role), table=sql.Identifier(table))
+
+
+def _execute(db: psycopg.Connection, name: str, **identifiers: sql.Identifier) -> None:
+    for statement in RLS.statements(name):
+        db.execute(sql.SQL(statement).format(**identifiers))
+
+
+def _rows(name: str, cursor: psycopg.Cursor) -> list[tuple]:
+    columns = [column.name for column in cursor.description or ()]
+    row_type = namedtuple(name, columns)  # type: ignore[misc]
+    return [row_type(*row) for row in cursor.fetchall()]
 
 
 def _run(db: psycopg.Connection, name: str, params: dict[str, Any]) -> None:

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from agentdash.events import Event
-from agentdash.storage.base import FoldState, LogChunk, LogFootprint, LoggedEvent, LogPosition, Storage, poison_check
+from agentdash.storage.base import (
+    ArchiveReport,
+    FoldState,
+    LogChunk,
+    LogFootprint,
+    LoggedEvent,
+    LogPosition,
+    RestoreReport,
+    Storage,
+    poison_check,
+)
 from agentdash.storage.dead_letters import Burial, DeadLetterStore
+from agentdash.storage.postgres.archive import PostgresArchive, partition_log
 from agentdash.storage.postgres.connections import ConnectionPool, connected
 from agentdash.storage.postgres.dead_letters import PostgresDeadLetterStore
 from agentdash.storage.postgres.errors import translated
@@ -32,12 +44,15 @@ class PostgresStorage(Storage):
     def __init__(self, url: str, queue_limit: int = 64, poison: Callable[[LoggedEvent], bool] | None = None) -> None:
         """`poison`: tests only, entries a fold must fail on (see base.poison_check)."""
         with connected(url) as db:
-            prepare(db)
+            reader = prepare(db)  # None: row-level security is off (logged: the login role may not set it up)
+            if partition_log(db):  # an unpartitioned log from before, copied once: the new table's row security
+                reader = prepare(db)
         self._dead = PostgresDeadLetterStore(url)  # before any fold: fold_chunk reads its table
         self._readers = ConnectionPool(url, READ_CONNECTIONS, READ_SETTINGS)
         self._log = PostgresEventLog(url, self._readers, queue_limit=queue_limit)
-        self._models = PostgresReadModels(url, self._readers)
+        self._models = PostgresReadModels(url, self._readers, reader)
         self._check = poison_check(poison, self._log.entries)
+        self._archive = PostgresArchive(url)
 
     def submit(self, events: list[Event]) -> Future[list[bool]]:
         return self._log.submit(events)  # the writer hands a failed batch's future a StorageError (lost: Overloaded)
@@ -89,6 +104,18 @@ class PostgresStorage(Storage):
     @translated
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         return self._models.query(name, params)
+
+    @translated
+    def archive(self, before_us: int, directory: Path) -> ArchiveReport:
+        return self._archive.archive(before_us, directory)
+
+    @translated
+    def restore_archive(self, directory: Path) -> RestoreReport:
+        return self._archive.restore(directory)
+
+    @translated
+    def archived_entries(self) -> int:
+        return self._archive.archived()
 
     @translated
     def close(self) -> None:

@@ -10,8 +10,11 @@
 
 -- name: schema
 SELECT pg_advisory_xact_lock(1634492787, 3);  -- processes starting together create the tables once
+-- The log is partitioned by month of arrival (received_us; storage/postgres/archive.py makes the partitions
+-- events_YYYY_MM as appends need them, and drops those archived whole). A key of a partitioned table must hold the
+-- partition key: seq is unique by the append (under the log lock), and event_ids does the dedupe.
 CREATE TABLE IF NOT EXISTS events (
-    seq BIGINT PRIMARY KEY,           -- commit order, dense: appends hold the log lock until COMMIT
+    seq BIGINT NOT NULL,              -- commit order, dense: appends hold the log lock until COMMIT
     received_us BIGINT NOT NULL,
     id TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL,
     user_id TEXT, session_id TEXT,    -- NULL on pr.* events only (upgrade_log drops an older log's NOT NULL)
@@ -24,8 +27,11 @@ CREATE TABLE IF NOT EXISTS events (
     lines_added BIGINT NOT NULL DEFAULT 0, lines_removed BIGINT NOT NULL DEFAULT 0,  -- code.changed events
     commits BIGINT NOT NULL DEFAULT 0, series TEXT,
     agent TEXT,                       -- attributes.agent (see upgrade_log)
-    UNIQUE (org_id, id)               -- dedupe for ever
-);
+    PRIMARY KEY (seq, received_us)    -- by seq: the fold's ranges, max(seq), one index per partition
+) PARTITION BY RANGE (received_us);
+-- Dedupe for ever: every id ever logged, archived ones too, with its seq (restore checks an entry against it).
+CREATE TABLE IF NOT EXISTS event_ids (org_id TEXT NOT NULL, id TEXT NOT NULL, seq BIGINT NOT NULL,
+                                      PRIMARY KEY (org_id, id));
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: log_is_current
@@ -130,6 +136,48 @@ CREATE TABLE IF NOT EXISTS pr_texts (
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 INSERT INTO checkpoint SELECT 0, NULL WHERE NOT EXISTS (SELECT 1 FROM checkpoint)
 
+-- name: log_is_partitioned
+SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'events'::regclass)
+
+-- name: partition_log_table
+-- The upgrade of a log written before partitioning (archive.partition_log, under the schema lock, in one
+-- transaction): a partitioned copy with the same columns in the same order, its partitions made next.
+CREATE TABLE events_partitioned (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (received_us);
+ALTER TABLE events_partitioned ADD PRIMARY KEY (seq, received_us)
+
+-- name: partition_log_span
+SELECT min(received_us), max(received_us) FROM events
+
+-- name: partition_log_copy
+INSERT INTO events_partitioned SELECT * FROM events;
+INSERT INTO event_ids (org_id, id, seq) SELECT org_id, id, seq FROM events ON CONFLICT (org_id, id) DO NOTHING;
+DROP TABLE events;
+ALTER TABLE events_partitioned RENAME TO events
+
+-- name: event_ids_missing
+-- A partitioned log without its ids: restored from a dump that left event_ids out (pg_dump -t 'events*' does).
+SELECT NOT EXISTS (SELECT 1 FROM event_ids) AND EXISTS (SELECT 1 FROM events)
+
+-- name: event_ids_fill
+INSERT INTO event_ids (org_id, id, seq) SELECT org_id, id, seq FROM events ON CONFLICT (org_id, id) DO NOTHING
+
+-- name: partition_exists
+SELECT to_regclass($name) IS NOT NULL
+
+-- name: create_partition
+-- A month's partition ({name}, [{start_us}, {end_us}): psycopg.sql fills them in). CREATE + ATTACH rather than
+-- CREATE … PARTITION OF: attaching locks `events` only against other schema changes, not against reads.
+CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ({start_us}) TO ({end_us})
+
+-- name: upgrade_partition
+-- partition_log's: a month of the new table, filled in the same transaction.
+CREATE TABLE {name} PARTITION OF events_partitioned FOR VALUES FROM ({start_us}) TO ({end_us})
+
+-- name: drop_partition
+-- A month archived whole.
+DROP TABLE IF EXISTS {name}
+
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs, sessions, activity, queued, usage, code_changes, prs, pr_texts, checkpoint
 
@@ -147,7 +195,8 @@ SELECT pg_advisory_xact_lock(1634492787, 1)
 
 -- name: append_events
 -- One statement per group commit. Under the log lock nobody else appends, so NOT EXISTS is exact and
--- seq stays dense; the unique index is what guarantees dedupe, ON CONFLICT never fires in practice.
+-- seq stays dense; event_ids' primary key is what guarantees dedupe, ON CONFLICT never fires in practice.
+-- max(seq) is the high-water mark: an archive never takes the newest entry (archive.py), so it stays in events.
 WITH incoming AS (
     SELECT * FROM unnest($id::text[], $type::text[], $org_id::text[], $user_id::text[], $session_id::text[],
                          $run_id::text[], $team_id::text[], $occurred_us::bigint[], $status::text[],
@@ -162,22 +211,27 @@ WITH incoming AS (
                              cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark,
                              lines_added, lines_removed, commits, series, agent, ord)
 ),
-fresh AS (  -- new events, each once (its first copy in the group)
-    SELECT DISTINCT ON (org_id, id) * FROM incoming i
-    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.org_id = i.org_id AND e.id = i.id)
-    ORDER BY org_id, id, ord
+fresh AS (  -- new events, each once (its first copy in the group), numbered after the log's end
+    SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY ord) AS seq, f.*
+    FROM (SELECT DISTINCT ON (org_id, id) * FROM incoming i
+          WHERE NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.org_id = i.org_id AND e.id = i.id)
+          ORDER BY org_id, id, ord) f
+),
+ids AS (
+    INSERT INTO event_ids (org_id, id, seq) SELECT org_id, id, seq FROM fresh
+    ON CONFLICT (org_id, id) DO NOTHING
+    RETURNING seq
 )
 INSERT INTO events (seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
                     failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
                     model, repo, attributes, branch, pr_number, author, agent_mark,
                     lines_added, lines_removed, commits, series, agent)
-SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY ord), $received_us,
+SELECT seq, $received_us,
        id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
        failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
        model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
        agent
-FROM fresh
-ON CONFLICT (org_id, id) DO NOTHING
+FROM fresh WHERE seq IN (SELECT seq FROM ids)
 RETURNING org_id, id
 
 -- name: log_position
@@ -185,12 +239,12 @@ SELECT (SELECT coalesce(max(seq), 0) FROM events) AS last_seq,
        (SELECT received_us FROM events WHERE seq = $after_seq + 1) AS oldest_unfolded_received_us
 
 -- name: log_footprint
--- For /metrics: entries, the table's bytes (indexes and TOAST too), the (org_id, id) unique index as the dedupe.
+-- For /metrics: entries, the partitions' bytes (indexes and TOAST too), event_ids (table and key) as the dedupe.
 SELECT (SELECT coalesce(max(seq), 0) FROM events) AS events,
-       pg_total_relation_size('events'::regclass) AS bytes,
+       (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits
+        WHERE inhparent = 'events'::regclass)::bigint AS bytes,
        (SELECT coalesce(max(seq), 0) FROM events) AS dedupe_entries,
-       (SELECT coalesce(sum(pg_relation_size(c.conindid)), 0) FROM pg_constraint c
-        WHERE c.conrelid = 'events'::regclass AND c.contype = 'u')::bigint AS dedupe_bytes
+       pg_total_relation_size('event_ids'::regclass) AS dedupe_bytes
 
 -- name: log_end
 SELECT least($after_seq + $limit, coalesce(max(seq), 0)) FROM events
@@ -203,6 +257,63 @@ SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id,
        model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
        agent
 FROM events WHERE seq > $after_seq ORDER BY seq LIMIT $limit
+
+-- name: try_archive_lock
+-- One archive run at a time across every process (storage/postgres/archive.py), on a session of its own.
+SELECT pg_try_advisory_lock(1634492787, 4)
+
+-- name: archive_unlock
+SELECT pg_advisory_unlock(1634492787, 4)
+
+-- name: archive_bounds
+-- Folded entries only, and never the newest (its seq is the log's high-water mark, max(seq)); dead letters stay.
+SELECT (SELECT seq FROM checkpoint) AS checkpoint, (SELECT coalesce(max(seq), 0) FROM events) AS last_seq,
+       (SELECT coalesce(array_agg(seq), '{}') FROM dead_letters) AS dead
+
+-- name: archive_span
+SELECT min(received_us), max(received_us) FROM events
+WHERE seq <= $checkpoint AND seq < $last_seq AND received_us < $before_us
+
+-- name: archive_rows
+-- One batch of a month's archivable entries: seq, received_us, then the Event's fields (archive.ARCHIVE_COLUMNS).
+SELECT seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
+       failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd::float8,
+       model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
+       agent
+FROM events
+WHERE received_us >= $start_us AND received_us < $end_us AND seq > $after_seq AND seq <= $checkpoint
+  AND seq < $last_seq
+ORDER BY seq LIMIT $limit
+
+-- name: month_rows
+SELECT count(*) FROM events WHERE received_us >= $start_us AND received_us < $end_us
+
+-- name: archive_delete
+DELETE FROM events WHERE received_us >= $start_us AND received_us < $end_us AND seq = ANY($seqs::bigint[])
+
+-- name: archived_count
+-- Ids logged and no longer live: what only the archive holds.
+SELECT (SELECT count(*) FROM event_ids) - (SELECT count(*) FROM events)
+
+-- name: restore_known
+-- The seqs this log gave these identities (event_ids), and which of the entries' seqs are live.
+SELECT (SELECT coalesce(array_agg(k.seq ORDER BY i.ord), '{}') FROM unnest($org_id::text[], $id::text[])
+          WITH ORDINALITY AS i(org_id, id, ord) LEFT JOIN event_ids k USING (org_id, id)) AS known,
+       (SELECT coalesce(array_agg(seq), '{}') FROM events WHERE seq = ANY($seq::bigint[])) AS live
+
+-- name: restore_rows
+-- Archived entries back under their seqs (their ids are in event_ids already).
+INSERT INTO events (seq, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us, status,
+                    failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+                    model, repo, attributes, branch, pr_number, author, agent_mark,
+                    lines_added, lines_removed, commits, series, agent)
+SELECT * FROM unnest($seq::bigint[], $received_us::bigint[], $id::text[], $type::text[], $org_id::text[],
+                     $user_id::text[], $session_id::text[], $run_id::text[], $team_id::text[], $occurred_us::bigint[],
+                     $status::text[], $failure_category::text[], $input_tokens::bigint[], $output_tokens::bigint[],
+                     $cache_read_tokens::bigint[], $cache_write_tokens::bigint[], $cost_usd::numeric[],
+                     $model::text[], $repo::text[], $attributes::text[], $branch::text[], $pr_number::bigint[],
+                     $author::text[], $agent_mark::text[], $lines_added::bigint[], $lines_removed::bigint[],
+                     $commits::bigint[], $series::text[], $agent::text[])
 
 -- name: try_fold_lock
 -- One folder at a time across every process; released at COMMIT, ROLLBACK or when the folder dies.

@@ -74,13 +74,72 @@ INSERT INTO events (seq, dedupe_key, received_us, id, type, org_id, user_id, ses
                     lines_added, lines_removed, commits, series, agent)
 VALUES (?,?,?,?,?,?,coalesce(?, ''),coalesce(?, ''),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
+-- name: archive_schema
+-- The identities of archived entries (storage/embedded/archive.py): what keeps their ids duplicates for ever once
+-- their rows left `events`, and their seqs taken (the log's high-water mark is max(seq) over both tables).
+CREATE TABLE IF NOT EXISTS archived_ids (
+    seq INTEGER PRIMARY KEY, dedupe_key INTEGER NOT NULL, org_id TEXT NOT NULL, id TEXT NOT NULL
+)
+
 -- name: dedupe_keys
--- Start-up: the whole key column, to rebuild the in-memory dedupe index.
-SELECT dedupe_key, seq FROM events
+-- Start-up: the whole key column, live and archived, to rebuild the in-memory dedupe index.
+SELECT dedupe_key, seq FROM events UNION ALL SELECT dedupe_key, seq FROM archived_ids
 
 -- name: stored_identities
--- What is really stored under candidate seqs; {seqs} becomes one `?` per seq.
+-- What is really stored under candidate seqs, live or archived; {seqs} becomes one `?` per seq (given twice).
 SELECT seq, org_id, id FROM events WHERE seq IN ({seqs})
+UNION ALL SELECT seq, org_id, id FROM archived_ids WHERE seq IN ({seqs})
+
+-- name: archive_span
+-- The arrival times of the folded entries before the cutoff: which months an archive run visits.
+SELECT min(received_us), max(received_us) FROM events WHERE seq <= :checkpoint AND received_us < :before_us
+
+-- name: archive_rows
+-- One batch of a month's folded entries before the cutoff: seq, received_us, then the Event's fields (archive.py).
+SELECT seq, received_us, id, type, org_id, NULLIF(user_id, ''), NULLIF(session_id, ''), run_id, team_id, occurred_us,
+       status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+       model, repo, attributes, branch, pr_number, author, agent_mark, lines_added, lines_removed, commits, series,
+       agent
+FROM events
+WHERE seq > :after_seq AND seq <= :checkpoint AND received_us >= :start_us AND received_us < :end_us
+ORDER BY seq LIMIT :limit
+
+-- name: archiving_table
+-- The seqs one archive or restore transaction moves, on its own connection.
+CREATE TEMP TABLE IF NOT EXISTS archiving (seq INTEGER PRIMARY KEY)
+
+-- name: archiving_clear
+DELETE FROM archiving
+
+-- name: archiving_add
+INSERT INTO archiving (seq) VALUES (?)
+
+-- name: archive_move
+-- The written and verified rows leave the live log; their identities stay.
+INSERT INTO archived_ids (seq, dedupe_key, org_id, id)
+SELECT seq, dedupe_key, org_id, id FROM events WHERE seq IN (SELECT seq FROM archiving);
+DELETE FROM events WHERE seq IN (SELECT seq FROM archiving)
+
+-- name: archived_count
+SELECT count(*) FROM archived_ids
+
+-- name: archived_identities
+SELECT seq, org_id, id FROM archived_ids WHERE seq IN (SELECT seq FROM archiving)
+
+-- name: live_identities
+SELECT seq, org_id, id FROM events WHERE seq IN (SELECT seq FROM archiving)
+
+-- name: restore_row
+-- An archived entry back in the live log under its seq (the columns of `append`).
+INSERT INTO events (seq, dedupe_key, received_us, id, type, org_id, user_id, session_id, run_id, team_id, occurred_us,
+                    status, failure_category, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                    cost_usd, model, repo, attributes, branch, pr_number, author, agent_mark,
+                    lines_added, lines_removed, commits, series, agent)
+VALUES (?,?,?,?,?,?,coalesce(?, ''),coalesce(?, ''),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+
+-- name: restored
+-- After restore_row: the restored seqs are live again, no longer archived.
+DELETE FROM archived_ids WHERE seq IN (SELECT seq FROM archiving)
 
 -- name: received_at
 SELECT received_us FROM events WHERE seq = :seq
