@@ -180,3 +180,77 @@ def test_a_hash_collision_stores_both_events(tmp_path, monkeypatch):
         assert storage.log_position().last_seq == 6
     finally:
         storage.close()
+
+
+# ---------------------------------------------------------------- the dedupe snapshot
+# A clean close saves the index beside the log; a start loads it and reads only the entries after it.
+
+
+def _start(data_dir, caplog) -> tuple[object, int]:
+    """An opened storage, and how many keys its start read from the log (not from the snapshot)."""
+    caplog.clear()
+    with caplog.at_level("INFO", logger=sqlite_log.__name__):
+        storage = open_storage(load_settings(data_dir=data_dir))
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("dedupe index:")]
+    return storage, int(line.split("(")[1].split()[0])
+
+
+def test_a_start_reads_the_snapshot_and_only_the_entries_after_it(tmp_path, caplog, monkeypatch):
+    data_dir = tmp_path / "d"
+    first = open_storage(load_settings(data_dir=data_dir))
+    assert submit(first, [wire(f"e{i}") for i in range(300)]) == [True] * 300
+    first.close()
+    assert (data_dir / "events-dedupe.npz").exists()
+
+    second, read = _start(data_dir, caplog)
+    assert read == 0  # all 300 from the snapshot
+    assert submit(second, [wire(f"e{i}") for i in range(300)]) == [False] * 300
+    assert submit(second, [wire(f"late{i}") for i in range(7)]) == [True] * 7
+    with monkeypatch.context() as crash:  # as after kill -9: the log committed, no snapshot saved at close
+        crash.setattr(sqlite_log.SqliteEventLog, "_save_index", lambda self: None)
+        second.close()
+
+    third, read = _start(data_dir, caplog)
+    try:
+        assert read == 7  # the snapshot's 300, then the 7 logged after it
+        assert submit(third, [wire(f"late{i}") for i in range(7)] + [wire("e0"), wire("new")]) == [False] * 8 + [True]
+        assert third.log_position().last_seq == 308
+    finally:
+        third.close()
+
+
+def test_a_snapshot_of_another_log_or_of_a_later_position_is_ignored(tmp_path, caplog):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for data_dir, prefix, n in ((ours, "o", 50), (theirs, "t", 80)):
+        storage = open_storage(load_settings(data_dir=data_dir))
+        submit(storage, [wire(f"{prefix}{i}") for i in range(n)])
+        storage.close()
+    snapshot = (ours / "events-dedupe.npz").read_bytes()
+
+    (ours / "events-dedupe.npz").write_bytes((theirs / "events-dedupe.npz").read_bytes())  # another log's
+    storage, read = _start(ours, caplog)
+    try:
+        assert read == 50 and "not this log's" in caplog.text  # rebuilt from the log
+        assert submit(storage, [wire(f"o{i}") for i in range(50)]) == [False] * 50
+        assert submit(storage, [wire(f"t{i}") for i in range(3)]) == [True] * 3  # theirs are not ours
+    finally:
+        storage.close()
+
+    # Our own snapshot at seq 53, beside a copy of our log from when it ended at 50 (an older backup put back).
+    (theirs / "events-dedupe.npz").unlink()
+    later = (ours / "events-dedupe.npz").read_bytes()
+    (ours / "events-dedupe.npz").write_bytes(snapshot)  # seq 50's: valid for a log of 53
+    storage, read = _start(ours, caplog)
+    storage.close()
+    assert read == 3
+    older = tmp_path / "older"
+    older.mkdir()
+    storage = open_storage(load_settings(data_dir=older))
+    submit(storage, [wire(f"o{i}") for i in range(50)])
+    storage.close()
+    (older / "events-dedupe.npz").write_bytes(later)  # covers seq 53: this log ends at 50
+    storage, read = _start(older, caplog)
+    try:
+        assert read == 50 and "not this log's" in caplog.text
+    finally:
+        storage.close()

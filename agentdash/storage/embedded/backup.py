@@ -22,7 +22,7 @@ from agentdash.storage.base import StorageInUse
 LOG_NAME = "events.sqlite"
 READ_MODELS = "read_models.duckdb"
 # Never copied: SQLite's and DuckDB's side files belong to an open connection, the read models are rebuilt.
-_SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".wal", ".duckdb", ".tmp", ".lock")
+_SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".wal", ".duckdb", ".tmp", ".lock", "-dedupe.npz", ".partial")
 _CHUNK = 1 << 20
 
 

@@ -62,6 +62,16 @@ class DedupeIndex:
                     found.setdefault(int(wanted[i]), []).extend(level_seqs[left[i] : right[i]].tolist())
         return found
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (key, seq) as two arrays sorted by key, for a snapshot; merges the index into one level."""
+        if self._recent:
+            self._flush_recent()
+        while len(self._levels) > 1:
+            self._merge_last_two()
+        if not self._levels:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return self._levels[0]
+
     def _flush_recent(self) -> None:
         pairs = list(self._recent.items())
         pairs += [(key, seq) for key, seqs in self._recent_extra.items() for seq in seqs]
@@ -75,7 +85,10 @@ class DedupeIndex:
         self._levels.append((keys[order], seqs[order]))
         # Merge while the newest level is not much smaller than the one before: amortised O(log n).
         while len(self._levels) > 1 and len(self._levels[-1][0]) * MERGE_FACTOR >= len(self._levels[-2][0]):
-            (k2, s2), (k1, s1) = self._levels.pop(), self._levels.pop()
-            keys_merged = np.concatenate([k1, k2])
-            order = np.argsort(keys_merged, kind="stable")  # timsort: two sorted runs merge in O(n)
-            self._levels.append((keys_merged[order], np.concatenate([s1, s2])[order]))
+            self._merge_last_two()
+
+    def _merge_last_two(self) -> None:
+        (k2, s2), (k1, s1) = self._levels.pop(), self._levels.pop()
+        keys_merged = np.concatenate([k1, k2])
+        order = np.argsort(keys_merged, kind="stable")  # timsort: two sorted runs merge in O(n)
+        self._levels.append((keys_merged[order], np.concatenate([s1, s2])[order]))

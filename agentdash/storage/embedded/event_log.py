@@ -16,6 +16,7 @@ from msgspec.structs import astuple
 
 from agentdash.events import Event, dedupe_key
 from agentdash.storage.base import LOG_COLUMNS, LogChunk, LogFootprint, LoggedEvent, LogPosition
+from agentdash.storage.embedded import dedupe_snapshot
 from agentdash.storage.embedded.dedupe import DedupeIndex
 from agentdash.storage.embedded.errors import domain_error
 from agentdash.storage.embedded.recent_rows import RecentRows
@@ -86,6 +87,7 @@ class SqliteEventLog:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []  # every thread's, so that close() lets go of the files
         self._index = DedupeIndex()
+        self._snapshot_path = path.with_name(f"{path.stem}-dedupe.npz")  # not events.sqlite*: it is not the log
         self._last_seq = self._load_index()
         self._recent = RecentRows(limit=recent_rows)
         self._writer = GroupCommitWriter(self._try_write, queue_limit)  # last: it starts writing at once
@@ -97,6 +99,10 @@ class SqliteEventLog:
 
     def close(self) -> None:
         self._writer.close()
+        try:
+            self._save_index()
+        except (OSError, sqlite3.Error):  # the next start rebuilds the index from the log: slower, as correct
+            log.exception("could not save the dedupe snapshot")
         self._writer_db.close()
         for reader in self._readers:
             reader.close()
@@ -178,15 +184,32 @@ class SqliteEventLog:
         return confirmed
 
     def _load_index(self) -> int:
+        """The dedupe index from its snapshot and the entries after it (without one: the whole log); the last seq."""
         started = time.perf_counter()
+        (last_seq,) = self._writer_db.execute(SQL.statement("last_seq")).fetchone()
+        snapshot = dedupe_snapshot.load(self._snapshot_path, self._key_at, last_seq)
+        after = 0
+        if snapshot is not None:
+            self._index.load(snapshot.keys, snapshot.seqs)
+            after = snapshot.last_seq
         keys, seqs = [], []
-        for key, seq in self._writer_db.execute(SQL.statement("dedupe_keys")):
+        for key, seq in self._writer_db.execute(SQL.statement("dedupe_keys"), {"after_seq": after}):
             keys.append(key)
             seqs.append(seq)
         self._index.load(np.array(keys, dtype=np.int64), np.array(seqs, dtype=np.int64))
-        if keys:
-            log.info("dedupe index: %d keys loaded in %.1f s", len(keys), time.perf_counter() - started)
-        return max(seqs, default=0)
+        if last_seq:
+            log.info("dedupe index: %d keys (%d read from the log) in %.2f s", len(self._index), len(keys),
+                     time.perf_counter() - started)  # fmt: skip
+        return last_seq
+
+    def _save_index(self) -> None:
+        """At a clean close (the writer stopped): the index and the position it covers, for the next start."""
+        keys, seqs = self._index.arrays()
+        dedupe_snapshot.save(self._snapshot_path, keys, seqs, self._last_seq, self._key_at)
+
+    def _key_at(self, seq: int) -> int | None:
+        row = self._writer_db.execute(SQL.statement("dedupe_key_at"), {"seq": seq}).fetchone()
+        return row[0] if row else None
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -82,8 +82,17 @@ CREATE TABLE IF NOT EXISTS archived_ids (
 )
 
 -- name: dedupe_keys
--- Start-up: the whole key column, live and archived, to rebuild the in-memory dedupe index.
-SELECT dedupe_key, seq FROM events UNION ALL SELECT dedupe_key, seq FROM archived_ids
+-- Start-up: the key column, live and archived, after what the dedupe snapshot holds (all of it without one).
+SELECT dedupe_key, seq FROM events WHERE seq > :after_seq
+UNION ALL SELECT dedupe_key, seq FROM archived_ids WHERE seq > :after_seq
+
+-- name: dedupe_key_at
+-- One entry's key, live or archived: how a dedupe snapshot is checked to belong to this log.
+SELECT dedupe_key FROM events WHERE seq = :seq UNION ALL SELECT dedupe_key FROM archived_ids WHERE seq = :seq
+
+-- name: last_seq
+-- The log's high-water mark, live or archived (both by their primary key: two b-tree lookups).
+SELECT max(coalesce((SELECT max(seq) FROM events), 0), coalesce((SELECT max(seq) FROM archived_ids), 0))
 
 -- name: stored_identities
 -- What is really stored under candidate seqs, live or archived; {seqs} becomes one `?` per seq (given twice).
