@@ -56,7 +56,14 @@ def serve(**options) -> None:
     """Run ingest, projector, dashboard and read API in one process."""
     from agentdash.server import serve as run
 
-    _unless_in_use(run, _settings(options))
+    _unless_in_use(run, _settings(options), _dashboard_factory)
+
+
+def _dashboard_factory():
+    """agentdash.ui's create_dashboard, imported only once the ingest port answers: NiceGUI's import is ~0.7 s."""
+    from agentdash.ui import create_dashboard
+
+    return create_dashboard
 
 
 @main.command()

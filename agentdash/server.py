@@ -28,7 +28,6 @@ from agentdash.monitoring import Monitor, Readiness, RequestMetrics
 from agentdash.projector import Projector, ProjectorJob
 from agentdash.sources import OrgAttribution, SourceKeeper, SourceStats, TranslatePool
 from agentdash.storage import Storage, archive_expired, open_agent_rules, open_source_store, open_storage
-from agentdash.ui import create_dashboard
 from agentdash.web import (
     ASGIApp,
     BodyLimit,
@@ -85,9 +84,17 @@ def _allow_open_files(settings: Settings) -> None:
                     "raise it (ulimit -n) or lower --max-connections", target, needed, settings.max_connections)  # fmt: skip
 
 
+# How the dashboard is made (agentdash.ui.create_dashboard's arguments): handed in by the caller, because importing
+# NiceGUI and FastAPI is ~0.7 s of a start, which should not delay the ingest port (cli.serve imports it once that
+# port answers).
+DashboardFactory = Callable[..., ASGIApp]
+
+
 @contextmanager
-def running(settings: Settings):
-    """Start everything; on exit stop the servers, fold one last time and close the storage."""
+def running(settings: Settings, make_dashboard: Callable[[], DashboardFactory]):
+    """Start everything, the ingest port first; on exit stop the servers, fold one last time and close the storage.
+
+    `make_dashboard` is called once the ingest port answers, for the factory of the client port's dashboard."""
     _allow_open_files(settings)
     verifier = verifier_for(settings)  # first: a sign-in setup that cannot work stops us before anything opens
     code_flow = code_flow_for(settings, verifier)
@@ -112,36 +119,30 @@ def running(settings: Settings):
                                    translate_pool=TranslatePool(settings.otlp_workers))  # fmt: skip
     ingest = _server(RequestMetrics(ingest_app, monitor, "ingest"), settings.ingest_host, settings.ingest_port,
                      settings)  # fmt: skip
-    read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution,
-                               alert_store=alerts.store)  # fmt: skip
-    dashboard = create_dashboard(storage, projector, verifier, secret, code_flow, source_store, attribution,
-                                 alerts.store)  # fmt: skip
-    client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(read_api, dashboard)))
-    if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
-        client_app = LoopbackHostOnly(client_app)
-    # Outermost: the body limit's 413s and the rebinding guard's refusals are requests too (route "unmatched").
-    client = _server(RequestMetrics(client_app, monitor, "dashboard"), settings.host, settings.port, settings)
-    # Servers run off the main thread so that the signal handlers below stay ours.
-    threads = [
-        threading.Thread(target=s.run, name=name, daemon=True)
-        for s, name in ((ingest, "ingest"), (client, "dashboard"))
-    ]
+    started: list[tuple[uvicorn.Server, threading.Thread]] = []
     job.start()
     keeper.start()
     alerts.start()
     try:
-        # One after the other: two lifespans importing anyio's backend at once broke CPython 3.11's import
-        # machinery once in CI (SystemError in typing), and the ingest port is up first anyway.
-        for server, thread in zip((ingest, client), threads, strict=True):
-            thread.start()
-            _wait_started([server], [thread])
+        # Servers run off the main thread so that the signal handlers below stay ours. One after the other: two
+        # lifespans importing anyio's backend at once broke CPython 3.11's import machinery once in CI.
+        _start(ingest, "ingest", started)
+        read_api = create_read_api(storage, verifier, source_store=source_store, attribution=attribution,
+                                   alert_store=alerts.store)  # fmt: skip
+        dashboard = make_dashboard()(storage, projector, verifier, secret, code_flow, source_store, attribution,
+                                     alerts.store)  # fmt: skip
+        client_app: ASGIApp = SecurityHeaders(BodyLimit(ClientPortApp(read_api, dashboard)))
+        if settings.dev:  # against DNS rebinding: the dev issuer must not answer a page served under another name
+            client_app = LoopbackHostOnly(client_app)
+        # Outermost: the body limit's 413s and the rebinding guard's refusals are requests too (route "unmatched").
+        _start(_server(RequestMetrics(client_app, monitor, "dashboard"), settings.host, settings.port, settings),
+               "dashboard", started)  # fmt: skip
         yield Running(settings, storage, projector, secret, threading.Event())
     finally:
-        for server in (ingest, client):
+        for server, _ in started:
             server.should_exit = True
-        for thread in threads:
-            if thread.ident is not None:  # the client's is not started when the ingest server could not start
-                thread.join(timeout=10)
+        for _, thread in started:
+            thread.join(timeout=10)
         job.stop()
         alerts.stop()  # after the last fold and its evaluation; what is not sent yet stays pending
         keeper.stop()  # after ingest has stopped: the last counts are stored too
@@ -150,19 +151,24 @@ def running(settings: Settings):
         storage.close()
 
 
-def _wait_started(servers: list[uvicorn.Server], threads: list[threading.Thread]) -> None:
-    while not all(s.started for s in servers):
-        if not all(t.is_alive() for t in threads):
-            raise SystemExit("a server could not start (is the port already in use?)")
+def _start(server: uvicorn.Server, name: str, started: list[tuple[uvicorn.Server, threading.Thread]]) -> None:
+    """Run the server on a thread of its own and wait until it listens (SystemExit when it cannot)."""
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    started.append((server, thread))
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit(f"the {name} server could not start (is the port already in use?)")
         time.sleep(0.02)
 
 
-def serve(settings: Settings, after_start: Callable[[Running], None] | None = None) -> None:
+def serve(settings: Settings, make_dashboard: Callable[[], DashboardFactory],
+          after_start: Callable[[Running], None] | None = None) -> None:  # fmt: skip
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with running(settings) as server:
+    with running(settings, make_dashboard) as server:
         server.stop = stop
         log.info("ingest on %s, dashboard on %s", server.ingest_url, server.dashboard_url)
         if after_start:

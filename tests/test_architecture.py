@@ -9,7 +9,8 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "agentdash"
 DRIVERS = ("sqlite3", "duckdb", "psycopg")
-# Imports inside functions, each for a stated reason (see their modules): start-up time of the light CLI commands,
+# Imports inside functions, each for a stated reason (see their modules): start-up time of the light CLI commands
+# and of serve's ingest port (the dashboard's NiceGUI is imported once that port answers),
 # and optional database drivers that only their backend needs.
 LAZY_IMPORTERS = {"agentdash.cli", "agentdash.storage"}
 

@@ -19,6 +19,7 @@ from agentdash.demo.generator import GeneratorConfig, generate_days, window
 from agentdash.demo.sender import SendStats, send, send_otlp
 from agentdash.server import Running, serve
 from agentdash.storage import IngestKeyStore, open_alerts, open_ingest_keys
+from agentdash.ui import create_dashboard
 
 DEMO_ORG = "demo"
 
@@ -89,7 +90,7 @@ def run_demo(settings: Settings, days: int, seed: int, reset: bool) -> None:
     def fill_and_announce(running: Running) -> None:
         threading.Thread(target=_fill, args=(running, days, seed, started), name="demo", daemon=True).start()
 
-    serve(settings, after_start=fill_and_announce)
+    serve(settings, lambda: create_dashboard, after_start=fill_and_announce)
 
 
 def _fill(running: Running, days: int, seed: int, started: float) -> None:
