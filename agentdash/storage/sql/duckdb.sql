@@ -87,54 +87,53 @@ CREATE OR REPLACE TEMP TABLE touched_runs AS
 SELECT rowid AS rid FROM runs SEMI JOIN (SELECT DISTINCT org_id, run_id FROM chunk WHERE run_id IS NOT NULL) USING (org_id, run_id);
 CREATE OR REPLACE TEMP TABLE run_parts AS
 WITH parts AS (
-    SELECT org_id, run_id, first_us, first_id,
-           {'user_id': user_id, 'team_id': team_id, 'session_id': session_id} AS who,
-           queued_us, started_us, handoff_us, finished_us, finished_id,
-           CASE WHEN finished_us IS NOT NULL THEN {'status': status, 'failure_category': failure_category,
-               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
-               'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END AS outcome,
-           model_at, model, repo_at, repo, branch_at, branch, agent_at, agent
+    SELECT org_id, run_id,
+           {'us': first_us, 'id': first_id, 'who': {'user_id': user_id, 'team_id': team_id, 'session_id': session_id}}
+               AS first,
+           queued_us, started_us, handoff_us,
+           CASE WHEN finished_us IS NOT NULL THEN {'us': finished_us, 'id': finished_id, 'outcome': {'status': status,
+               'failure_category': failure_category, 'input_tokens': input_tokens, 'output_tokens': output_tokens,
+               'cache_read_tokens': cache_read_tokens, 'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd}}
+           END AS finished,
+           CASE WHEN model_at IS NOT NULL THEN {'us': model_at.us, 'id': model_at.id, 'v': model} END AS model,
+           CASE WHEN repo_at IS NOT NULL THEN {'us': repo_at.us, 'id': repo_at.id, 'v': repo} END AS repo,
+           CASE WHEN branch_at IS NOT NULL THEN {'us': branch_at.us, 'id': branch_at.id, 'v': branch} END AS branch,
+           CASE WHEN agent_at IS NOT NULL THEN {'us': agent_at.us, 'id': agent_at.id, 'v': agent} END AS agent
     FROM runs WHERE rowid IN (SELECT rid FROM touched_runs)
     UNION ALL
-    SELECT org_id, run_id, occurred_us, id,
-           {'user_id': user_id, 'team_id': team_id, 'session_id': session_id},
+    SELECT org_id, run_id,
+           {'us': occurred_us, 'id': id, 'who': {'user_id': user_id, 'team_id': team_id, 'session_id': session_id}},
            CASE WHEN type = 'run.queued' THEN occurred_us END,
            CASE WHEN type = 'run.started' THEN occurred_us END,
            CASE WHEN type = 'handoff' THEN occurred_us END,
-           CASE WHEN type = 'run.finished' THEN occurred_us END,
-           CASE WHEN type = 'run.finished' THEN id END,
-           CASE WHEN type = 'run.finished' THEN {'status': status, 'failure_category': failure_category,
-               'input_tokens': input_tokens, 'output_tokens': output_tokens, 'cache_read_tokens': cache_read_tokens,
-               'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd} END,
-           CASE WHEN model IS NOT NULL THEN {'us': occurred_us, 'id': id} END, model,
-           CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id} END, repo,
-           CASE WHEN branch IS NOT NULL THEN {'us': occurred_us, 'id': id} END, branch,
-           CASE WHEN agent IS NOT NULL THEN {'us': occurred_us, 'id': id} END, agent
+           CASE WHEN type = 'run.finished' THEN {'us': occurred_us, 'id': id, 'outcome': {'status': status,
+               'failure_category': failure_category, 'input_tokens': input_tokens, 'output_tokens': output_tokens,
+               'cache_read_tokens': cache_read_tokens, 'cache_write_tokens': cache_write_tokens, 'cost_usd': cost_usd}}
+           END,
+           CASE WHEN model IS NOT NULL THEN {'us': occurred_us, 'id': id, 'v': model} END,
+           CASE WHEN repo IS NOT NULL THEN {'us': occurred_us, 'id': id, 'v': repo} END,
+           CASE WHEN branch IS NOT NULL THEN {'us': occurred_us, 'id': id, 'v': branch} END,
+           CASE WHEN agent IS NOT NULL THEN {'us': occurred_us, 'id': id, 'v': agent} END
     FROM chunk WHERE run_id IS NOT NULL
 ),
 merged AS (
-    SELECT org_id, run_id,
-           min(first_us) AS first_us,
-           arg_min(first_id, (first_us, first_id)) AS first_id,
-           arg_min(who, (first_us, first_id)) AS who,
+    SELECT org_id, run_id, min(first) AS first,
            min(queued_us) AS queued_us, min(started_us) AS started_us, min(handoff_us) AS handoff_us,
-           max(finished_us) AS finished_us,
-           arg_max(finished_id, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS finished_id,
-           arg_max(outcome, (finished_us, finished_id)) FILTER (WHERE finished_us IS NOT NULL) AS outcome,
-           min(model_at) AS model_at, arg_min(model, model_at) FILTER (WHERE model_at IS NOT NULL) AS model,
-           min(repo_at) AS repo_at, arg_min(repo, repo_at) FILTER (WHERE repo_at IS NOT NULL) AS repo,
-           min(branch_at) AS branch_at, arg_min(branch, branch_at) FILTER (WHERE branch_at IS NOT NULL) AS branch,
-           min(agent_at) AS agent_at, arg_min(agent, agent_at) FILTER (WHERE agent_at IS NOT NULL) AS agent
+           max(finished) AS finished, min(model) AS model, min(repo) AS repo, min(branch) AS branch, min(agent) AS agent
     FROM parts GROUP BY org_id, run_id
 )
-SELECT org_id, run_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
-       who.user_id AS user_id, who.team_id AS team_id, who.session_id AS session_id,
-       queued_us, started_us, handoff_us, finished_us, finished_id,
-       outcome.status AS status, outcome.failure_category AS failure_category,
-       outcome.input_tokens AS input_tokens, outcome.output_tokens AS output_tokens,
-       outcome.cache_read_tokens AS cache_read_tokens, outcome.cache_write_tokens AS cache_write_tokens,
-       outcome.cost_usd AS cost_usd,
-       model_at, model, repo_at, repo, false AS followed_up, branch_at, branch, agent_at, agent
+SELECT org_id, run_id, CAST(make_timestamp(first.us) AS DATE) AS day, first.us AS first_us, first.id AS first_id,
+       first.who.user_id AS user_id, first.who.team_id AS team_id, first.who.session_id AS session_id,
+       queued_us, started_us, handoff_us, finished.us AS finished_us, finished.id AS finished_id,
+       finished.outcome.status AS status, finished.outcome.failure_category AS failure_category,
+       finished.outcome.input_tokens AS input_tokens, finished.outcome.output_tokens AS output_tokens,
+       finished.outcome.cache_read_tokens AS cache_read_tokens, finished.outcome.cache_write_tokens AS cache_write_tokens,
+       finished.outcome.cost_usd AS cost_usd,
+       CASE WHEN model IS NOT NULL THEN {'us': model.us, 'id': model.id} END AS model_at, model.v AS model,
+       CASE WHEN repo IS NOT NULL THEN {'us': repo.us, 'id': repo.id} END AS repo_at, repo.v AS repo,
+       false AS followed_up,
+       CASE WHEN branch IS NOT NULL THEN {'us': branch.us, 'id': branch.id} END AS branch_at, branch.v AS branch,
+       CASE WHEN agent IS NOT NULL THEN {'us': agent.us, 'id': agent.id} END AS agent_at, agent.v AS agent
 FROM merged;
 -- The (org, repo, branch) keys these runs had and have: the PRs of those keys may link to other runs now.
 CREATE OR REPLACE TEMP TABLE run_branches AS
@@ -153,21 +152,19 @@ SELECT rowid AS rid FROM sessions
 SEMI JOIN (SELECT DISTINCT org_id, session_id FROM chunk WHERE session_id IS NOT NULL) USING (org_id, session_id);
 CREATE OR REPLACE TEMP TABLE session_parts AS
 WITH parts AS (
-    SELECT org_id, session_id, first_us, first_id, {'user_id': user_id, 'team_id': team_id} AS who,
+    SELECT org_id, session_id, {'us': first_us, 'id': first_id, 'who': {'user_id': user_id, 'team_id': team_id}} AS first,
            first_message_us, last_message_us
     FROM sessions WHERE rowid IN (SELECT rid FROM touched_sessions)
     UNION ALL
-    SELECT org_id, session_id, occurred_us, id, {'user_id': user_id, 'team_id': team_id},
+    SELECT org_id, session_id, {'us': occurred_us, 'id': id, 'who': {'user_id': user_id, 'team_id': team_id}},
            CASE WHEN type = 'message.sent' THEN occurred_us END,
            CASE WHEN type = 'message.sent' THEN occurred_us END
     FROM chunk WHERE session_id IS NOT NULL
 )
-SELECT org_id, session_id, CAST(make_timestamp(first_us) AS DATE) AS day, first_us, first_id,
-       who.user_id AS user_id, who.team_id AS team_id, first_message_us, last_message_us
+SELECT org_id, session_id, CAST(make_timestamp(first.us) AS DATE) AS day, first.us AS first_us, first.id AS first_id,
+       first.who.user_id AS user_id, first.who.team_id AS team_id, first_message_us, last_message_us
 FROM (
-    SELECT org_id, session_id, min(first_us) AS first_us,
-           arg_min(first_id, (first_us, first_id)) AS first_id,
-           arg_min(who, (first_us, first_id)) AS who,
+    SELECT org_id, session_id, min(first) AS first,
            min(first_message_us) AS first_message_us, max(last_message_us) AS last_message_us
     FROM parts GROUP BY org_id, session_id
 );
@@ -230,31 +227,34 @@ SEMI JOIN (SELECT DISTINCT org_id, lower(repo) AS repo_key, pr_number FROM chunk
 USING (org_id, repo_key, pr_number);
 CREATE OR REPLACE TEMP TABLE pr_parts AS
 WITH parts AS (
-    SELECT org_id, repo_key, pr_number, first_at, {'repo': pr_repo, 'head_branch': head_branch} AS what,
-           who_at, {'user_id': event_user_id, 'team_id': event_team_id} AS who,
-           opened_us, merged_us, last_at, last_type, marked, mark_at, mark
+    SELECT org_id, repo_key, pr_number,
+           {'us': first_at.us, 'id': first_at.id, 'what': {'repo': pr_repo, 'head_branch': head_branch}} AS first,
+           CASE WHEN who_at IS NOT NULL THEN {'us': who_at.us, 'id': who_at.id,
+               'who': {'user_id': event_user_id, 'team_id': event_team_id}} END AS who,
+           opened_us, merged_us, {'us': last_at.us, 'id': last_at.id, 'type': last_type} AS last, marked,
+           CASE WHEN mark_at IS NOT NULL THEN {'us': mark_at.us, 'id': mark_at.id, 'v': mark} END AS mark
     FROM prs WHERE rowid IN (SELECT rid FROM touched_prs)
     UNION ALL
-    SELECT org_id, lower(repo), pr_number, {'us': occurred_us, 'id': id}, {'repo': repo, 'head_branch': branch},
-           CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN {'us': occurred_us, 'id': id} END,
-           {'user_id': user_id, 'team_id': team_id},
+    SELECT org_id, lower(repo), pr_number, {'us': occurred_us, 'id': id, 'what': {'repo': repo, 'head_branch': branch}},
+           CASE WHEN user_id IS NOT NULL OR team_id IS NOT NULL THEN {'us': occurred_us, 'id': id,
+               'who': {'user_id': user_id, 'team_id': team_id}} END,
            CASE WHEN type = 'pr.opened' THEN occurred_us END, CASE WHEN type = 'pr.merged' THEN occurred_us END,
-           {'us': occurred_us, 'id': id}, type, agent_mark IS NOT NULL,
-           CASE WHEN agent_mark IS NOT NULL THEN {'us': occurred_us, 'id': id} END, agent_mark
+           {'us': occurred_us, 'id': id, 'type': type}, agent_mark IS NOT NULL,
+           CASE WHEN agent_mark IS NOT NULL THEN {'us': occurred_us, 'id': id, 'v': agent_mark} END
     FROM chunk WHERE pr_number IS NOT NULL
 ),
 merged AS (
-    SELECT org_id, repo_key, pr_number, min(first_at) AS first_at, arg_min(what, first_at) AS what,
-           min(who_at) AS who_at, arg_min(who, who_at) FILTER (WHERE who_at IS NOT NULL) AS who,
-           min(opened_us) AS opened_us, min(merged_us) AS merged_us,
-           max(last_at) AS last_at, arg_max(last_type, last_at) AS last_type, bool_or(marked) AS marked,
-           min(mark_at) AS mark_at, arg_min(mark, mark_at) FILTER (WHERE mark_at IS NOT NULL) AS mark
+    SELECT org_id, repo_key, pr_number, min(first) AS first, min(who) AS who,
+           min(opened_us) AS opened_us, min(merged_us) AS merged_us, max(last) AS last, bool_or(marked) AS marked,
+           min(mark) AS mark
     FROM parts GROUP BY org_id, repo_key, pr_number
 )
-SELECT org_id, repo_key, pr_number, first_at, what.repo AS pr_repo, what.head_branch AS head_branch,
-       who_at, who.user_id AS event_user_id, who.team_id AS event_team_id, opened_us, merged_us, last_at, last_type,
-       marked, false AS linked, who.user_id AS user_id, who.team_id AS team_id, NULL AS model, what.repo AS repo,
-       mark_at, mark, mark AS agent
+SELECT org_id, repo_key, pr_number, {'us': first.us, 'id': first.id} AS first_at, first.what.repo AS pr_repo,
+       first.what.head_branch AS head_branch, CASE WHEN who IS NOT NULL THEN {'us': who.us, 'id': who.id} END AS who_at,
+       who.who.user_id AS event_user_id, who.who.team_id AS event_team_id, opened_us, merged_us,
+       {'us': last.us, 'id': last.id} AS last_at, last.type AS last_type, marked, false AS linked,
+       who.who.user_id AS user_id, who.who.team_id AS team_id, NULL AS model, first.what.repo AS repo,
+       CASE WHEN mark IS NOT NULL THEN {'us': mark.us, 'id': mark.id} END AS mark_at, mark.v AS mark, mark.v AS agent
 FROM merged;
 DELETE FROM prs WHERE rowid IN (SELECT rid FROM touched_prs);
 INSERT INTO prs BY NAME SELECT * FROM pr_parts;
