@@ -235,3 +235,41 @@ def test_two_servers_share_keys_log_and_folds_through_a_kill_a_restart_and_a_reb
 def test_the_database_url_must_be_postgres():
     with pytest.raises(ValueError, match="postgresql://"):
         open_storage(Settings(database_url="mysql://somewhere/db"))
+
+
+# -- planner statistics -------------------------------------------------------------------------
+
+READ_MODELS = ("runs", "sessions", "activity", "queued", "usage", "code_changes", "prs", "pr_texts")
+
+
+def analyzed(url: str) -> dict[str, bool]:
+    """Whether each read model was ANALYZEd by hand (autovacuum's own runs set last_autoanalyze instead)."""
+    with psycopg.connect(url, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+            [list(READ_MODELS)],
+        ).fetchall()
+    return dict(rows)
+
+
+def test_a_big_fold_analyzes_the_read_models_and_a_small_one_leaves_them(postgres_url):
+    """Right after a big catch-up the planner needs statistics of the folded rows, before autovacuum's round: the
+    worker that folded ANALYZEs the read models after its COMMIT; a few folded entries change nothing."""
+    events = generate(GeneratorConfig(days=20, end=END, org_id="acme", people=25, teams=3, seed=11))
+    assert len(events) > 10_000  # read_models.ANALYZE_MIN: the first fold is big enough
+    storage = open_pg(postgres_url)
+    try:
+        few, many = events[:50], events[50:]
+        for start in range(0, len(few), 500):
+            submit(storage, few[start : start + 500])
+        assert Projector(storage).fold_once() == len(few)
+        assert not any(analyzed(postgres_url).values())
+        for start in range(0, len(many), 500):
+            submit(storage, many[start : start + 500])
+        assert Projector(storage).fold_once() == len(many)
+        assert analyzed(postgres_url) == dict.fromkeys(READ_MODELS, True)
+        with psycopg.connect(postgres_url, autocommit=True) as db:  # the planner knows the runs now
+            (runs,) = db.execute("SELECT reltuples FROM pg_class WHERE relname = 'runs'").fetchone()
+            assert runs == db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    finally:
+        storage.close()

@@ -417,6 +417,7 @@ BACKEND_BLOCKS = {
     "run_metric_columns",  # a fragment of Postgres' run_metrics only (its two statements share the column list)
     "refolded_seqs", "save_refolded", "refold_chunk", "chunk_seqs", "forget_refolded",  # dead letters on retry
     "log_footprint",  # /metrics: the log's size (Postgres; the embedded log measures its files)
+    "analyze_read_models",  # fresh planner statistics after big folds (Postgres)
     "log_is_partitioned", "partition_log_table", "partition_log_span", "partition_log_copy", "partition_exists",
     "try_archive_lock", "archive_unlock", "archive_bounds", "archive_span", "archive_rows", "month_rows",
     "archive_delete", "archived_count", "restore_known", "restore_rows", "create_partition", "upgrade_partition",
