@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_postgres import pct  # noqa: E402
+
 from agentdash.demo.generator import GeneratorConfig, generate_days, window  # noqa: E402
 from agentdash.metrics import DIMENSIONS  # noqa: E402
 from agentdash.testing import PostgresCluster, ServerProcess, postgres_bin_dir  # noqa: E402
@@ -266,14 +268,6 @@ def restart_to_healthz(server: ServerProcess) -> float:
 
 
 # --- report ---------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def report(rows: list[Figures]) -> None:
