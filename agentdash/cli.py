@@ -139,10 +139,10 @@ def _fold_all(storage, settings: Settings, projector_type) -> None:
     try:
         if storage.archived_entries():  # the read models hold their facts; a fold of the live log alone loses them
             try:
-                restored = storage.restore_archive(settings.archive_dir)
+                restored = storage.restore_archive(settings.archive_path)
             except StorageError as exc:
                 raise click.ClickException(f"{exc}; nothing rebuilt (the read models are as they were)") from None
-            click.echo(f"restored {restored.restored:,} archived entries from {settings.archive_dir} to fold them "
+            click.echo(f"restored {restored.restored:,} archived entries from {settings.archive_path} to fold them "
                        "(--retention-days archives them again)")  # fmt: skip
         storage.reset_read_models()
         projector = projector_type(storage, settings.fold_chunk)
@@ -237,7 +237,7 @@ def archive(before: str | None, directory: Path | None, **options) -> None:
     except StorageInUse as exc:
         raise click.ClickException(f"{exc}: stop it first (or let it archive: serve --retention-days N)") from None
     try:
-        report = storage.archive(before_us, directory or settings.archive_dir)
+        report = storage.archive(before_us, directory or settings.archive_path)
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -126,8 +126,15 @@ class Settings:
         default=0.0,
         metadata={
             "help": "days a log entry is kept live after it arrived; older folded entries are written to monthly "
-            "Parquet files in <data-dir>/archive, verified, then deleted from the live log (at start-up and daily; "
+            "Parquet files in --archive-dir, verified, then deleted from the live log (at start-up and daily; "
             "metrics and dedupe unchanged; `agentdash restore` puts them back); 0: keep for ever"
+        },
+    )
+    archive_dir: str = field(
+        default="",
+        metadata={
+            "help": "where archived log entries are written and looked for (--retention-days, `agentdash archive`, "
+            "a fold from nothing); PostgreSQL workers must share one; empty: <data-dir>/archive"
         },
     )
     alert_retry_initial: float = field(
@@ -164,9 +171,9 @@ class Settings:
         return self.data_dir / "read_models.duckdb"
 
     @property
-    def archive_dir(self) -> Path:
+    def archive_path(self) -> Path:
         """Where --retention-days and `agentdash archive` write the archived log entries."""
-        return self.data_dir / "archive"
+        return Path(self.archive_dir) if self.archive_dir else self.data_dir / "archive"
 
     @property
     def secret_path(self) -> Path:

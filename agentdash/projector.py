@@ -98,17 +98,22 @@ class ProjectorJob:
     """Runs Projector.catch_up on an APScheduler interval; stop() folds one last time."""
 
     def __init__(
-        self, projector: Projector, interval_seconds: float, archive: Callable[[], object] | None = None
+        self,
+        projector: Projector,
+        interval_seconds: float,
+        archive: Callable[[threading.Event], object] | None = None,
     ) -> None:
-        """`archive`: run at start and then daily beside the folds (--retention-days; see Storage.archive)."""
+        """`archive(stop)`: run at start and then daily beside the folds (--retention-days; see Storage.archive);
+        stop() sets `stop` and waits only for the batch in hand."""
         self.projector = projector
+        self._stopping = threading.Event()
         self._scheduler = BackgroundScheduler(daemon=True)
         self._scheduler.add_job(
             self._run, "interval", seconds=interval_seconds, id="fold", max_instances=1, coalesce=True
         )
         if archive is not None:
             # At start (however long the server takes to get there: no misfire grace), then daily.
-            self._scheduler.add_job(_logged(archive), "interval", days=1, id="archive", max_instances=1, coalesce=True,
+            self._scheduler.add_job(_logged(archive, self._stopping), "interval", days=1, id="archive", max_instances=1, coalesce=True,
                                     next_run_time=datetime.now(UTC), misfire_grace_time=None)  # fmt: skip
 
     def _run(self) -> None:
@@ -121,14 +126,15 @@ class ProjectorJob:
         self._scheduler.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._scheduler.shutdown(wait=True)
         self._run()
 
 
-def _logged(archive: Callable[[], object]) -> Callable[[], None]:
+def _logged(archive: Callable[[threading.Event], object], stop: threading.Event) -> Callable[[], None]:
     def run() -> None:
         try:
-            archive()
+            archive(stop)
         except Exception:  # nothing is deleted before its file is verified: the next day's run tries again
             log.exception("archiving the event log failed; will retry tomorrow")
 

@@ -8,8 +8,10 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -19,13 +21,26 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import NEEDS_POSTGRES, ORG, OTHER_ORG, QUERIES, close, oracle, parsed, product, random_events, wire
+from support import (
+    BACKENDS,
+    NEEDS_POSTGRES,
+    ORG,
+    OTHER_ORG,
+    QUERIES,
+    close,
+    oracle,
+    parsed,
+    product,
+    random_events,
+    wire,
+)
 
 from agentdash.config import Settings
 from agentdash.events import dedupe_key
-from agentdash.projector import Projector
+from agentdash.projector import Projector, ProjectorJob
 from agentdash.storage import ArchiveError, open_storage
 from agentdash.storage.archive import ARCHIVE_COLUMNS, Checksum, month_of, month_range, months_between, rows_batch
+from agentdash.storage.embedded import archive as embedded_archive
 from agentdash.storage.embedded import event_log as sqlite_log
 from agentdash.storage.embedded.storage import EmbeddedStorage
 from agentdash.testing import ServerProcess
@@ -459,5 +474,115 @@ def test_a_hash_collision_with_an_archived_id_is_only_a_candidate(tmp_path, monk
     storage = open_storage(settings)
     try:
         assert storage.submit(parsed(wire("a"), wire("b"))).result(timeout=30) == [False, False]
+    finally:
+        storage.close()
+
+
+# -- Stopping and concurrency: a shutdown ends an archive run after the batch in hand; restores wait for each other --
+
+
+class StopsAfter(threading.Event):
+    """A stop flag that reads as set after `checks` looks at it: the archive run's first batch, deterministically."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self._left = checks
+
+    def is_set(self) -> bool:
+        self._left -= 1
+        return self._left < 0
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request, tmp_path) -> Settings:
+    if request.param == "postgres":
+        return Settings(database_url=request.getfixturevalue("postgres_url"))
+    return Settings(data_dir=tmp_path / "data")
+
+
+def test_a_stopped_archive_run_ends_after_the_batch_in_hand_and_the_next_run_goes_on(
+    backend_settings, tmp_path, monkeypatch
+):
+    for module in (embedded_archive, postgres_archive_module()):
+        if module is not None:
+            monkeypatch.setattr(module, "BATCH_ROWS", 4)
+    archive = tmp_path / "archive"
+    storage = open_storage(backend_settings)
+    try:
+        storage.submit(_events(20)).result(timeout=30)
+        Projector(storage, 1000).catch_up()
+        before = product(storage, ORG, *DAYS)
+        first = storage.archive(FUTURE_US, archive, StopsAfter(checks=1))  # the month check, then the first batch
+        assert [(p.part, p.rows, p.first_seq, p.last_seq) for p in first.parts] == [(1, 4, 1, 4)]
+        assert [e.seq for e in storage.log_entries(0, 100)] == list(range(5, 21))
+        assert storage.archive(FUTURE_US, archive, StopsAfter(checks=0)).parts == ()  # stopped before any month
+        rest = storage.archive(FUTURE_US, archive)
+        assert [p.part for p in rest.parts] == [2] and rest.parts[0].first_seq == 5
+        archived = sum(p.rows for p in (*first.parts, *rest.parts))
+        assert storage.archived_entries() == archived
+        assert product(storage, ORG, *DAYS) == before
+        assert storage.restore_archive(archive).restored == archived
+        assert [e.seq for e in storage.log_entries(0, 100)] == list(range(1, 21))
+    finally:
+        storage.close()
+
+
+def postgres_archive_module():
+    try:
+        from agentdash.storage.postgres import archive
+    except ImportError:  # psycopg is an optional driver
+        return None
+    return archive
+
+
+def test_stopping_the_projector_job_does_not_wait_for_the_archive_run(tmp_path):
+    started, finished = threading.Event(), threading.Event()
+
+    def archive(stop: threading.Event) -> None:
+        started.set()
+        stop.wait(timeout=120)  # a long run that looks at its stop flag, as Storage.archive does between batches
+        finished.set()
+
+    storage = open_storage(Settings(data_dir=tmp_path / "data"))
+    try:
+        job = ProjectorJob(Projector(storage, 1000), 3600, archive)
+        job.start()
+        assert started.wait(timeout=30)
+        stopper = threading.Thread(target=job.stop)
+        stopper.start()
+        stopper.join(timeout=60)
+        assert not stopper.is_alive() and finished.is_set()
+    finally:
+        storage.close()
+
+
+@NEEDS_POSTGRES
+def test_postgres_workers_restoring_together_each_start_and_the_log_is_whole(postgres_url, tmp_path):
+    archive = tmp_path / "shared-archive"
+    settings = Settings(database_url=postgres_url, archive_dir=str(archive))
+    storage = open_storage(settings)
+    storage.submit(_events(60)).result(timeout=30)
+    Projector(storage, 1000).catch_up()
+    before = product(storage, ORG, *DAYS)
+    assert storage.archive(FUTURE_US, settings.archive_path).rows == 59  # all but the newest entry
+    storage.reset_read_models()  # as a read-model VERSION bump leaves them: every worker's start restores first
+    storage.close()
+
+    def start_worker(number: int) -> int:
+        worker = open_storage(
+            Settings(database_url=postgres_url, archive_dir=str(archive), data_dir=tmp_path / f"w{number}")
+        )
+        try:
+            return worker.archived_entries()
+        finally:
+            worker.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(start_worker, range(4))) == [0] * 4
+    storage = open_storage(settings)
+    try:
+        assert [e.seq for e in storage.log_entries(0, 100)] == list(range(1, 61))
+        Projector(storage, 1000).catch_up()
+        assert product(storage, ORG, *DAYS) == before
     finally:
         storage.close()

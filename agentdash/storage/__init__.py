@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from agentdash.config import Settings
@@ -70,7 +71,7 @@ def open_storage(settings: Settings) -> Storage:
     be folded from nothing (see restore_for_refold)."""
     storage = _open_backend(settings)
     try:
-        restore_for_refold(storage, settings.archive_dir)
+        restore_for_refold(storage, settings.archive_path)
     except BaseException:
         storage.close()
         raise
@@ -195,11 +196,13 @@ def restore_backup(src: Path, settings: Settings, force: bool = False) -> Manife
     return restore(src, settings.data_dir, force)
 
 
-def archive_expired(storage: Storage, settings: Settings) -> ArchiveReport | None:
+def archive_expired(
+    storage: Storage, settings: Settings, stop: threading.Event | None = None
+) -> ArchiveReport | None:
     """The server's archive job (at start-up and daily): what is past --retention-days; None when it is 0."""
     if settings.retention_days <= 0:
         return None
-    return storage.archive(archive_cutoff(settings.retention_days), settings.archive_dir)
+    return storage.archive(archive_cutoff(settings.retention_days), settings.archive_path, stop)
 
 
 def _uses_postgres(settings: Settings) -> bool:

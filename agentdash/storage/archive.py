@@ -15,6 +15,7 @@ import functools
 import hashlib
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -116,6 +117,19 @@ class Checksum:
         for name, digests in zip(ARCHIVE_COLUMNS, self._columns, strict=True):
             total.update(name.encode() + b"\0" + b"".join(d.digest() for d in digests))
         return total.hexdigest()
+
+
+def stopping(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def until_stopped(batches: Iterable[pa.RecordBatch], stop: threading.Event | None) -> Iterator[pa.RecordBatch]:
+    """`batches` up to the one in hand when `stop` is set: a shorter part is as valid, the rest waits for a later run
+    (the caller then moves what the part holds, and nothing else)."""
+    for batch in batches:
+        yield batch
+        if stopping(stop):
+            return
 
 
 def rows_batch(rows: list[tuple]) -> pa.RecordBatch:

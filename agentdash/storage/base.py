@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -207,10 +208,11 @@ class Storage(ABC):
     def close(self) -> None:
         """Finish pending writes and release files and connections."""
 
-    def archive(self, before_us: int, directory: Path) -> ArchiveReport:
+    def archive(self, before_us: int, directory: Path, stop: threading.Event | None = None) -> ArchiveReport:
         """Move the log entries received before `before_us` that are folded and not dead letters into monthly Parquet
         parts in `directory` (storage/archive.py), each verified before its rows leave the live log. The read models
-        keep their facts, and the entries' ids stay duplicates for ever."""
+        keep their facts, and the entries' ids stay duplicates for ever. `stop` set: the run ends after the batch in
+        hand (its part written, verified and moved; the rest waits for the next run), so a shutdown need not wait."""
         raise ArchiveError(f"{type(self).__name__} does not archive its log")
 
     def restore_archive(self, directory: Path) -> RestoreReport:

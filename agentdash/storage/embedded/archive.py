@@ -20,6 +20,8 @@ from agentdash.storage.archive import (
     month_range,
     months_between,
     rows_batch,
+    stopping,
+    until_stopped,
     verified_parts,
     write_part,
 )
@@ -48,9 +50,15 @@ class SqliteArchive:
         return count
 
     def archive(
-        self, checkpoint: int, skipped: Callable[[int, int], set[int]], before_us: int, directory: Path
+        self,
+        checkpoint: int,
+        skipped: Callable[[int, int], set[int]],
+        before_us: int,
+        directory: Path,
+        stop: threading.Event | None = None,
     ) -> ArchiveReport:
-        """Every folded (seq ≤ checkpoint) entry received before `before_us` that is not a dead letter."""
+        """Every folded (seq ≤ checkpoint) entry received before `before_us` that is not a dead letter; `stop` ends
+        the run after the batch in hand (Storage.archive)."""
         with self._lock:
             params = {"checkpoint": checkpoint, "before_us": before_us}
             first_us, last_us = self._db.execute(SQL.statement("archive_span"), params).fetchone()
@@ -59,10 +67,12 @@ class SqliteArchive:
             dead = skipped(0, checkpoint)  # every state: retried ones may be read back, dropped ones are kept
             parts = []
             for month in months_between(first_us, last_us):
+                if stopping(stop):
+                    break
                 start_us, end_us = month_range(month)
                 window = {**params, "start_us": start_us, "end_us": min(end_us, before_us)}
                 seqs: list[int] = []
-                part = write_part(directory, month, self._month(window, dead, seqs))
+                part = write_part(directory, month, until_stopped(self._month(window, dead, seqs), stop))
                 if part is not None:
                     self._move(seqs)  # only now: the part is on disk, read back and listed in the manifest
                     parts.append(part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -128,8 +129,8 @@ class EmbeddedStorage(Storage):
         return self._models.query(name, params)
 
     @translated
-    def archive(self, before_us: int, directory: Path) -> ArchiveReport:
-        return self._archive.archive(self._models.fold_state().seq, self._dead.skipped, before_us, directory)
+    def archive(self, before_us: int, directory: Path, stop: threading.Event | None = None) -> ArchiveReport:
+        return self._archive.archive(self._models.fold_state().seq, self._dead.skipped, before_us, directory, stop)
 
     @translated
     def restore_archive(self, directory: Path) -> RestoreReport:

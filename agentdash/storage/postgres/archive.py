@@ -4,11 +4,12 @@ start-up), archive runs (storage/archive.py's verified Parquet parts, then DROP 
 DELETE of what was archived of it), restore. `event_ids` keeps every id logged, so dedupe outlives the rows.
 
 Several workers: an archive run takes a session advisory lock (try: a worker that does not get it leaves the run to
-the one that did); appends, restores and partition changes serialise on the log lock as appends always did."""
+the one that did), a restore waits for the same lock; appends, restores and partition changes serialise on the log lock as appends always did."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from agentdash.storage.archive import (
     month_range,
     months_between,
     rows_batch,
+    stopping,
+    until_stopped,
     verified_parts,
     write_part,
 )
@@ -96,18 +99,20 @@ class PostgresArchive:
             (count,) = db.execute(SQL.statement("archived_count")).fetchone() or (0,)
         return count
 
-    def archive(self, before_us: int, directory: Path) -> ArchiveReport:
+    def archive(self, before_us: int, directory: Path, stop: threading.Event | None = None) -> ArchiveReport:
         with connect(self._url, autocommit=True) as db:
             (granted,) = db.execute(SQL.statement("try_archive_lock")).fetchone() or (False,)
             if not granted:
                 log.info("another worker is archiving the log")
                 return ArchiveReport((), directory)
             try:
-                return self._archive(db, before_us, directory)
+                return self._archive(db, before_us, directory, stop)
             finally:
                 db.execute(SQL.statement("archive_unlock"))
 
-    def _archive(self, db: psycopg.Connection, before_us: int, directory: Path) -> ArchiveReport:
+    def _archive(
+        self, db: psycopg.Connection, before_us: int, directory: Path, stop: threading.Event | None
+    ) -> ArchiveReport:
         row = db.execute(SQL.statement("archive_bounds")).fetchone()
         if row is None or row[0] is None:
             return ArchiveReport((), directory)
@@ -119,10 +124,12 @@ class PostgresArchive:
         dead = set(dead_list)
         parts = []
         for month in months_between(first_us, last_us):
+            if stopping(stop):
+                break
             start_us, end_us = month_range(month)
             window = {**bounds, "start_us": start_us, "end_us": min(end_us, before_us)}
             seqs: list[int] = []
-            part = write_part(directory, month, self._month(db, window, dead, seqs))
+            part = write_part(directory, month, until_stopped(self._month(db, window, dead, seqs), stop))
             if part is None:
                 continue
             self._remove(db, month, window, seqs, whole_month=end_us <= before_us)
@@ -160,13 +167,19 @@ class PostgresArchive:
                 db.execute(SQL.statement("archive_delete"), {**span, "seqs": seqs[start : start + BATCH_ROWS]})
 
     def restore(self, directory: Path) -> RestoreReport:
+        """Under the archive lock, waited for: workers starting together after a read-model VERSION bump each
+        restore (storage.restore_for_refold), and the later ones then find every entry there already."""
         parts = list(verified_parts(directory))
         restored = already = 0
         with connect(self._url, autocommit=True) as db:
-            for part, batches in parts:
-                for batch in batches():
-                    done, there = self._restore_batch(db, part, batch)
-                    restored, already = restored + done, already + there
+            db.execute(SQL.statement("archive_lock"))
+            try:
+                for part, batches in parts:
+                    for batch in batches():
+                        done, there = self._restore_batch(db, part, batch)
+                        restored, already = restored + done, already + there
+            finally:
+                db.execute(SQL.statement("archive_unlock"))
         return RestoreReport(tuple(part for part, _ in parts), restored, already)
 
     def _restore_batch(self, db: psycopg.Connection, part: ArchivedPart, batch: pa.RecordBatch) -> tuple[int, int]:

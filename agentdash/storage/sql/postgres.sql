@@ -265,6 +265,10 @@ FROM events WHERE seq > $after_seq ORDER BY seq LIMIT $limit
 -- One archive run at a time across every process (storage/postgres/archive.py), on a session of its own.
 SELECT pg_try_advisory_lock(1634492787, 4)
 
+-- name: archive_lock
+-- The same lock, waited for: a restore (it must not run beside an archive run or another restore).
+SELECT pg_advisory_lock(1634492787, 4)
+
 -- name: archive_unlock
 SELECT pg_advisory_unlock(1634492787, 4)
 
