@@ -16,7 +16,7 @@ from agentdash.storage.base import LogFootprint, LoggedEvent, LogPosition, Overl
 from agentdash.storage.group_commit import GroupCommitWriter, Pending
 from agentdash.storage.postgres.archive import ensure_partitions, next_month
 from agentdash.storage.postgres.connections import ConnectionPool, connect
-from agentdash.storage.postgres.errors import domain_error
+from agentdash.storage.postgres.errors import domain_error, short_of
 from agentdash.storage.queries import load_queries
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,12 @@ def _first(cursor: psycopg.Cursor) -> tuple:
 
 
 def _for_producer(exc: Exception) -> Exception:
-    """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself."""
+    """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself.
+
+    A server short of disk or memory is up: its own Unavailable says what it lacks (a full disk is not "unreachable").
+    """
     error = domain_error(exc)
-    if isinstance(error, Unavailable):
+    if isinstance(error, Unavailable) and short_of(exc) is None:
         return caused_by(
             Overloaded(f"the event log database is unreachable; retry shortly ({type(exc).__name__})"), error
         )
