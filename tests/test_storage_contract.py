@@ -419,7 +419,7 @@ BACKEND_BLOCKS = {
     "log_footprint",  # /metrics: the log's size (Postgres; the embedded log measures its files)
     "analyze_read_models",  # fresh planner statistics after big folds (Postgres)
     "log_is_partitioned", "partition_log_table", "partition_log_span", "partition_log_copy", "partition_exists",
-    "try_archive_lock", "archive_unlock", "archive_bounds", "archive_span", "archive_rows", "month_rows",
+    "try_archive_lock", "archive_lock", "archive_unlock", "archive_bounds", "archive_span", "archive_rows", "month_rows",
     "archive_delete", "archived_count", "restore_known", "restore_rows", "create_partition", "upgrade_partition",
     "drop_partition", "event_ids_missing", "event_ids_fill",  # retention and the log's monthly partitions (postgres/archive.py)
 }  # fmt: skip

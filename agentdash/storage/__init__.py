@@ -196,9 +196,7 @@ def restore_backup(src: Path, settings: Settings, force: bool = False) -> Manife
     return restore(src, settings.data_dir, force)
 
 
-def archive_expired(
-    storage: Storage, settings: Settings, stop: threading.Event | None = None
-) -> ArchiveReport | None:
+def archive_expired(storage: Storage, settings: Settings, stop: threading.Event | None = None) -> ArchiveReport | None:
     """The server's archive job (at start-up and daily): what is past --retention-days; None when it is 0."""
     if settings.retention_days <= 0:
         return None
