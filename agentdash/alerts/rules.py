@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from agentdash.storage import ALERT_KINDS, AlertRule
 
 MAX_TEXT = 128  # like the events' ids
+MAX_MIN_RUNS = 1_000_000_000  # fits PostgreSQL's INTEGER column; a larger number failed the insert with a 500
 BUDGET_PERIODS = ("month", "day")
 
 
@@ -27,6 +28,11 @@ def checked_rule(rule: AlertRule) -> AlertRule:
     for label, value in (("org id", rule.org_id), ("name", rule.name)):
         if not value.strip() or len(value) > MAX_TEXT:
             raise InvalidRule(f"the {label} must be 1 to {MAX_TEXT} characters, got {value!r}")
+    texts = (("org id", rule.org_id), ("name", rule.name), ("team", rule.team_id), ("user", rule.user_id),
+             ("webhook", rule.webhook_url))  # fmt: skip
+    for label, text in texts:
+        if text and "\0" in text:  # no one means it, and PostgreSQL text cannot hold it (the insert failed: a 500)
+            raise InvalidRule(f"the {label} contains a NUL character (\\u0000)")
     if rule.kind not in ALERT_KINDS:
         raise InvalidRule(f"kind must be one of {', '.join(ALERT_KINDS)}, got {rule.kind!r}")
     team_id, user_id = rule.team_id or None, rule.user_id or None
@@ -50,6 +56,8 @@ def checked_rule(rule: AlertRule) -> AlertRule:
             raise InvalidRule(f"a success rate is a fraction above 0 and at most 1, got {threshold:g}")
         if min_runs < 1:
             raise InvalidRule(f"a success-rate rule needs at least 1 run (--min-runs), got {min_runs}")
+        if min_runs > MAX_MIN_RUNS:
+            raise InvalidRule(f"a success-rate rule needs at most {MAX_MIN_RUNS:,} runs (--min-runs), got {min_runs}")
         period = "7d"
     else:
         if threshold < 0:
