@@ -108,11 +108,9 @@ def _first(cursor: psycopg.Cursor) -> tuple:
 
 
 def _for_producer(exc: Exception) -> Exception:
-    """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself.
-
-    A server short of disk or memory is up: its own Unavailable says what it lacks (a full disk is not "unreachable").
-    """
+    """A lost or unreachable database is a reason to retry (503), like a full queue; anything else stays itself."""
     error = domain_error(exc)
+    # A server short of disk or memory is up: its own Unavailable says what it lacks (a full disk is not "unreachable").
     if isinstance(error, Unavailable) and short_of(exc) is None:
         return caused_by(
             Overloaded(f"the event log database is unreachable; retry shortly ({type(exc).__name__})"), error
