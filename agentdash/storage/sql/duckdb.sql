@@ -71,13 +71,42 @@ CREATE TABLE IF NOT EXISTS pr_texts (
 );
 -- Dead letters folded on retry (embedded/storage.py refold): committed with their fold, so a crash before the
 -- dead-letter file forgets them cannot fold them twice.
+-- Cells: per (org, day, team) figures of runs (by their anchor day and team), rebuilt from the facts above for every
+-- day a fold touches (fold_cells). A year's answer sums ~365 x teams rows instead of scanning a year of runs. Money
+-- is in integer picodollars (pusd) and durations in integer microseconds: sums of sums are then exact, so an answer
+-- from cells equals the same answer from the facts to the last bit (tests/test_cells.py).
+CREATE TABLE IF NOT EXISTS run_cells (
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR,
+    runs BIGINT NOT NULL, runs_finished BIGINT NOT NULL, runs_succeeded BIGINT NOT NULL, runs_failed BIGINT NOT NULL,
+    runs_cancelled BIGINT NOT NULL, duration_sum_us HUGEINT, duration_n BIGINT NOT NULL, queue_sum_us HUGEINT,
+    queue_n BIGINT NOT NULL, cost_pusd HUGEINT, input_tokens HUGEINT, output_tokens HUGEINT, cache_read_tokens HUGEINT,
+    cache_write_tokens HUGEINT, runs_handed_off BIGINT NOT NULL, runs_followed_up BIGINT NOT NULL,
+    sessions BIGINT NOT NULL  -- distinct sessions of the cell's runs
+);
+-- Who ran in each cell: a range's distinct users are counted over these (a user-day each, not a run each).
+CREATE TABLE IF NOT EXISTS run_cell_users (org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL);
+-- The cells of every session whose runs fall in more than one cell: a range's distinct sessions are the sum of its
+-- cells' counts less, for each such session, the cells of it in range but one.
+CREATE TABLE IF NOT EXISTS run_session_crossings (
+    org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR
+);
+-- What usage and code changes count per cell, attributed as usage_items and code_items do.
+CREATE TABLE IF NOT EXISTS usage_cells (
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, cost_pusd HUGEINT, input_tokens HUGEINT,
+    output_tokens HUGEINT, cache_read_tokens HUGEINT, cache_write_tokens HUGEINT
+);
+CREATE TABLE IF NOT EXISTS code_cells (
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, lines_added HUGEINT, lines_removed HUGEINT, commits HUGEINT
+);
 CREATE TABLE IF NOT EXISTS refolded (seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 
 -- name: drop_read_models
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
-DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS code_changes; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS pr_texts; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS refolded; DROP TABLE IF EXISTS read_model_version;
+DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS code_changes; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS pr_texts;
+DROP TABLE IF EXISTS run_cells; DROP TABLE IF EXISTS run_cell_users; DROP TABLE IF EXISTS run_session_crossings;
+DROP TABLE IF EXISTS usage_cells; DROP TABLE IF EXISTS code_cells; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS refolded; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
@@ -85,6 +114,13 @@ DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS co
 -- of the table would cost each tick as much as the table is large.
 CREATE OR REPLACE TEMP TABLE touched_runs AS
 SELECT rowid AS rid FROM runs SEMI JOIN (SELECT DISTINCT org_id, run_id FROM chunk WHERE run_id IS NOT NULL) USING (org_id, run_id);
+-- The days whose cells this fold may change (fold_cells): the chunk's own days, and the days and sessions its runs
+-- had before (an earlier event can move a run's anchor to another day, team or session).
+CREATE OR REPLACE TEMP TABLE dirty_days AS
+SELECT DISTINCT org_id, CAST(make_timestamp(occurred_us) AS DATE) AS day FROM chunk
+UNION SELECT org_id, day FROM runs WHERE rowid IN (SELECT rid FROM touched_runs);
+CREATE OR REPLACE TEMP TABLE dirty_sessions AS
+SELECT org_id, session_id FROM runs WHERE rowid IN (SELECT rid FROM touched_runs);
 CREATE OR REPLACE TEMP TABLE run_parts AS
 WITH parts AS (
     SELECT org_id, run_id,
@@ -168,6 +204,8 @@ FROM (
            min(first_message_us) AS first_message_us, max(last_message_us) AS last_message_us
     FROM parts GROUP BY org_id, session_id
 );
+-- A session's anchor day holds its run-less usage and code changes.
+INSERT INTO dirty_days SELECT org_id, day FROM sessions WHERE rowid IN (SELECT rid FROM touched_sessions);
 DELETE FROM sessions WHERE rowid IN (SELECT rid FROM touched_sessions);
 INSERT INTO sessions BY NAME SELECT * FROM session_parts;
 DROP TABLE session_parts;
@@ -336,8 +374,66 @@ UPDATE runs SET followed_up = EXISTS (
       AND q.queued_us > runs.handoff_us AND q.queued_us <= runs.handoff_us + 14400000000
 )
 WHERE handoff_us IS NOT NULL AND (org_id, session_id) IN (SELECT (org_id, session_id) FROM affected);
+INSERT INTO dirty_days SELECT org_id, day FROM runs
+WHERE handoff_us IS NOT NULL AND (org_id, session_id) IN (SELECT (org_id, session_id) FROM affected);
+INSERT INTO dirty_sessions SELECT org_id, session_id FROM run_parts;
 DROP TABLE affected;
 DROP TABLE run_parts;
+
+-- name: fold_cells
+-- Rebuild the cells of every dirty day from the facts, and the crossings of every session whose runs changed.
+-- Money becomes integer picodollars as in run_metrics (a cost is capped at 1e14 USD so that its sum fits).
+CREATE OR REPLACE TEMP TABLE dirty AS SELECT DISTINCT org_id, day FROM dirty_days;
+CREATE OR REPLACE TEMP TABLE dirty_runs AS SELECT * FROM runs SEMI JOIN dirty USING (org_id, day);
+DELETE FROM run_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+INSERT INTO run_cells
+SELECT org_id, day, team_id, count(*), count(finished_us), count(*) FILTER (WHERE status = 'succeeded'),
+       count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled'),
+       sum(finished_us - started_us), count(finished_us - started_us), sum(started_us - queued_us),
+       count(started_us - queued_us), sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), sum(input_tokens), sum(output_tokens),
+       sum(cache_read_tokens), sum(cache_write_tokens),
+       count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL),
+       count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL), count(DISTINCT session_id)
+FROM dirty_runs GROUP BY org_id, day, team_id;
+DELETE FROM run_cell_users WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+INSERT INTO run_cell_users SELECT DISTINCT org_id, day, team_id, user_id FROM dirty_runs;
+DELETE FROM usage_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+INSERT INTO usage_cells
+SELECT org_id, day, team_id, sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
+       sum(cache_write_tokens)
+FROM (
+    SELECT r.org_id, r.day, r.team_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+           u.cost_usd
+    FROM usage u JOIN dirty_runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
+    WHERE u.day >= (SELECT min(day) FROM dirty)
+    UNION ALL
+    SELECT s.org_id, s.day, s.team_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+           u.cost_usd
+    FROM usage u JOIN (SELECT * FROM sessions SEMI JOIN dirty USING (org_id, day)) s
+      ON s.org_id = u.org_id AND s.session_id = u.session_id
+    WHERE u.run_id IS NULL AND u.day >= (SELECT min(day) FROM dirty)
+) GROUP BY org_id, day, team_id;
+DELETE FROM code_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+INSERT INTO code_cells
+SELECT org_id, day, team_id, sum(added), sum(removed), sum(committed)
+FROM (
+    SELECT r.org_id, r.day, r.team_id, c.added, c.removed, c.committed
+    FROM code_changes c JOIN dirty_runs r ON r.org_id = c.org_id AND r.run_id = c.run_id
+    WHERE c.day >= (SELECT min(day) FROM dirty)
+    UNION ALL
+    SELECT s.org_id, s.day, s.team_id, c.added, c.removed, c.committed
+    FROM code_changes c JOIN (SELECT * FROM sessions SEMI JOIN dirty USING (org_id, day)) s
+      ON s.org_id = c.org_id AND s.session_id = c.session_id
+    WHERE c.run_id IS NULL AND c.day >= (SELECT min(day) FROM dirty)
+) GROUP BY org_id, day, team_id;
+CREATE OR REPLACE TEMP TABLE crossing_cells AS
+SELECT DISTINCT org_id, session_id, day, team_id FROM runs
+WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM dirty_sessions);
+DELETE FROM run_session_crossings WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM dirty_sessions);
+INSERT INTO run_session_crossings
+SELECT * FROM crossing_cells
+WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM crossing_cells GROUP BY ALL HAVING count(*) > 1);
+DROP TABLE crossing_cells; DROP TABLE dirty_runs; DROP TABLE dirty; DROP TABLE dirty_sessions; DROP TABLE dirty_days;
 
 -- name: save_checkpoint
 DELETE FROM checkpoint;
@@ -397,15 +493,15 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) FILTER (WHERE status = 'succeeded') AS runs_succeeded,
        count(*) FILTER (WHERE status = 'failed') AS runs_failed,
        count(*) FILTER (WHERE status = 'cancelled') AS runs_cancelled,
-       -- Sums of integer microseconds and fsum for money: exact or order-independent, so a parallel
-       -- scan gives the same figure every time, to the last bit.
+       -- Sums of integer microseconds and of integer picodollars for money: exact, so any scan order, and a sum of
+       -- the cells' sums (run_metrics_cells), gives the same figure to the last bit.
        sum(duration_us) / count(duration_us) / 1e6 AS run_duration_avg_s,
        quantile_cont(duration_us, 0.95) / 1e6 AS run_duration_p95_s,
        sum(queue_wait_us) / count(queue_wait_us) / 1e6 AS queue_wait_avg_s,
        quantile_cont(queue_wait_us, 0.95) / 1e6 AS queue_wait_p95_s,
        coalesce(sum(duration_us), 0) / 1e6 AS duration_sum_s,
        count(DISTINCT session_id) AS run_sessions,
-       coalesce(fsum(cost_usd), 0) AS cost_usd,
+       coalesce(sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), 0) / 1e12 AS cost_usd,
        coalesce(sum(input_tokens), 0) AS input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
        coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
@@ -414,6 +510,84 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL) AS runs_followed_up,
        count(DISTINCT user_id) AS run_users
 FROM r
+GROUP BY GROUPING SETS ((grp), ())
+
+-- name: team_filter
+($team IS NULL OR team_id = $team) AND ($teams IS NULL OR list_contains($teams, team_id))
+
+-- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day or
+-- team with no user, model, repo or agent filter (embedded/read_models.py picks). The P95s still come from the
+-- runs (.ai/TRADEOFFS_FUTURE_STEPS.md: why buckets at query time did not pay).
+-- name: run_metrics_cells
+WITH cells AS (
+    SELECT {group} AS grp, * FROM run_cells WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+),
+sums AS (
+    SELECT grp, grouping(grp) AS is_total, sum(runs) AS runs, sum(runs_finished) AS runs_finished,
+           sum(runs_succeeded) AS runs_succeeded, sum(runs_failed) AS runs_failed,
+           sum(runs_cancelled) AS runs_cancelled, sum(duration_sum_us) AS duration_sum_us,
+           sum(duration_n) AS duration_n, sum(queue_sum_us) AS queue_sum_us, sum(queue_n) AS queue_n,
+           sum(cost_pusd) AS cost_pusd, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+           sum(runs_handed_off) AS runs_handed_off, sum(runs_followed_up) AS runs_followed_up,
+           sum(sessions) AS cell_sessions
+    FROM cells GROUP BY GROUPING SETS ((grp), ())
+),
+users AS (
+    SELECT {group} AS grp, grouping(grp) AS is_total, count(DISTINCT user_id) AS run_users FROM run_cell_users
+    WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    GROUP BY GROUPING SETS ((grp), ())
+),
+crossed AS (
+    SELECT {group} AS grp, grouping(grp) AS is_total, count(*) - count(DISTINCT session_id) AS overcount
+    FROM run_session_crossings
+    WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    GROUP BY GROUPING SETS ((grp), ())
+),
+quantiles AS (
+    SELECT {group} AS grp, grouping(grp) AS is_total,
+           quantile_cont(finished_us - started_us, 0.95) / 1e6 AS run_duration_p95_s,
+           quantile_cont(started_us - queued_us, 0.95) / 1e6 AS queue_wait_p95_s
+    FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    GROUP BY GROUPING SETS ((grp), ())
+)
+SELECT s.grp, s.is_total, coalesce(s.runs, 0) AS runs, coalesce(s.runs_finished, 0) AS runs_finished,
+       coalesce(s.runs_succeeded, 0) AS runs_succeeded, coalesce(s.runs_failed, 0) AS runs_failed,
+       coalesce(s.runs_cancelled, 0) AS runs_cancelled,
+       s.duration_sum_us / s.duration_n / 1e6 AS run_duration_avg_s, p.run_duration_p95_s,
+       s.queue_sum_us / s.queue_n / 1e6 AS queue_wait_avg_s, p.queue_wait_p95_s,
+       coalesce(s.duration_sum_us, 0) / 1e6 AS duration_sum_s,
+       coalesce(s.cell_sessions, 0) - coalesce(c.overcount, 0) AS run_sessions,
+       coalesce(s.cost_pusd, 0) / 1e12 AS cost_usd,
+       coalesce(s.input_tokens, 0) AS input_tokens,
+       coalesce(s.output_tokens, 0) AS output_tokens,
+       coalesce(s.cache_read_tokens, 0) AS cache_read_tokens,
+       coalesce(s.cache_write_tokens, 0) AS cache_write_tokens,
+       coalesce(s.runs_handed_off, 0) AS runs_handed_off, coalesce(s.runs_followed_up, 0) AS runs_followed_up,
+       coalesce(u.run_users, 0) AS run_users
+FROM sums s
+LEFT JOIN users u ON u.grp IS NOT DISTINCT FROM s.grp AND u.is_total = s.is_total
+LEFT JOIN crossed c ON c.grp IS NOT DISTINCT FROM s.grp AND c.is_total = s.is_total
+LEFT JOIN quantiles p ON p.grp IS NOT DISTINCT FROM s.grp AND p.is_total = s.is_total
+
+-- name: usage_metrics_cells
+SELECT {group} AS grp, grouping(grp) AS is_total,
+       coalesce(sum(cost_pusd), 0) / 1e12 AS cost_usd,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
+FROM usage_cells
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+GROUP BY GROUPING SETS ((grp), ())
+
+-- name: code_metrics_cells
+SELECT {group} AS grp, grouping(grp) AS is_total,
+       coalesce(sum(lines_added), 0) AS lines_added,
+       coalesce(sum(lines_removed), 0) AS lines_removed,
+       coalesce(sum(commits), 0) AS commits
+FROM code_cells
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: usage_items
@@ -434,7 +608,7 @@ GROUP BY GROUPING SETS ((grp), ())
 -- name: usage_metrics
 -- The usage events' share of cost and tokens; metrics.py adds it to run_metrics' run.finished amounts.
 SELECT {group} AS grp, grouping(grp) AS is_total,
-       coalesce(fsum(cost_usd), 0) AS cost_usd,
+       coalesce(sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), 0) / 1e12 AS cost_usd,
        coalesce(sum(input_tokens), 0) AS input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
        coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
