@@ -384,7 +384,17 @@ DROP TABLE run_parts;
 -- Rebuild the cells of every dirty day from the facts, and the crossings of every session whose runs changed.
 -- Money becomes integer picodollars as in run_metrics (a cost is capped at 1e14 USD so that its sum fits).
 CREATE OR REPLACE TEMP TABLE dirty AS SELECT DISTINCT org_id, day FROM dirty_days;
-CREATE OR REPLACE TEMP TABLE dirty_runs AS SELECT * FROM runs SEMI JOIN dirty USING (org_id, day);
+-- Only the columns the cells need, and the day bounds first: DuckDB then skips the row groups of other days.
+CREATE OR REPLACE TEMP TABLE dirty_runs AS
+SELECT org_id, day, team_id, run_id, user_id, session_id, queued_us, started_us, finished_us, handoff_us, status,
+       followed_up, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
+FROM runs
+WHERE day BETWEEN (SELECT min(day) FROM dirty) AND (SELECT max(day) FROM dirty)
+  AND (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+CREATE OR REPLACE TEMP TABLE dirty_sessions_anchored AS
+SELECT org_id, session_id, day, team_id FROM sessions
+WHERE day BETWEEN (SELECT min(day) FROM dirty) AND (SELECT max(day) FROM dirty)
+  AND (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 DELETE FROM run_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO run_cells
 SELECT org_id, day, team_id, count(*), count(finished_us), count(*) FILTER (WHERE status = 'succeeded'),
@@ -409,7 +419,7 @@ FROM (
     UNION ALL
     SELECT s.org_id, s.day, s.team_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
            u.cost_usd
-    FROM usage u JOIN (SELECT * FROM sessions SEMI JOIN dirty USING (org_id, day)) s
+    FROM usage u JOIN dirty_sessions_anchored s
       ON s.org_id = u.org_id AND s.session_id = u.session_id
     WHERE u.run_id IS NULL AND u.day >= (SELECT min(day) FROM dirty)
 ) GROUP BY org_id, day, team_id;
@@ -422,7 +432,7 @@ FROM (
     WHERE c.day >= (SELECT min(day) FROM dirty)
     UNION ALL
     SELECT s.org_id, s.day, s.team_id, c.added, c.removed, c.committed
-    FROM code_changes c JOIN (SELECT * FROM sessions SEMI JOIN dirty USING (org_id, day)) s
+    FROM code_changes c JOIN dirty_sessions_anchored s
       ON s.org_id = c.org_id AND s.session_id = c.session_id
     WHERE c.run_id IS NULL AND c.day >= (SELECT min(day) FROM dirty)
 ) GROUP BY org_id, day, team_id;
@@ -433,7 +443,7 @@ DELETE FROM run_session_crossings WHERE (org_id, session_id) IN (SELECT (org_id,
 INSERT INTO run_session_crossings
 SELECT * FROM crossing_cells
 WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM crossing_cells GROUP BY ALL HAVING count(*) > 1);
-DROP TABLE crossing_cells; DROP TABLE dirty_runs; DROP TABLE dirty; DROP TABLE dirty_sessions; DROP TABLE dirty_days;
+DROP TABLE crossing_cells; DROP TABLE dirty_runs; DROP TABLE dirty_sessions_anchored; DROP TABLE dirty; DROP TABLE dirty_sessions; DROP TABLE dirty_days;
 
 -- name: save_checkpoint
 DELETE FROM checkpoint;
