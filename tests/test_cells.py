@@ -1,5 +1,6 @@
 """Cells (per org, day and team) answer exactly as the facts do, however the log arrived and was folded.
 
+- The P95 interpolation from two ranks equals DuckDB's quantile_cont on any values.
 - The cells a fold maintains equal the cells of one fold of the whole log, for events delivered in random order
   and folded in random chunks (an earlier event moves a run's anchor to another day, team or session).
 - run_metrics, usage_metrics and code_metrics from cells equal the same queries over the facts, to the last bit,
@@ -8,21 +9,26 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import D0, N_DAYS, ORG, OTHER_ORG, random_events, submit
 
 from agentdash.config import load_settings
 from agentdash.metrics import MetricsQuery, breakdown, org_metrics
 from agentdash.projector import Projector
 from agentdash.storage import open_storage
+from agentdash.storage.embedded.cells import quantile_cont
 from agentdash.storage.embedded.read_models import CELL_ANSWERS
 
-CELL_TABLES = ("run_cells", "run_cell_users", "run_session_crossings", "usage_cells", "code_cells")
+CELL_TABLES = ("run_cells", "run_cell_users", "run_session_crossings", "usage_cells", "code_cells", "day_quantiles")
 FIRST, LAST = D0 - timedelta(days=1), D0 + timedelta(days=N_DAYS + 1)
 
 
@@ -50,7 +56,10 @@ def folded(data_dir: Path, events: list[dict], seed: int | None):
 
 def cell_rows(storage) -> dict[str, list[tuple]]:
     db = storage._models._db
-    return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in CELL_TABLES}
+    rows = {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in CELL_TABLES}
+    histogram = "SELECT org_id, day, kind, bucket, n, list_sort(xs) FROM run_histogram"  # a list's order is arrival's
+    rows["run_histogram"] = sorted(db.execute(histogram).fetchall(), key=repr)
+    return rows
 
 
 def queries() -> list[tuple[str, dict]]:
@@ -120,6 +129,12 @@ def test_a_wrong_cell_is_caught(tmp_path):
         assert answers(storage, cells=True) == facts
         db.execute("DELETE FROM run_session_crossings")
         assert answers(storage, cells=True) != facts
+        storage.close()
+        storage = folded(tmp_path / "d2", random_events(5, n_sessions=30), None)
+        db = storage._models._db
+        # A range's P95 comes from the histogram's values: shift them and it moves.
+        db.execute("UPDATE run_histogram SET xs = list_transform(xs, lambda x: x + 1)")
+        assert answers(storage, cells=True)["org"]["run_duration_p95_s"] != facts["org"]["run_duration_p95_s"]
     finally:
         storage.close()
 
@@ -135,3 +150,17 @@ def test_a_day_range_without_runs_answers_as_the_facts(tmp_path):
         assert from_cells == [tuple(r) for r in storage.query("run_metrics", dict(params))]
     finally:
         storage.close()
+
+
+integers = st.one_of(
+    st.integers(-(10**7), 10**7), st.integers(0, 10**13), st.integers(10**15, 2**62), st.sampled_from([0, 1, -1])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(integers, min_size=1, max_size=80))
+def test_the_p95_interpolation_is_duckdbs(values):
+    want = duckdb.execute("SELECT quantile_cont(x, 0.95) FROM (SELECT unnest($xs)::BIGINT AS x)", {"xs": values})
+    ordered = sorted(values)
+    rank = (len(values) - 1) * 0.95
+    assert quantile_cont(ordered[math.floor(rank)], ordered[math.ceil(rank)], rank) == want.fetchone()[0]

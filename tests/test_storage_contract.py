@@ -423,6 +423,7 @@ BACKEND_BLOCKS = {
     "archive_delete", "archived_count", "restore_known", "restore_rows", "create_partition", "upgrade_partition",
     "drop_partition", "event_ids_missing", "event_ids_fill",  # retention and the log's monthly partitions (postgres/archive.py)
     "fold_cells", "team_filter", "run_metrics_cells", "usage_metrics_cells", "code_metrics_cells",  # embedded cells
+    "run_quantiles_of_runs", "run_quantiles_of_days",
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model, repo or
 # agent.

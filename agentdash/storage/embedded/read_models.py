@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,12 @@ import duckdb
 import pyarrow as pa
 
 from agentdash.storage.base import FoldState, LogChunk, StorageError
+from agentdash.storage.embedded import cells
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 6  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
-# (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team)
+VERSION = 7  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
+# (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and histograms
 CHECKPOINT_THRESHOLD = "256MB"
 # The fold's statements run on one thread: on chunks of 1k-250k rows DuckDB's second thread cost ~30% more CPU
 # than it saved in wall time, CPU that ingest (on the same cores) then lacks. Queries get the default back after.
@@ -112,12 +113,22 @@ class DuckdbReadModels:
 
     def query(self, name: str, params: dict[str, Any]) -> list[tuple]:
         answered_by = self._cell_answer(name, params)
-        sql = render(self._sql, answered_by, params)
+        named: Mapping[str, str] = self._sql
+        if answered_by == "run_metrics_cells":
+            whole_org_by_day = params.get("group", "day") == "day" and params.get("team") is None
+            whole_org_by_day &= params.get("teams") is None
+            quantiles = self._sql["run_quantiles_of_days" if whole_org_by_day else "run_quantiles_of_runs"]
+            named = {**self._sql, answered_by: self._sql[answered_by].replace("{run_quantiles}", quantiles)}
+        sql = render(named, answered_by, params)
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         with self._reading():
             cursor = self._cursor().execute(sql, used)
-            row_type = namedtuple(name, [column[0] for column in cursor.description])  # type: ignore[misc]
-            return [row_type(*row) for row in cursor.fetchall()]
+            columns = [column[0] for column in cursor.description]
+            rows = cursor.fetchall()
+        if answered_by == "run_metrics_cells":
+            return cells.run_metrics_rows(rows, columns)
+        row_type = namedtuple(name, columns)  # type: ignore[misc]
+        return [row_type(*row) for row in rows]
 
     def _cell_answer(self, name: str, params: dict[str, Any]) -> str:
         """The cells' query that answers `name` as the facts would, else `name`."""

@@ -98,6 +98,16 @@ CREATE TABLE IF NOT EXISTS usage_cells (
 CREATE TABLE IF NOT EXISTS code_cells (
     org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, lines_added HUGEINT, lines_removed HUGEINT, commits HUGEINT
 );
+-- Per (org, day): the P95s of the day's runs (all teams), and per kind (0 duration, 1 queue wait) and bucket
+-- (bucket_of below: monotone in x) how many values and which. A year's P95 sums ~365 x buckets counts to find the
+-- buckets holding its two ranks, then ranks only those buckets' values (run_quantiles_of_days).
+CREATE TABLE IF NOT EXISTS day_quantiles (
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, run_duration_p95_s DOUBLE, queue_wait_p95_s DOUBLE
+);
+CREATE TABLE IF NOT EXISTS run_histogram (
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, kind TINYINT NOT NULL, bucket BIGINT NOT NULL, n BIGINT NOT NULL,
+    xs BIGINT[] NOT NULL
+);
 CREATE TABLE IF NOT EXISTS refolded (seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoint (seq BIGINT NOT NULL, folded_at_us BIGINT);
 CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
@@ -106,7 +116,8 @@ CREATE TABLE IF NOT EXISTS read_model_version (version INTEGER NOT NULL);
 DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity;
 DROP TABLE IF EXISTS queued; DROP TABLE IF EXISTS usage; DROP TABLE IF EXISTS code_changes; DROP TABLE IF EXISTS prs; DROP TABLE IF EXISTS pr_texts;
 DROP TABLE IF EXISTS run_cells; DROP TABLE IF EXISTS run_cell_users; DROP TABLE IF EXISTS run_session_crossings;
-DROP TABLE IF EXISTS usage_cells; DROP TABLE IF EXISTS code_cells; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS refolded; DROP TABLE IF EXISTS read_model_version;
+DROP TABLE IF EXISTS usage_cells; DROP TABLE IF EXISTS code_cells;
+DROP TABLE IF EXISTS day_quantiles; DROP TABLE IF EXISTS run_histogram; DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS refolded; DROP TABLE IF EXISTS read_model_version;
 
 -- name: fold_runs
 -- Nullable fields travel in structs through arg_min/arg_max, which skip NULL arguments.
@@ -436,6 +447,20 @@ FROM (
       ON s.org_id = c.org_id AND s.session_id = c.session_id
     WHERE c.run_id IS NULL AND c.day >= (SELECT min(day) FROM dirty)
 ) GROUP BY org_id, day, team_id;
+DELETE FROM day_quantiles WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+INSERT INTO day_quantiles
+SELECT org_id, day, quantile_cont(finished_us - started_us, 0.95) / 1e6, quantile_cont(started_us - queued_us, 0.95) / 1e6
+FROM dirty_runs GROUP BY org_id, day;
+DELETE FROM run_histogram WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
+INSERT INTO run_histogram
+SELECT org_id, day, kind, CASE WHEN x < 0 THEN -1 - CAST(floor(sqrt(sqrt(-x))) AS BIGINT)
+                               ELSE CAST(floor(sqrt(sqrt(x))) AS BIGINT) END AS bucket, count(*), list(x)
+FROM (
+    SELECT org_id, day, 0 AS kind, finished_us - started_us AS x FROM dirty_runs
+    WHERE finished_us IS NOT NULL AND started_us IS NOT NULL
+    UNION ALL
+    SELECT org_id, day, 1, started_us - queued_us FROM dirty_runs WHERE started_us IS NOT NULL AND queued_us IS NOT NULL
+) GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE crossing_cells AS
 SELECT DISTINCT org_id, session_id, day, team_id FROM runs
 WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM dirty_sessions);
@@ -525,10 +550,10 @@ GROUP BY GROUPING SETS ((grp), ())
 -- name: team_filter
 ($team IS NULL OR team_id = $team) AND ($teams IS NULL OR list_contains($teams, team_id))
 
--- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day or
--- team with no user, model, repo or agent filter (embedded/read_models.py picks). The P95s still come from the
--- runs (.ai/TRADEOFFS_FUTURE_STEPS.md: why buckets at query time did not pay).
 -- name: run_metrics_cells
+-- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day or
+-- team with no user, model, repo or agent filter (embedded/read_models.py picks). Its quantiles CTE is one of the
+-- two run_quantiles_* blocks after it: from the day tables when grouped by day for the whole org, else from the runs.
 WITH cells AS (
     SELECT {group} AS grp, * FROM run_cells WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
 ),
@@ -554,18 +579,13 @@ crossed AS (
     WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
     GROUP BY GROUPING SETS ((grp), ())
 ),
-quantiles AS (
-    SELECT {group} AS grp, grouping(grp) AS is_total,
-           quantile_cont(finished_us - started_us, 0.95) / 1e6 AS run_duration_p95_s,
-           quantile_cont(started_us - queued_us, 0.95) / 1e6 AS queue_wait_p95_s
-    FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
-    GROUP BY GROUPING SETS ((grp), ())
-)
+{run_quantiles}
 SELECT s.grp, s.is_total, coalesce(s.runs, 0) AS runs, coalesce(s.runs_finished, 0) AS runs_finished,
        coalesce(s.runs_succeeded, 0) AS runs_succeeded, coalesce(s.runs_failed, 0) AS runs_failed,
        coalesce(s.runs_cancelled, 0) AS runs_cancelled,
        s.duration_sum_us / s.duration_n / 1e6 AS run_duration_avg_s, p.run_duration_p95_s,
        s.queue_sum_us / s.queue_n / 1e6 AS queue_wait_avg_s, p.queue_wait_p95_s,
+       p.duration_lo, p.duration_hi, p.duration_rank, p.queue_lo, p.queue_hi, p.queue_rank,
        coalesce(s.duration_sum_us, 0) / 1e6 AS duration_sum_s,
        coalesce(s.cell_sessions, 0) - coalesce(c.overcount, 0) AS run_sessions,
        coalesce(s.cost_pusd, 0) / 1e12 AS cost_usd,
@@ -579,6 +599,50 @@ FROM sums s
 LEFT JOIN users u ON u.grp IS NOT DISTINCT FROM s.grp AND u.is_total = s.is_total
 LEFT JOIN crossed c ON c.grp IS NOT DISTINCT FROM s.grp AND c.is_total = s.is_total
 LEFT JOIN quantiles p ON p.grp IS NOT DISTINCT FROM s.grp AND p.is_total = s.is_total
+
+-- name: run_quantiles_of_runs
+quantiles AS (
+    SELECT {group} AS grp, grouping(grp) AS is_total,
+           quantile_cont(finished_us - started_us, 0.95) / 1e6 AS run_duration_p95_s,
+           quantile_cont(started_us - queued_us, 0.95) / 1e6 AS queue_wait_p95_s,
+           NULL AS duration_lo, NULL AS duration_hi, NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi,
+           NULL AS queue_rank
+    FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    GROUP BY GROUPING SETS ((grp), ())
+)
+
+-- name: run_quantiles_of_days
+-- Each day's P95s as stored; the range's from its histogram: the values at ranks floor and ceil of (n - 1) * 0.95
+-- and that rank, which read_models.py interpolates as quantile_cont does.
+histogram AS (
+    SELECT kind, bucket, sum(n) AS n FROM run_histogram WHERE org_id = $org AND day BETWEEN $from AND $to
+    GROUP BY kind, bucket
+),
+placed AS (
+    SELECT *, CAST(sum(n) OVER (PARTITION BY kind ORDER BY bucket) - n AS BIGINT) AS below,
+           CAST(sum(n) OVER (PARTITION BY kind) - 1 AS DOUBLE) * CAST(0.95 AS DOUBLE) AS rank
+    FROM histogram
+),
+wanted AS (SELECT * FROM placed WHERE floor(rank) < below + n AND ceil(rank) >= below),
+ranked AS (
+    SELECT kind, rank, x, below + row_number() OVER (PARTITION BY kind, bucket ORDER BY x) - 1 AS place
+    FROM (SELECT w.kind, w.bucket, w.rank, w.below, unnest(h.xs) AS x
+          FROM run_histogram h JOIN wanted w USING (kind, bucket)
+          WHERE h.org_id = $org AND h.day BETWEEN $from AND $to)
+),
+range_ranks AS (
+    SELECT kind, any_value(rank) AS rank, max(x) FILTER (WHERE place = floor(rank)) AS lo,
+           max(x) FILTER (WHERE place = ceil(rank)) AS hi
+    FROM ranked GROUP BY kind
+),
+quantiles AS (
+    SELECT day AS grp, 0 AS is_total, run_duration_p95_s, queue_wait_p95_s, NULL AS duration_lo, NULL AS duration_hi,
+           NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi, NULL AS queue_rank
+    FROM day_quantiles WHERE org_id = $org AND day BETWEEN $from AND $to
+    UNION ALL
+    SELECT NULL, 1, NULL, NULL, d.lo, d.hi, d.rank, q.lo, q.hi, q.rank
+    FROM (SELECT 1) LEFT JOIN range_ranks d ON d.kind = 0 LEFT JOIN range_ranks q ON q.kind = 1
+)
 
 -- name: usage_metrics_cells
 SELECT {group} AS grp, grouping(grp) AS is_total,
