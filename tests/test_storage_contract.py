@@ -452,6 +452,20 @@ def test_both_dialects_define_the_same_named_read_queries():
                 assert duckdb_params == postgres_params, f"{name} ({group}, {filters}): parameters differ"
 
 
+def test_no_pasted_fragment_ends_in_a_comment():
+    """A fragment is pasted into the middle of a line: a trailing `--` comment would swallow the rest of that line."""
+    for dialect in (load_queries("duckdb"), load_queries("postgres")):
+        for name in (
+            *SHARED_FRAGMENTS,
+            "team_filter",
+            "run_metric_columns",
+            "run_quantiles_of_runs",
+            "run_quantiles_of_days",
+        ):
+            if name in dialect:
+                assert not dialect[name].splitlines()[-1].lstrip().startswith("--"), f"{dialect.dialect}.sql {name}"
+
+
 def test_one_loader_serves_every_backend_s_sql():
     files = sorted(path.stem for path in resources.files("agentdash.storage").joinpath("sql").iterdir())
     assert files == [
