@@ -129,6 +129,7 @@ def report(size: int, storage, repeats: int) -> None:
         "last 30 days metrics": lambda: org_metrics(storage, MetricsQuery("demo", end - timedelta(days=29), end)),
         "year, one team": lambda: org_metrics(storage, MetricsQuery("demo", year.date_from, end, team_id=team)),
         "year by team": lambda: breakdown(storage, year, "team"),
+        "year by user": lambda: breakdown(storage, year, "user"),
     }
     for name, answer in answers.items():
         cells, facts = timed(storage, answer, repeats)

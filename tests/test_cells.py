@@ -28,7 +28,7 @@ from agentdash.storage import open_storage
 from agentdash.storage.embedded.cells import quantile_cont
 from agentdash.storage.embedded.read_models import CELL_ANSWERS
 
-CELL_TABLES = ("run_cells", "run_cell_users", "run_session_crossings", "usage_cells", "code_cells", "day_quantiles")
+CELL_TABLES = ("run_cells", "run_session_crossings", "usage_cells", "code_cells", "day_quantiles")
 FIRST, LAST = D0 - timedelta(days=1), D0 + timedelta(days=N_DAYS + 1)
 
 
@@ -63,12 +63,14 @@ def cell_rows(storage) -> dict[str, list[tuple]]:
 
 
 def queries() -> list[tuple[str, dict]]:
-    """Every cell answer over ranges short and long, by day and by team, unscoped, for one team, for a scope."""
+    """Every cell answer over ranges short and long, by day, team and user, unscoped, for a team, a user, a scope."""
     ranges = [(FIRST, LAST), (D0, D0), (D0 + timedelta(days=1), D0 + timedelta(days=3)), (LAST, LAST + timedelta(9))]
-    scopes = [{}, {"team": "t1"}, {"teams": ["t2", "t3"]}, {"teams": []}]
+    scopes = [{}, {"team": "t1"}, {"teams": ["t2", "t3"]}, {"teams": []}, {"user": "u1"}, {"team": "t2", "user": "u2"}]
     out = []
     for name in CELL_ANSWERS:
-        for (first, last), scope, group in [(r, s, g) for r in ranges for s in scopes for g in ("day", "team_id")]:
+        for (first, last), scope, group in [
+            (r, s, g) for r in ranges for s in scopes for g in ("day", "team_id", "user_id")
+        ]:
             params = {**MetricsQuery(ORG, first, last).params(), **scope, "group": group}
             out.append((name, params))
         out.append((name, {**MetricsQuery(OTHER_ORG, FIRST, LAST).params(), "group": "day"}))
@@ -85,6 +87,8 @@ def answers(storage, cells: bool) -> dict:
     got["org"] = msgspec.to_builtins(org_metrics(storage, query))
     got["team t1"] = msgspec.to_builtins(org_metrics(storage, MetricsQuery(ORG, FIRST, LAST, team_id="t1")))
     got["by team"] = msgspec.to_builtins(breakdown(storage, query, "team"))
+    got["by user"] = msgspec.to_builtins(breakdown(storage, query, "user"))
+    got["user u1"] = msgspec.to_builtins(org_metrics(storage, MetricsQuery(ORG, FIRST, LAST, user_id="u1")))
     return got
 
 
@@ -110,7 +114,8 @@ def test_an_answer_with_a_finer_filter_comes_from_the_facts(tmp_path):
         models = storage._models
         base = MetricsQuery(ORG, FIRST, LAST).params()
         assert models._cell_answer("run_metrics", {**base, "group": "team_id"}) == "run_metrics_cells"
-        assert models._cell_answer("run_metrics", {**base, "group": "user_id"}) == "run_metrics"
+        assert models._cell_answer("run_metrics", {**base, "group": "user_id"}) == "run_metrics_cells"
+        assert models._cell_answer("run_metrics", {**base, "group": "model"}) == "run_metrics"
         assert models._cell_answer("usage_metrics", {**base, "model": "m", "group": "day"}) == "usage_metrics"
         assert models._cell_answer("failure_metrics", {**base, "group": "day"}) == "failure_metrics"
     finally:

@@ -422,7 +422,7 @@ BACKEND_BLOCKS = {
     "try_archive_lock", "archive_lock", "archive_unlock", "archive_bounds", "archive_span", "archive_rows", "month_rows",
     "archive_delete", "archived_count", "restore_known", "restore_rows", "create_partition", "upgrade_partition",
     "drop_partition", "event_ids_missing", "event_ids_fill",  # retention and the log's monthly partitions (postgres/archive.py)
-    "fold_cells", "team_filter", "run_metrics_cells", "usage_metrics_cells", "code_metrics_cells",  # embedded cells
+    "fold_cells", "run_metrics_cells", "usage_metrics_cells", "code_metrics_cells",  # embedded cells
     "run_quantiles_of_runs", "run_quantiles_of_days",
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model, repo or
@@ -457,7 +457,6 @@ def test_no_pasted_fragment_ends_in_a_comment():
     for dialect in (load_queries("duckdb"), load_queries("postgres")):
         for name in (
             *SHARED_FRAGMENTS,
-            "team_filter",
             "run_metric_columns",
             "run_quantiles_of_runs",
             "run_quantiles_of_days",

@@ -66,7 +66,7 @@ def split(sql: str) -> list[str]:
 
 
 # Blocks that named queries include by `{name}`; a dialect defines those its queries use.
-_FRAGMENTS = ("usage_items", "code_items", "run_metric_columns", "run_filter", "who_filter", "team_filter")
+_FRAGMENTS = ("usage_items", "code_items", "run_metric_columns", "run_filter", "who_filter")
 GROUPS = {"day", "team_id", "user_id", "model", "repo", "agent"}
 
 

@@ -18,8 +18,8 @@ from agentdash.storage.embedded import cells
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 7  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
-# (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and histograms
+VERSION = 8  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
+# (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and histograms; 8: cells per user
 CHECKPOINT_THRESHOLD = "256MB"
 # The fold's statements run on one thread: on chunks of 1k-250k rows DuckDB's second thread cost ~30% more CPU
 # than it saved in wall time, CPU that ingest (on the same cores) then lacks. Queries get the default back after.
@@ -28,11 +28,11 @@ FOLD_STEPS = (
     "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_code", "fold_prs", "fold_pr_links",
     "fold_pr_texts", "fold_followed_up", "fold_cells",
 )  # fmt: skip
-# Answers that cells can give instead of the facts, when grouped by day or team with no finer filter.
+# Answers that cells can give instead of the facts, when grouped by day, team or user with no finer filter.
 CELL_ANSWERS = {"run_metrics": "run_metrics_cells", "usage_metrics": "usage_metrics_cells",
                 "code_metrics": "code_metrics_cells"}  # fmt: skip
-CELL_GROUPS = ("day", "team_id")
-FINER_FILTERS = ("user", "model", "repo", "agent")
+CELL_GROUPS = ("day", "team_id", "user_id")
+FINER_FILTERS = ("model", "repo", "agent")
 
 
 class DuckdbReadModels:
@@ -115,8 +115,8 @@ class DuckdbReadModels:
         answered_by = self._cell_answer(name, params)
         named: Mapping[str, str] = self._sql
         if answered_by == "run_metrics_cells":
-            whole_org_by_day = params.get("group", "day") == "day" and params.get("team") is None
-            whole_org_by_day &= params.get("teams") is None
+            whole_org_by_day = params.get("group", "day") == "day"
+            whole_org_by_day &= all(params.get(scope) is None for scope in ("team", "teams", "user"))
             quantiles = self._sql["run_quantiles_of_days" if whole_org_by_day else "run_quantiles_of_runs"]
             named = {**self._sql, answered_by: self._sql[answered_by].replace("{run_quantiles}", quantiles)}
         sql = render(named, answered_by, params)

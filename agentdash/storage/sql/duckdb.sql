@@ -71,32 +71,30 @@ CREATE TABLE IF NOT EXISTS pr_texts (
 );
 -- Dead letters folded on retry (embedded/storage.py refold): committed with their fold, so a crash before the
 -- dead-letter file forgets them cannot fold them twice.
--- Cells: per (org, day, team) figures of runs (by their anchor day and team), rebuilt from the facts above for every
--- day a fold touches (fold_cells). A year's answer sums ~365 x teams rows instead of scanning a year of runs. Money
+-- Cells: per (org, day, team, user) figures of runs (by their anchor), rebuilt from the facts above for every day a
+-- fold touches (fold_cells). A year's answer sums its user-days instead of scanning a year of runs. Money
 -- is in integer picodollars (pusd) and durations in integer microseconds: sums of sums are then exact, so an answer
 -- from cells equals the same answer from the facts to the last bit (tests/test_cells.py).
 CREATE TABLE IF NOT EXISTS run_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR,
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL,
     runs BIGINT NOT NULL, runs_finished BIGINT NOT NULL, runs_succeeded BIGINT NOT NULL, runs_failed BIGINT NOT NULL,
     runs_cancelled BIGINT NOT NULL, duration_sum_us HUGEINT, duration_n BIGINT NOT NULL, queue_sum_us HUGEINT,
     queue_n BIGINT NOT NULL, cost_pusd HUGEINT, input_tokens HUGEINT, output_tokens HUGEINT, cache_read_tokens HUGEINT,
     cache_write_tokens HUGEINT, runs_handed_off BIGINT NOT NULL, runs_followed_up BIGINT NOT NULL,
     sessions BIGINT NOT NULL  -- distinct sessions of the cell's runs
 );
--- Who ran in each cell: a range's distinct users are counted over these (a user-day each, not a run each).
-CREATE TABLE IF NOT EXISTS run_cell_users (org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL);
 -- The cells of every session whose runs fall in more than one cell: a range's distinct sessions are the sum of its
 -- cells' counts less, for each such session, the cells of it in range but one.
 CREATE TABLE IF NOT EXISTS run_session_crossings (
-    org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR
+    org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL
 );
 -- What usage and code changes count per cell, attributed as usage_items and code_items do.
 CREATE TABLE IF NOT EXISTS usage_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, cost_pusd HUGEINT, input_tokens HUGEINT,
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, cost_pusd HUGEINT, input_tokens HUGEINT,
     output_tokens HUGEINT, cache_read_tokens HUGEINT, cache_write_tokens HUGEINT
 );
 CREATE TABLE IF NOT EXISTS code_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, lines_added HUGEINT, lines_removed HUGEINT, commits HUGEINT
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, lines_added HUGEINT, lines_removed HUGEINT, commits HUGEINT
 );
 -- Per (org, day): the P95s of the day's runs (all teams), and per kind (0 duration, 1 queue wait) and bucket
 -- (bucket_of below: monotone in x) how many values and which. A year's P95 sums ~365 x buckets counts to find the
@@ -403,50 +401,49 @@ FROM runs
 WHERE day BETWEEN (SELECT min(day) FROM dirty) AND (SELECT max(day) FROM dirty)
   AND (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 CREATE OR REPLACE TEMP TABLE dirty_sessions_anchored AS
-SELECT org_id, session_id, day, team_id FROM sessions
+SELECT org_id, session_id, day, team_id, user_id FROM sessions
 WHERE day BETWEEN (SELECT min(day) FROM dirty) AND (SELECT max(day) FROM dirty)
   AND (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 DELETE FROM run_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO run_cells
-SELECT org_id, day, team_id, count(*), count(finished_us), count(*) FILTER (WHERE status = 'succeeded'),
+SELECT org_id, day, team_id, user_id, count(*), count(finished_us), count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled'),
        sum(finished_us - started_us), count(finished_us - started_us), sum(started_us - queued_us),
        count(started_us - queued_us), sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), sum(input_tokens), sum(output_tokens),
        sum(cache_read_tokens), sum(cache_write_tokens),
        count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL),
        count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL), count(DISTINCT session_id)
-FROM dirty_runs GROUP BY org_id, day, team_id;
-DELETE FROM run_cell_users WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
-INSERT INTO run_cell_users SELECT DISTINCT org_id, day, team_id, user_id FROM dirty_runs;
+FROM dirty_runs GROUP BY org_id, day, team_id, user_id;
 DELETE FROM usage_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO usage_cells
-SELECT org_id, day, team_id, sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
+SELECT org_id, day, team_id, user_id, sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)),
+       sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
        sum(cache_write_tokens)
 FROM (
-    SELECT r.org_id, r.day, r.team_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+    SELECT r.org_id, r.day, r.team_id, r.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
            u.cost_usd
     FROM usage u JOIN dirty_runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
     WHERE u.day >= (SELECT min(day) FROM dirty)
     UNION ALL
-    SELECT s.org_id, s.day, s.team_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+    SELECT s.org_id, s.day, s.team_id, s.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
            u.cost_usd
     FROM usage u JOIN dirty_sessions_anchored s
       ON s.org_id = u.org_id AND s.session_id = u.session_id
     WHERE u.run_id IS NULL AND u.day >= (SELECT min(day) FROM dirty)
-) GROUP BY org_id, day, team_id;
+) GROUP BY org_id, day, team_id, user_id;
 DELETE FROM code_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO code_cells
-SELECT org_id, day, team_id, sum(added), sum(removed), sum(committed)
+SELECT org_id, day, team_id, user_id, sum(added), sum(removed), sum(committed)
 FROM (
-    SELECT r.org_id, r.day, r.team_id, c.added, c.removed, c.committed
+    SELECT r.org_id, r.day, r.team_id, r.user_id, c.added, c.removed, c.committed
     FROM code_changes c JOIN dirty_runs r ON r.org_id = c.org_id AND r.run_id = c.run_id
     WHERE c.day >= (SELECT min(day) FROM dirty)
     UNION ALL
-    SELECT s.org_id, s.day, s.team_id, c.added, c.removed, c.committed
+    SELECT s.org_id, s.day, s.team_id, s.user_id, c.added, c.removed, c.committed
     FROM code_changes c JOIN dirty_sessions_anchored s
       ON s.org_id = c.org_id AND s.session_id = c.session_id
     WHERE c.run_id IS NULL AND c.day >= (SELECT min(day) FROM dirty)
-) GROUP BY org_id, day, team_id;
+) GROUP BY org_id, day, team_id, user_id;
 DELETE FROM day_quantiles WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO day_quantiles
 SELECT org_id, day, quantile_cont(finished_us - started_us, 0.95) / 1e6, quantile_cont(started_us - queued_us, 0.95) / 1e6
@@ -462,7 +459,7 @@ FROM (
     SELECT org_id, day, 1, started_us - queued_us FROM dirty_runs WHERE started_us IS NOT NULL AND queued_us IS NOT NULL
 ) GROUP BY ALL;
 CREATE OR REPLACE TEMP TABLE crossing_cells AS
-SELECT DISTINCT org_id, session_id, day, team_id FROM runs
+SELECT DISTINCT org_id, session_id, day, team_id, user_id FROM runs
 WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM dirty_sessions);
 DELETE FROM run_session_crossings WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM dirty_sessions);
 INSERT INTO run_session_crossings
@@ -547,15 +544,12 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
 FROM r
 GROUP BY GROUPING SETS ((grp), ())
 
--- name: team_filter
-($team IS NULL OR team_id = $team) AND ($teams IS NULL OR list_contains($teams, team_id))
-
 -- name: run_metrics_cells
--- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day or
--- team with no user, model, repo or agent filter (embedded/read_models.py picks). Its quantiles CTE is one of the
+-- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day,
+-- team or user with no model, repo or agent filter (embedded/read_models.py picks). Its quantiles CTE is one of the
 -- two run_quantiles_* blocks after it: from the day tables when grouped by day for the whole org, else from the runs.
 WITH cells AS (
-    SELECT {group} AS grp, * FROM run_cells WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    SELECT {group} AS grp, * FROM run_cells WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
 ),
 sums AS (
     SELECT grp, grouping(grp) AS is_total, sum(runs) AS runs, sum(runs_finished) AS runs_finished,
@@ -565,18 +559,13 @@ sums AS (
            sum(cost_pusd) AS cost_pusd, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
            sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
            sum(runs_handed_off) AS runs_handed_off, sum(runs_followed_up) AS runs_followed_up,
-           sum(sessions) AS cell_sessions
+           sum(sessions) AS cell_sessions, count(DISTINCT user_id) AS run_users
     FROM cells GROUP BY GROUPING SETS ((grp), ())
-),
-users AS (
-    SELECT {group} AS grp, grouping(grp) AS is_total, count(DISTINCT user_id) AS run_users FROM run_cell_users
-    WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
-    GROUP BY GROUPING SETS ((grp), ())
 ),
 crossed AS (
     SELECT {group} AS grp, grouping(grp) AS is_total, count(*) - count(DISTINCT session_id) AS overcount
     FROM run_session_crossings
-    WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
     GROUP BY GROUPING SETS ((grp), ())
 ),
 {run_quantiles}
@@ -594,9 +583,8 @@ SELECT s.grp, s.is_total, coalesce(s.runs, 0) AS runs, coalesce(s.runs_finished,
        coalesce(s.cache_read_tokens, 0) AS cache_read_tokens,
        coalesce(s.cache_write_tokens, 0) AS cache_write_tokens,
        coalesce(s.runs_handed_off, 0) AS runs_handed_off, coalesce(s.runs_followed_up, 0) AS runs_followed_up,
-       coalesce(u.run_users, 0) AS run_users
+       coalesce(s.run_users, 0) AS run_users
 FROM sums s
-LEFT JOIN users u ON u.grp IS NOT DISTINCT FROM s.grp AND u.is_total = s.is_total
 LEFT JOIN crossed c ON c.grp IS NOT DISTINCT FROM s.grp AND c.is_total = s.is_total
 LEFT JOIN quantiles p ON p.grp IS NOT DISTINCT FROM s.grp AND p.is_total = s.is_total
 
@@ -607,7 +595,7 @@ quantiles AS (
            quantile_cont(started_us - queued_us, 0.95) / 1e6 AS queue_wait_p95_s,
            NULL AS duration_lo, NULL AS duration_hi, NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi,
            NULL AS queue_rank
-    FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+    FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
     GROUP BY GROUPING SETS ((grp), ())
 )
 
@@ -652,7 +640,7 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
        coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
 FROM usage_cells
-WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: code_metrics_cells
@@ -661,7 +649,7 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        coalesce(sum(lines_removed), 0) AS lines_removed,
        coalesce(sum(commits), 0) AS commits
 FROM code_cells
-WHERE org_id = $org AND day BETWEEN $from AND $to AND {team_filter}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: usage_items
