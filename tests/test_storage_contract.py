@@ -423,7 +423,8 @@ BACKEND_BLOCKS = {
     "archive_delete", "archived_count", "restore_known", "restore_rows", "create_partition", "upgrade_partition",
     "drop_partition", "event_ids_missing", "event_ids_fill",  # retention and the log's monthly partitions (postgres/archive.py)
     "fold_cells", "run_metrics_cells", "usage_metrics_cells", "code_metrics_cells",  # embedded cells
-    "run_quantiles_of_runs", "run_quantiles_of_days",
+    "group_quantiles_of_runs", "group_quantiles_of_days", "range_quantiles_of_runs",
+    "range_quantiles_of_histogram",
 }  # fmt: skip
 # What metrics.py asks Storage.query for, and the stand-ins render() uses when runs are filtered by model, repo or
 # agent.
@@ -458,8 +459,10 @@ def test_no_pasted_fragment_ends_in_a_comment():
         for name in (
             *SHARED_FRAGMENTS,
             "run_metric_columns",
-            "run_quantiles_of_runs",
-            "run_quantiles_of_days",
+            "group_quantiles_of_runs",
+            "group_quantiles_of_days",
+            "range_quantiles_of_runs",
+            "range_quantiles_of_histogram",
         ):
             if name in dialect:
                 assert not dialect[name].splitlines()[-1].lstrip().startswith("--"), f"{dialect.dialect}.sql {name}"

@@ -115,10 +115,7 @@ class DuckdbReadModels:
         answered_by = self._cell_answer(name, params)
         named: Mapping[str, str] = self._sql
         if answered_by == "run_metrics_cells":
-            whole_org_by_day = params.get("group", "day") == "day"
-            whole_org_by_day &= all(params.get(scope) is None for scope in ("team", "teams", "user"))
-            quantiles = self._sql["run_quantiles_of_days" if whole_org_by_day else "run_quantiles_of_runs"]
-            named = {**self._sql, answered_by: self._sql[answered_by].replace("{run_quantiles}", quantiles)}
+            named = {**self._sql, answered_by: self._with_quantiles(params)}
         sql = render(named, answered_by, params)
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         with self._reading():
@@ -129,6 +126,15 @@ class DuckdbReadModels:
             return cells.run_metrics_rows(rows, columns)
         row_type = namedtuple(name, columns)  # type: ignore[misc]
         return [row_type(*row) for row in rows]
+
+    def _with_quantiles(self, params: dict[str, Any]) -> str:
+        """run_metrics_cells with its P95 blocks: the day tables' where they hold the whole org's, else the runs'."""
+        whole_org = all(params.get(scope) is None for scope in ("team", "teams", "user"))
+        by_day = whole_org and params.get("group", "day") == "day"
+        groups = self._sql["group_quantiles_of_days" if by_day else "group_quantiles_of_runs"]
+        whole = self._sql["range_quantiles_of_histogram" if whole_org else "range_quantiles_of_runs"]
+        text = self._sql["run_metrics_cells"]
+        return text.replace("{group_quantiles}", groups).replace("{range_quantiles}", whole)
 
     def _cell_answer(self, name: str, params: dict[str, Any]) -> str:
         """The cells' query that answers `name` as the facts would, else `name`."""

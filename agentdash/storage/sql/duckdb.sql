@@ -546,8 +546,9 @@ GROUP BY GROUPING SETS ((grp), ())
 
 -- name: run_metrics_cells
 -- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day,
--- team or user with no model, repo or agent filter (embedded/read_models.py picks). Its quantiles CTE is one of the
--- two run_quantiles_* blocks after it: from the day tables when grouped by day for the whole org, else from the runs.
+-- team or user with no model, repo or agent filter (embedded/read_models.py picks). Its P95s come from the blocks
+-- after it (read_models.py pastes them in): each group's from day_quantiles when grouped by day for the whole org,
+-- the range's from run_histogram for the whole org, else each from the runs.
 WITH cells AS (
     SELECT {group} AS grp, * FROM run_cells WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
 ),
@@ -568,7 +569,9 @@ crossed AS (
     WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
     GROUP BY GROUPING SETS ((grp), ())
 ),
-{run_quantiles}
+{group_quantiles},
+{range_quantiles},
+quantiles AS (SELECT * FROM group_quantiles UNION ALL BY NAME SELECT * FROM range_quantiles)
 SELECT s.grp, s.is_total, coalesce(s.runs, 0) AS runs, coalesce(s.runs_finished, 0) AS runs_finished,
        coalesce(s.runs_succeeded, 0) AS runs_succeeded, coalesce(s.runs_failed, 0) AS runs_failed,
        coalesce(s.runs_cancelled, 0) AS runs_cancelled,
@@ -588,20 +591,38 @@ FROM sums s
 LEFT JOIN crossed c ON c.grp IS NOT DISTINCT FROM s.grp AND c.is_total = s.is_total
 LEFT JOIN quantiles p ON p.grp IS NOT DISTINCT FROM s.grp AND p.is_total = s.is_total
 
--- name: run_quantiles_of_runs
-quantiles AS (
-    SELECT {group} AS grp, grouping(grp) AS is_total,
+-- name: group_quantiles_of_runs
+group_quantiles AS (
+    SELECT {group} AS grp, 0 AS is_total,
            quantile_cont(finished_us - started_us, 0.95) / 1e6 AS run_duration_p95_s,
            quantile_cont(started_us - queued_us, 0.95) / 1e6 AS queue_wait_p95_s,
            NULL AS duration_lo, NULL AS duration_hi, NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi,
            NULL AS queue_rank
     FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
-    GROUP BY GROUPING SETS ((grp), ())
+    GROUP BY grp
 )
 
--- name: run_quantiles_of_days
--- Each day's P95s as stored; the range's from its histogram: the values at ranks floor and ceil of (n - 1) * 0.95
--- and that rank, which read_models.py interpolates as quantile_cont does.
+-- name: group_quantiles_of_days
+-- Each day's P95s, as fold_cells stored them.
+group_quantiles AS (
+    SELECT day AS grp, 0 AS is_total, run_duration_p95_s, queue_wait_p95_s, NULL AS duration_lo, NULL AS duration_hi,
+           NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi, NULL AS queue_rank
+    FROM day_quantiles WHERE org_id = $org AND day BETWEEN $from AND $to
+)
+
+-- name: range_quantiles_of_runs
+range_quantiles AS (
+    SELECT NULL AS grp, 1 AS is_total,
+           quantile_cont(finished_us - started_us, 0.95) / 1e6 AS run_duration_p95_s,
+           quantile_cont(started_us - queued_us, 0.95) / 1e6 AS queue_wait_p95_s,
+           NULL AS duration_lo, NULL AS duration_hi, NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi,
+           NULL AS queue_rank
+    FROM runs WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
+)
+
+-- name: range_quantiles_of_histogram
+-- The range's P95s from the whole org's histogram: the values at ranks floor and ceil of (n - 1) * 0.95 and that
+-- rank, which embedded/cells.py interpolates as quantile_cont does.
 histogram AS (
     SELECT kind, bucket, sum(n) AS n FROM run_histogram WHERE org_id = $org AND day BETWEEN $from AND $to
     GROUP BY kind, bucket
@@ -623,12 +644,9 @@ range_ranks AS (
            max(x) FILTER (WHERE place = ceil(rank)) AS hi
     FROM ranked GROUP BY kind
 ),
-quantiles AS (
-    SELECT day AS grp, 0 AS is_total, run_duration_p95_s, queue_wait_p95_s, NULL AS duration_lo, NULL AS duration_hi,
-           NULL AS duration_rank, NULL AS queue_lo, NULL AS queue_hi, NULL AS queue_rank
-    FROM day_quantiles WHERE org_id = $org AND day BETWEEN $from AND $to
-    UNION ALL
-    SELECT NULL, 1, NULL, NULL, d.lo, d.hi, d.rank, q.lo, q.hi, q.rank
+range_quantiles AS (
+    SELECT NULL AS grp, 1 AS is_total, NULL AS run_duration_p95_s, NULL AS queue_wait_p95_s, d.lo AS duration_lo,
+           d.hi AS duration_hi, d.rank AS duration_rank, q.lo AS queue_lo, q.hi AS queue_hi, q.rank AS queue_rank
     FROM (SELECT 1) LEFT JOIN range_ranks d ON d.kind = 0 LEFT JOIN range_ranks q ON q.kind = 1
 )
 
