@@ -25,6 +25,7 @@ from agentdash.config import load_settings
 from agentdash.metrics import MetricsQuery, breakdown, org_metrics
 from agentdash.projector import Projector
 from agentdash.storage import open_storage
+from agentdash.storage.embedded import read_models
 from agentdash.storage.embedded.cells import quantile_cont
 from agentdash.storage.embedded.read_models import CELL_ANSWERS
 
@@ -169,3 +170,20 @@ def test_the_p95_interpolation_is_duckdbs(values):
     ordered = sorted(values)
     rank = (len(values) - 1) * 0.95
     assert quantile_cont(ordered[math.floor(rank)], ordered[math.ceil(rank)], rank) == want.fetchone()[0]
+
+
+def test_a_fold_checkpoints_once_the_wal_outgrows_the_database(tmp_path, monkeypatch):
+    monkeypatch.setattr(read_models, "WAL_FLOOR_BYTES", 0)
+    storage = open_storage(load_settings(data_dir=tmp_path / "d"))
+    try:
+        database = storage._models._path
+        wal = database.with_name(database.name + ".wal")
+        projector = Projector(storage, chunk_size=50)
+        events = random_events(7, n_sessions=60)
+        for at in range(0, len(events), 50):
+            submit(storage, events[at : at + 50])
+            projector.fold_once()
+            assert not wal.exists() or wal.stat().st_size <= database.stat().st_size
+        assert database.stat().st_size > 0
+    finally:
+        storage.close()

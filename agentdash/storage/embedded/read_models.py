@@ -6,7 +6,7 @@ import threading
 import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,9 @@ from agentdash.storage.queries import load_queries, render
 VERSION = 8  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
 # (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and histograms; 8: cells per user
 CHECKPOINT_THRESHOLD = "256MB"
+# ... and a fold checkpoints itself once the WAL outgrows the database (with this floor): a small database's WAL
+# would otherwise reach 256 MB, several times the data it logs, and replay that long after a crash.
+WAL_FLOOR_BYTES = 16 * 1024 * 1024
 # The fold's statements run on one thread: on chunks of 1k-250k rows DuckDB's second thread cost ~30% more CPU
 # than it saved in wall time, CPU that ingest (on the same cores) then lacks. Queries get the default back after.
 FOLD_THREADS = 1
@@ -40,6 +43,7 @@ class DuckdbReadModels:
 
     def __init__(self, path: Path, *, cells: bool = True) -> None:
         self._sql = load_queries("duckdb")
+        self._path, self._wal = path, path.with_name(path.name + ".wal")
         self.cells = cells  # answer from cells where they can (False: always from the facts, as the tests compare)
         self._db = duckdb.connect(str(path))
         # A checkpoint costs about as much as the tables are large, however little the WAL holds: at DuckDB's
@@ -66,6 +70,18 @@ class DuckdbReadModels:
         """Fold the chunk's table and save its checkpoint in one transaction; `check` is the tests' poison hook."""
         checkpoint = {"seq": chunk.last_seq, "folded_at_us": time.time_ns() // 1000}
         self._transaction(chunk.table, check, lambda db: db.execute(self._sql["save_checkpoint"], checkpoint))
+        self._checkpoint_if_the_wal_outgrew()
+
+    def _checkpoint_if_the_wal_outgrew(self) -> None:
+        try:
+            wal = self._wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if wal > max(WAL_FLOOR_BYTES, self._path.stat().st_size):
+            with suppress(
+                duckdb.Error
+            ):  # the fold has committed: a checkpoint refused now is tried after the next fold
+                self._db.execute("CHECKPOINT")
 
     def refold(self, table: pa.Table, seqs: list[int], check: Callable[[list[int]], None] | None = None) -> None:
         """Fold dead letters on retry; the checkpoint stays, and `refolded` remembers them in the same transaction."""
