@@ -77,6 +77,25 @@ def server(server_factory) -> ServerProcess:
     return server_factory()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_token_per_ask() -> Iterator[None]:
+    """`ServerProcess.token` runs `agentdash token`, a CLI start of a second or more, hundreds of times a run; most asks
+    repeat one (the same data dir, org, role, user, teams). The first of each still goes through the real CLI, the
+    repeats get its token: as good as a new one, since it is signed with the data dir's dev secret, which stays."""
+    real = ServerProcess.token
+    made: dict[tuple, str] = {}
+
+    def token(self: ServerProcess, org: str, role: str = "org_admin", user: str = "tester", teams: str = "") -> str:
+        ask = (self.data_dir.resolve(), self.command, org, role, user, teams)
+        if ask not in made:
+            made[ask] = real(self, org, role, user, teams)
+        return made[ask]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ServerProcess, "token", token)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch):
     # Talk to loopback directly even where a proxy is configured.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -11,6 +13,7 @@ import pytest
 from browser import browser_page, chromium_path, screenshot
 from dashboard_events import run_events
 
+from agentdash.testing import ServerProcess
 from agentdash.ui import format as fmt
 from agentdash.ui.cards import QUESTIONS
 from agentdash.ui.questions import PAGES
@@ -88,9 +91,9 @@ def test_overview_shows_the_read_api_numbers(server):
         assert _metric(page, "Runs") == fmt.count(week["runs"])
 
 
-def test_overview_without_a_token_asks_to_sign_in(server):
+def test_overview_without_a_token_asks_to_sign_in(periods):
     with browser_page() as page:
-        page.goto(server.url)
+        page.goto(periods.url)
         page.wait_for_selector("text=Sign in")
         assert page.locator("[data-metric]").count() == 0
         screenshot(page, "signed-out")
@@ -140,19 +143,43 @@ def _badge(current: float | None, previous: float | None, better: int) -> tuple[
     return f"{arrow} {abs(value) * 100:.1f}%", (value > 0) - (value < 0) == better
 
 
-def test_filters_live_in_the_url_and_survive_page_changes(server):
-    assert (
-        httpx.post(
-            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
-        ).json()["accepted"]
-        == 24
-    )
-    server.wait_projected()
-    token = server.token("acme")
+@contextmanager
+def _served(tmp_path_factory, events: list[dict]) -> Iterator[ServerProcess]:
+    """A real server with these events folded; its tests only read them, so one serves them all (per xdist worker)."""
+    server = ServerProcess(tmp_path_factory.mktemp("dashboard") / "data").start()
+    try:
+        answer = httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": events},
+                            trust_env=False)  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["rejected"] == [], answer.text
+        assert answer.json()["accepted"] == len(events), answer.text
+        server.wait_projected()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def periods(tmp_path_factory) -> Iterator[ServerProcess]:
+    """_two_periods' 24 events, folded."""
+    events = _two_periods("acme")
+    assert len(events) == 24
+    with _served(tmp_path_factory, events) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def periods_and_prs(tmp_path_factory) -> Iterator[ServerProcess]:
+    """_two_periods' runs and _pull_requests' agent PRs, folded."""
+    with _served(tmp_path_factory, _two_periods("acme") + _pull_requests("acme")) as server:
+        yield server
+
+
+def test_filters_live_in_the_url_and_survive_page_changes(periods):
+    token = periods.token("acme")
     with browser_page() as page:
-        page.goto(f"{server.url}/login?token={token}")
-        _open(page, f"{server.url}/?days=7")
-        week, before = _api(server, token, 7), _previous(server, token, 7)
+        page.goto(f"{periods.url}/login?token={token}")
+        _open(page, f"{periods.url}/?days=7")
+        week, before = _api(periods, token, 7), _previous(periods, token, 7)
         assert _metric(page, "Runs") == fmt.count(week["runs"]) == "3"
         assert _metric(page, "Per run") == fmt.money(week["cost_per_run_usd"])
         for card, key, better in (
@@ -173,8 +200,8 @@ def test_filters_live_in_the_url_and_survive_page_changes(server):
         page.locator("[data-testid=dark-toggle]").click()
         page.wait_for_selector("body:not(.body--dark)")
 
-        _open(page, f"{server.url}/?days=7&team_id=ops")
-        ops = _api(server, token, 7, team_id="ops")
+        _open(page, f"{periods.url}/?days=7&team_id=ops")
+        ops = _api(periods, token, 7, team_id="ops")
         assert _metric(page, "Runs") == fmt.count(ops["runs"]) == "1"
         assert _metric(page, "Success rate") == fmt.percent(ops["success_rate"])
 
@@ -183,7 +210,7 @@ def test_filters_live_in_the_url_and_survive_page_changes(server):
         page.wait_for_url("**days=90**")
         page.wait_for_selector("[data-metric='Runs']")
         assert _params(page) == {"days": "90", "team_id": "ops"}
-        assert _metric(page, "Runs") == fmt.count(_api(server, token, 90, team_id="ops")["runs"]) == "2"
+        assert _metric(page, "Runs") == fmt.count(_api(periods, token, 90, team_id="ops")["runs"]) == "2"
 
         # A copied link, opened in another browser window by someone signed in to the same org, shows the same view.
         other = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
@@ -199,15 +226,15 @@ def test_filters_live_in_the_url_and_survive_page_changes(server):
         page.wait_for_url("**/cost?**")
         page.wait_for_selector("[data-metric='Per run']")
         assert _params(page) == {"days": "90", "team_id": "ops"}
-        quarter = _api(server, token, 90, team_id="ops")
+        quarter = _api(periods, token, 90, team_id="ops")
         assert _metric(page, "Per run") == fmt.money(quarter["cost_per_run_usd"])
         assert _metric(page, "Total") == fmt.money(quarter["cost_usd"])
         screenshot(page, "question-cost")
 
-        _open(page, f"{server.url}/reliability?from=2020-01-01&to=2020-01-07")
+        _open(page, f"{periods.url}/reliability?from=2020-01-01&to=2020-01-07")
         assert page.get_by_text("No runs in this range").is_visible()
-        _open(page, f"{server.url}/?days=abc&from=nonsense")  # bad values fall back to the defaults, no error
-        assert _metric(page, "Runs") == fmt.count(_api(server, token, 30)["runs"])
+        _open(page, f"{periods.url}/?days=abc&from=nonsense")  # bad values fall back to the defaults, no error
+        assert _metric(page, "Runs") == fmt.count(_api(periods, token, 30)["runs"])
 
 
 def _color_of(page, badge, name: str) -> bool:
@@ -216,26 +243,19 @@ def _color_of(page, badge, name: str) -> bool:
     return badge.evaluate("e => getComputedStyle(e).color") == probe
 
 
-def test_managers_and_members_see_only_their_scope(server):
-    assert (
-        httpx.post(
-            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
-        ).json()["accepted"]
-        == 24
-    )
-    server.wait_projected()
-    admin = server.token("acme")
+def test_managers_and_members_see_only_their_scope(periods):
+    admin = periods.token("acme")
     with browser_page() as page:
-        page.goto(f"{server.url}/login?token={server.token('acme', role='manager', user='boss', teams='ops')}")
-        _open(page, f"{server.url}/?days=30")
-        assert _metric(page, "Runs") == fmt.count(_api(server, admin, 30, team_id="ops")["runs"])
-        _open(page, f"{server.url}/?days=30&team_id=web")
+        page.goto(f"{periods.url}/login?token={periods.token('acme', role='manager', user='boss', teams='ops')}")
+        _open(page, f"{periods.url}/?days=30")
+        assert _metric(page, "Runs") == fmt.count(_api(periods, admin, 30, team_id="ops")["runs"])
+        _open(page, f"{periods.url}/?days=30&team_id=web")
         assert "not one of yours" in page.locator("[data-testid=message]").inner_text()
 
         page.context.clear_cookies()
-        page.goto(f"{server.url}/login?token={server.token('acme', role='member', user='u1')}")
-        _open(page, f"{server.url}/?days=90")
-        assert _metric(page, "Runs") == fmt.count(_api(server, admin, 90, user_id="u1")["runs"]) == "2"
+        page.goto(f"{periods.url}/login?token={periods.token('acme', role='member', user='u1')}")
+        _open(page, f"{periods.url}/?days=90")
+        assert _metric(page, "Runs") == fmt.count(_api(periods, admin, 90, user_id="u1")["runs"]) == "2"
 
 
 def test_panels_refresh_when_new_events_are_folded(server):
@@ -287,16 +307,11 @@ def _pull_requests(org: str) -> list[dict]:
     return events
 
 
-def test_every_question_page_draws_its_charts_without_errors(server):
-    events = _two_periods("acme") + _pull_requests("acme")
-    assert httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": events}).json()[
-        "accepted"
-    ] == len(events)
-    server.wait_projected()
+def test_every_question_page_draws_its_charts_without_errors(periods_and_prs):
     with browser_page() as page:
-        page.goto(f"{server.url}/login?token={server.token('acme')}")
+        page.goto(f"{periods_and_prs.url}/login?token={periods_and_prs.token('acme')}")
         for q in QUESTIONS:
-            _open_question(page, f"{server.url}{q.path}?days=30")
+            _open_question(page, f"{periods_and_prs.url}{q.path}?days=30")
             assert page.locator("[data-testid=message]").count() == 0
             assert page.locator("[data-testid=breakdown-team]").is_visible()
             assert page.locator(".nicegui-echart").count() == PAGES[q.path].charts
@@ -306,17 +321,10 @@ def test_every_question_page_draws_its_charts_without_errors(server):
             screenshot(page, f"question-{_slug(q.path)}")
 
 
-def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
-    assert (
-        httpx.post(
-            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
-        ).json()["accepted"]
-        == 24
-    )
-    server.wait_projected()
+def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(periods):
     with browser_page() as page:
-        page.goto(f"{server.url}/login?token={server.token('acme')}")
-        _open_question(page, f"{server.url}/reliability?days=90&team_id=web")
+        page.goto(f"{periods.url}/login?token={periods.token('acme')}")
+        _open_question(page, f"{periods.url}/reliability?days=90&team_id=web")
         page.locator("[data-testid=granularity]").get_by_text("Weekly").click()
         page.wait_for_url("**weekly=1**")
         _open_question(page, page.url)
@@ -336,41 +344,27 @@ def test_the_weekly_toggle_lives_in_the_url_and_survives_navigation(server):
         page.wait_for_url("**team_id=ops**")
 
 
-def test_a_question_page_arrives_with_a_loading_state_then_fills_in(server):
-    assert (
-        httpx.post(
-            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
-        ).json()["accepted"]
-        == 24
-    )
-    server.wait_projected()
-    first = httpx.get(f"{server.url}/speed?days=30", cookies={"agentdash_token": server.token("acme")}).text
+def test_a_question_page_arrives_with_a_loading_state_then_fills_in(periods):
+    first = httpx.get(f"{periods.url}/speed?days=30", cookies={"agentdash_token": periods.token("acme")}).text
     assert "Loading…" in first and "breakdown-team" not in first  # the queries run after the page is sent
 
 
-def test_breakdown_tables_and_csv_links_match_the_read_api(server):
-    assert (
-        httpx.post(
-            f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _two_periods("acme")}
-        ).json()["accepted"]
-        == 24
-    )
-    server.wait_projected()
-    token = server.token("acme")
+def test_breakdown_tables_and_csv_links_match_the_read_api(periods):
+    token = periods.token("acme")
     to = datetime.now(UTC).date()
     params = {"from": str(to - timedelta(days=29)), "to": str(to)}
     headers = {"Authorization": f"Bearer {token}"}
     with browser_page() as page:
-        page.goto(f"{server.url}/login?token={token}")
-        _open_question(page, f"{server.url}/cost?days=30")
+        page.goto(f"{periods.url}/login?token={token}")
+        _open_question(page, f"{periods.url}/cost?days=30")
 
-        api = httpx.get(f"{server.url}/api/v1/orgs/acme/breakdown/team", params=params, headers=headers).json()
+        api = httpx.get(f"{periods.url}/api/v1/orgs/acme/breakdown/team", params=params, headers=headers).json()
         first = page.locator("[data-testid=breakdown-team] tbody tr").first.locator("td").all_inner_texts()
         assert first[:4] == [api[0]["key"], fmt.count(api[0]["runs"]), fmt.money(api[0]["cost_usd"]),
                              fmt.money(api[0]["cost_per_run_usd"])]  # fmt: skip
 
         page.locator("[data-testid=tab-user]").click()
-        users = httpx.get(f"{server.url}/api/v1/orgs/acme/breakdown/user", params=params, headers=headers).json()
+        users = httpx.get(f"{periods.url}/api/v1/orgs/acme/breakdown/user", params=params, headers=headers).json()
         row = page.locator("[data-testid=breakdown-user] tbody tr").first.locator("td").all_inner_texts()
         assert row[:3] == [users[0]["key"], fmt.count(users[0]["runs"]), fmt.money(users[0]["cost_usd"])]
         with page.expect_download() as download:
@@ -380,7 +374,7 @@ def test_breakdown_tables_and_csv_links_match_the_read_api(server):
             (u["key"], u["runs"], u["cost_usd"]) for u in users
         ]
 
-        series = httpx.get(f"{server.url}/api/v1/orgs/acme/metrics", params=params, headers=headers).json()["series"]
+        series = httpx.get(f"{periods.url}/api/v1/orgs/acme/metrics", params=params, headers=headers).json()["series"]
         with page.expect_download() as download:
             page.locator("[data-testid=csv-series]").click()
         assert download.value.suggested_filename.endswith(".csv")
@@ -464,17 +458,13 @@ def test_model_and_repo_filters_narrow_every_panel_and_live_in_the_url(server):
         assert sorted(names) == ["claude-code", "codex"]
 
 
-def test_the_shipping_page_shows_the_read_apis_pull_requests_in_light_and_dark(server):
-    events = _two_periods("acme") + _pull_requests("acme")
-    answer = httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": events})
-    assert answer.json()["rejected"] == [], answer.text
-    server.wait_projected()
-    token = server.token("acme")
-    api = _api(server, token, 30)
+def test_the_shipping_page_shows_the_read_apis_pull_requests_in_light_and_dark(periods_and_prs):
+    token = periods_and_prs.token("acme")
+    api = _api(periods_and_prs, token, 30)
     assert (api["agent_prs_opened"], api["agent_prs_merged"], api["agent_prs_closed_unmerged"]) == (4, 2, 1)
     with browser_page() as page:
-        page.goto(f"{server.url}/login?token={token}")
-        _open(page, f"{server.url}/?days=30")
+        page.goto(f"{periods_and_prs.url}/login?token={token}")
+        _open(page, f"{periods_and_prs.url}/?days=30")
         assert _metric(page, "Merge rate") == fmt.percent(api["agent_pr_merge_rate"])
         page.get_by_role("link", name="Does the work ship?").click()
         page.wait_for_url("**/shipping?days=30")

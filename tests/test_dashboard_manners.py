@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from browser import browser_page, chromium_path, screenshot
 
+from agentdash.testing import ServerProcess
 from agentdash.ui.layout import NAV
 
 pytestmark = pytest.mark.skipif(
@@ -45,12 +47,18 @@ def _history() -> list[dict]:
     return events
 
 
-@pytest.fixture
-def filled(server):
-    answer = httpx.post(f"{server.ingest_url}/v1/events", json={"events": _history()}, headers=server.ingest_headers)
-    assert answer.json()["rejected"] == [], answer.text
-    server.wait_projected()
-    return server
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> Iterator[ServerProcess]:
+    """One server with the history folded for both tests (per xdist worker): they only read it."""
+    server = ServerProcess(tmp_path_factory.mktemp("manners") / "data").start()
+    try:
+        answer = httpx.post(f"{server.ingest_url}/v1/events", json={"events": _history()},
+                            headers=server.ingest_headers, trust_env=False)  # fmt: skip
+        assert answer.json()["rejected"] == [], answer.text
+        server.wait_projected()
+        yield server
+    finally:
+        server.stop()
 
 
 def _settle(page) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -36,6 +37,16 @@ def fetched(client: httpx.Client, url: str) -> httpx.Response:
     answer = client.get(url)
     assert answer.status_code == 200, (url, answer.status_code, answer.text[:300])
     return answer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """One server for the module (per xdist worker): its tests only read pages."""
+    served = ServerProcess(tmp_path_factory.mktemp("offline") / "data").start()
+    try:
+        yield served
+    finally:
+        served.stop()
 
 
 def test_every_page_and_schema_viewer_links_only_to_its_own_server(server: ServerProcess):

@@ -6,6 +6,7 @@ NiceGUI's `user` fixture (tests/dashboard_user_app.py registers them on a data d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,6 +16,7 @@ from dashboard_events import run_events
 from playwright.sync_api import expect
 from user_fixture import drawn, figure, prepare_user_app, sign_in
 
+from agentdash.testing import ServerProcess
 from agentdash.ui import format as fmt
 from agentdash.ui.cards import QUESTIONS
 from agentdash.ui.people import PEOPLE, TEAMS
@@ -51,17 +53,18 @@ def _range(days: int = 30) -> dict:
 # ---------------------------------------------------------------- in a real browser
 
 
-@pytest.fixture
-def filled(server):
-    """The real server with PLAN's runs folded."""
-    assert (
-        httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events()}).json()[
-            "accepted"
-        ]
-        == RUNS
-    )
-    server.wait_projected()
-    return server
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> Iterator[ServerProcess]:
+    """The real server with PLAN's runs folded; one for the module's browser tests (per xdist worker): they only read."""
+    server = ServerProcess(tmp_path_factory.mktemp("people") / "data").start()
+    try:
+        answer = httpx.post(f"{server.ingest_url}/v1/events", headers=server.ingest_headers, json={"events": _events()},
+                            trust_env=False)  # fmt: skip
+        assert answer.json()["accepted"] == RUNS, answer.text
+        server.wait_projected()
+        yield server
+    finally:
+        server.stop()
 
 
 def _api(server, token: str, what: str, days: int = 30, **params) -> dict | list:

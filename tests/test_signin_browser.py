@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 from browser import browser_page, chromium_path, screenshot
+
+from agentdash.testing import ServerProcess
 
 pytestmark = pytest.mark.skipif(
     chromium_path() is None, reason="Debian chromium is not installed (.ci/run installs it)"
@@ -20,6 +23,17 @@ def _query(page) -> dict:
 
 def _message(page) -> str:
     return page.locator("[data-testid=signin-message]").inner_text()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Iterator[ServerProcess]:
+    """One server (per xdist worker) for the tests that fail no sign-in, so that the per-address throttle they share
+    counts nothing, and leave it running."""
+    server = ServerProcess(tmp_path_factory.mktemp("signin") / "data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def test_the_development_issuer_signs_in_and_returns_to_the_page_asked_for(server):
@@ -123,9 +137,9 @@ def test_without_dev_mode_there_is_no_issuer_only_the_providers_tokens(server_fa
         server.stop()
 
 
-def test_the_client_port_sends_security_headers(server):
+def test_the_client_port_sends_security_headers(shared):
     for path in ("/signin", "/api/v1/orgs/acme/metrics"):
-        headers = httpx.get(f"{server.url}{path}", trust_env=False).headers
+        headers = httpx.get(f"{shared.url}{path}", trust_env=False).headers
         assert "frame-ancestors 'none'" in headers["content-security-policy"], path
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
@@ -155,14 +169,14 @@ CROSS_SITE = [{"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"
 
 
 @pytest.mark.parametrize("headers", CROSS_SITE)
-def test_another_site_can_neither_sign_you_in_nor_out(server, headers):
+def test_another_site_can_neither_sign_you_in_nor_out(shared, headers):
     """Login CSRF (switching the victim to the attacker's account) and logout CSRF are refused."""
-    with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
-        forced = client.post("/login", data={"token": server.token("acme", user="attacker")}, headers=headers)
+    with httpx.Client(base_url=shared.url, follow_redirects=False, trust_env=False) as client:
+        forced = client.post("/login", data={"token": shared.token("acme", user="attacker")}, headers=headers)
         assert forced.status_code == 303 and "reason=cross-site" in forced.headers["location"]
         assert "agentdash_token" not in forced.headers.get("set-cookie", "")
-        mine = client.post("/login", data={"token": server.token("acme")},
-                           headers={"origin": server.url, "sec-fetch-site": "same-origin"})  # fmt: skip
+        mine = client.post("/login", data={"token": shared.token("acme")},
+                           headers={"origin": shared.url, "sec-fetch-site": "same-origin"})  # fmt: skip
         assert mine.headers["location"] == "/" and "agentdash_token=" in mine.headers["set-cookie"]
         assert "agentdash_token" not in client.post("/logout", headers=headers).headers.get("set-cookie", "")
         embedded = client.get("/logout")  # an <img src=/logout> on any page
@@ -171,11 +185,11 @@ def test_another_site_can_neither_sign_you_in_nor_out(server, headers):
         assert out.status_code == 303 and 'agentdash_token=""' in out.headers["set-cookie"]
 
 
-def test_the_dev_issuer_answers_only_same_origin_posts_under_a_loopback_name(server):
+def test_the_dev_issuer_answers_only_same_origin_posts_under_a_loopback_name(shared):
     """Against DNS rebinding: a page under another name that resolves to 127.0.0.1 gets nothing."""
-    port = server.port
+    port = shared.port
     form = {"org": "acme", "role": "org_admin", "user": "rebound"}
-    with httpx.Client(base_url=server.url, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(base_url=shared.url, follow_redirects=False, trust_env=False) as client:
         for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}"):
             for method, path in (("GET", "/signin"), ("POST", "/signin/dev"), ("GET", "/api/v1/orgs/acme/metrics")):
                 answer = client.request(method, path, data=form if method == "POST" else None, headers={"host": host})
@@ -189,18 +203,18 @@ def test_the_dev_issuer_answers_only_same_origin_posts_under_a_loopback_name(ser
             assert "agentdash_token=" in issued.headers["set-cookie"], host
 
 
-def test_the_csp_lets_the_page_connect_only_to_its_own_origin(server):
-    policy = httpx.get(f"{server.url}/signin", trust_env=False).headers["content-security-policy"]
+def test_the_csp_lets_the_page_connect_only_to_its_own_origin(shared):
+    policy = httpx.get(f"{shared.url}/signin", trust_env=False).headers["content-security-policy"]
     connect = next(d for d in policy.split("; ") if d.startswith("connect-src"))
     assert connect == "connect-src 'self'"  # not `ws: wss:`, which is any host
 
 
 @pytest.mark.parametrize("query", ["from=0001-01-01&to=0001-01-02", "to=0001-01-10", "from=9999-12-01&to=9999-12-31"])
-def test_extreme_dates_are_a_400_in_the_api_and_a_default_range_on_the_page(server, query):
-    token = server.token("acme")
-    answer = httpx.get(f"{server.url}/api/v1/orgs/acme/metrics?{query}", headers={"Authorization": f"Bearer {token}"},
+def test_extreme_dates_are_a_400_in_the_api_and_a_default_range_on_the_page(shared, query):
+    token = shared.token("acme")
+    answer = httpx.get(f"{shared.url}/api/v1/orgs/acme/metrics?{query}", headers={"Authorization": f"Bearer {token}"},
                        trust_env=False)  # fmt: skip
     assert answer.status_code == 400 and "must lie between" in answer.json()["error"], answer.text
-    with httpx.Client(base_url=server.url, cookies={"agentdash_token": token}, trust_env=False) as client:
+    with httpx.Client(base_url=shared.url, cookies={"agentdash_token": token}, trust_env=False) as client:
         page = client.get(f"/?{query}")
     assert page.status_code == 200 and "Traceback" not in page.text and "OverflowError" not in page.text
