@@ -19,7 +19,8 @@ from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
 VERSION = 8  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
-# (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and histograms; 8: cells per user
+# (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and
+# histograms; 8: cells per user
 CHECKPOINT_THRESHOLD = "256MB"
 # ... and a fold checkpoints itself once the WAL outgrows the database (with this floor): a small database's WAL
 # would otherwise reach 256 MB, several times the data it logs, and replay that long after a crash.
@@ -78,9 +79,8 @@ class DuckdbReadModels:
         except FileNotFoundError:
             return
         if wal > max(WAL_FLOOR_BYTES, self._path.stat().st_size):
-            with suppress(
-                duckdb.Error
-            ):  # the fold has committed: a checkpoint refused now is tried after the next fold
+            # The fold has committed: a checkpoint refused now is tried again after the next fold.
+            with suppress(duckdb.Error):
                 self._db.execute("CHECKPOINT")
 
     def refold(self, table: pa.Table, seqs: list[int], check: Callable[[list[int]], None] | None = None) -> None:

@@ -90,11 +90,13 @@ CREATE TABLE IF NOT EXISTS run_session_crossings (
 );
 -- What usage and code changes count per cell, attributed as usage_items and code_items do.
 CREATE TABLE IF NOT EXISTS usage_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, cost_pusd HUGEINT, input_tokens HUGEINT,
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, cost_pusd HUGEINT,
+    input_tokens HUGEINT,
     output_tokens HUGEINT, cache_read_tokens HUGEINT, cache_write_tokens HUGEINT
 );
 CREATE TABLE IF NOT EXISTS code_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, lines_added HUGEINT, lines_removed HUGEINT, commits HUGEINT
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, lines_added HUGEINT,
+    lines_removed HUGEINT, commits HUGEINT
 );
 -- Per (org, day): the P95s of the day's runs (all teams), and per kind (0 duration, 1 queue wait) and bucket
 -- (bucket_of below: monotone in x) how many values and which. A year's P95 sums ~365 x buckets counts to find the
@@ -409,24 +411,26 @@ INSERT INTO run_cells
 SELECT org_id, day, team_id, user_id, count(*), count(finished_us), count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled'),
        sum(finished_us - started_us), count(finished_us - started_us), sum(started_us - queued_us),
-       count(started_us - queued_us), sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), sum(input_tokens), sum(output_tokens),
+       count(started_us - queued_us),
+       sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)),
+       sum(input_tokens), sum(output_tokens),
        sum(cache_read_tokens), sum(cache_write_tokens),
        count(*) FILTER (WHERE handoff_us IS NOT NULL AND finished_us IS NOT NULL),
        count(*) FILTER (WHERE followed_up AND finished_us IS NOT NULL), count(DISTINCT session_id)
 FROM dirty_runs GROUP BY org_id, day, team_id, user_id;
 DELETE FROM usage_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO usage_cells
-SELECT org_id, day, team_id, user_id, sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)),
-       sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
-       sum(cache_write_tokens)
+SELECT org_id, day, team_id, user_id,
+       sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)),
+       sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens)
 FROM (
-    SELECT r.org_id, r.day, r.team_id, r.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
-           u.cost_usd
+    SELECT r.org_id, r.day, r.team_id, r.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+           u.cache_write_tokens, u.cost_usd
     FROM usage u JOIN dirty_runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
     WHERE u.day >= (SELECT min(day) FROM dirty)
     UNION ALL
-    SELECT s.org_id, s.day, s.team_id, s.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
-           u.cost_usd
+    SELECT s.org_id, s.day, s.team_id, s.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+           u.cache_write_tokens, u.cost_usd
     FROM usage u JOIN dirty_sessions_anchored s
       ON s.org_id = u.org_id AND s.session_id = u.session_id
     WHERE u.run_id IS NULL AND u.day >= (SELECT min(day) FROM dirty)
@@ -446,7 +450,8 @@ FROM (
 ) GROUP BY org_id, day, team_id, user_id;
 DELETE FROM day_quantiles WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO day_quantiles
-SELECT org_id, day, quantile_cont(finished_us - started_us, 0.95) / 1e6, quantile_cont(started_us - queued_us, 0.95) / 1e6
+SELECT org_id, day, quantile_cont(finished_us - started_us, 0.95) / 1e6,
+       quantile_cont(started_us - queued_us, 0.95) / 1e6
 FROM dirty_runs GROUP BY org_id, day;
 DELETE FROM run_histogram WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO run_histogram
@@ -465,7 +470,8 @@ DELETE FROM run_session_crossings WHERE (org_id, session_id) IN (SELECT (org_id,
 INSERT INTO run_session_crossings
 SELECT * FROM crossing_cells
 WHERE (org_id, session_id) IN (SELECT (org_id, session_id) FROM crossing_cells GROUP BY ALL HAVING count(*) > 1);
-DROP TABLE crossing_cells; DROP TABLE dirty_runs; DROP TABLE dirty_sessions_anchored; DROP TABLE dirty; DROP TABLE dirty_sessions; DROP TABLE dirty_days;
+DROP TABLE crossing_cells; DROP TABLE dirty_runs; DROP TABLE dirty_sessions_anchored; DROP TABLE dirty;
+DROP TABLE dirty_sessions; DROP TABLE dirty_days;
 
 -- name: save_checkpoint
 DELETE FROM checkpoint;
@@ -533,7 +539,8 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        quantile_cont(queue_wait_us, 0.95) / 1e6 AS queue_wait_p95_s,
        coalesce(sum(duration_us), 0) / 1e6 AS duration_sum_s,
        count(DISTINCT session_id) AS run_sessions,
-       coalesce(sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), 0) / 1e12 AS cost_usd,
+       coalesce(sum(
+           CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), 0) / 1e12 AS cost_usd,
        coalesce(sum(input_tokens), 0) AS input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
        coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
@@ -688,7 +695,8 @@ GROUP BY GROUPING SETS ((grp), ())
 -- name: usage_metrics
 -- The usage events' share of cost and tokens; metrics.py adds it to run_metrics' run.finished amounts.
 SELECT {group} AS grp, grouping(grp) AS is_total,
-       coalesce(sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), 0) / 1e12 AS cost_usd,
+       coalesce(sum(
+           CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)), 0) / 1e12 AS cost_usd,
        coalesce(sum(input_tokens), 0) AS input_tokens,
        coalesce(sum(output_tokens), 0) AS output_tokens,
        coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
