@@ -75,7 +75,10 @@ def deliveries(server: ServerProcess) -> dict[tuple[str, str], int]:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30, trust_env=False) as c:
+    # A new connection per delivery: the server closes idle keep-alive connections (--keep-alive-timeout), and a CLI
+    # step between two deliveries can outlast that on a busy machine; a request sent on the connection as it closes
+    # gets no answer (seen in CI as "Server disconnected without sending a response").
+    with httpx.Client(timeout=30, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)) as c:
         yield c
 
 
