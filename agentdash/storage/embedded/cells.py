@@ -7,12 +7,8 @@ from collections import namedtuple
 from fractions import Fraction
 from typing import Any
 
-RunMetrics = namedtuple(
-    "RunMetrics",
-    "grp is_total runs runs_finished runs_succeeded runs_failed runs_cancelled run_duration_avg_s run_duration_p95_s "
-    "queue_wait_avg_s queue_wait_p95_s duration_sum_s run_sessions cost_usd input_tokens output_tokens "
-    "cache_read_tokens cache_write_tokens runs_handed_off runs_followed_up run_users",
-)
+# The columns run_metrics_cells adds to run_metrics': the two ranks' values and the rank, per P95.
+RANK_COLUMNS = ("duration_lo", "duration_hi", "duration_rank", "queue_lo", "queue_hi", "queue_rank")
 
 
 def quantile_cont(lo: int | None, hi: int | None, rank: float | None) -> float | None:
@@ -30,6 +26,7 @@ def quantile_cont(lo: int | None, hi: int | None, rank: float | None) -> float |
 
 
 def run_metrics_rows(rows: list[tuple], columns: list[str]) -> list[Any]:
+    row_type = namedtuple("run_metrics", [c for c in columns if c not in RANK_COLUMNS])  # type: ignore[misc]
     out = []
     for row in rows:
         fields: dict[str, Any] = dict(zip(columns, row, strict=True))
@@ -39,5 +36,5 @@ def run_metrics_rows(rows: list[tuple], columns: list[str]) -> list[Any]:
             fields["run_duration_p95_s"] = duration / 1e6
         if queue is not None:
             fields["queue_wait_p95_s"] = queue / 1e6
-        out.append(RunMetrics(**fields))
+        out.append(row_type(**fields))
     return out
