@@ -275,3 +275,26 @@ def test_projection_status_counts_logged_folded_and_lagging(storage):
     assert submit(storage, [extra]) == [True]
     status = projector.status()
     assert (status.events_logged, status.events_projected, status.lag_events) == (n + 1, n, 1)
+
+
+def test_catch_up_leaves_what_arrives_during_its_last_fold_to_the_next_tick(storage):
+    """A short chunk met the log's end: catch_up stops there instead of chasing a burst in small chunks."""
+    events = random_events(seed=15, n_sessions=6)
+    first, later = events[: len(events) // 2], events[len(events) // 2 :]
+    submit(storage, first)
+    projector = Projector(storage, chunk_size=len(events))
+    read_log = storage.read_log
+
+    def read_then_receive_more(after_seq, limit):
+        chunk = read_log(after_seq, limit)
+        if later:  # what the ingest API takes while this chunk folds
+            submit(storage, [later.pop(0)])
+        return chunk
+
+    storage.read_log = read_then_receive_more
+    try:
+        assert projector.catch_up() == len(first)
+        assert projector.status().lag_events == 1
+        assert projector.catch_up() == 1
+    finally:
+        storage.read_log = read_log
