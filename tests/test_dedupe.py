@@ -254,3 +254,22 @@ def test_a_snapshot_of_another_log_or_of_a_later_position_is_ignored(tmp_path, c
         assert read == 50 and "not this log's" in caplog.text
     finally:
         storage.close()
+
+
+def test_a_snapshot_whose_keys_are_out_of_order_is_ignored(tmp_path, caplog):
+    """A start trusts the snapshot's order (it sorts nothing), so keys out of order mean a rebuild, never a miss."""
+    data_dir = tmp_path / "d"
+    storage = open_storage(load_settings(data_dir=data_dir))
+    submit(storage, [wire(f"e{i}") for i in range(40)])
+    storage.close()
+    path = data_dir / "events-dedupe.npz"
+    with np.load(path) as saved:
+        header, keys, seqs = saved["header"], saved["keys"], saved["seqs"]
+    np.savez(path, header=header, keys=keys[::-1], seqs=seqs[::-1])  # every key still there, in the wrong order
+
+    storage, read = _start(data_dir, caplog)
+    try:
+        assert read == 40 and "out of order" in caplog.text
+        assert submit(storage, [wire(f"e{i}") for i in range(40)]) == [False] * 40
+    finally:
+        storage.close()

@@ -28,10 +28,10 @@ class DedupeIndex:
         extra = sum(len(v) for v in self._recent_extra.values())
         return sum(len(k) for k, _ in self._levels) + len(self._recent) + extra
 
-    def load(self, keys: np.ndarray, seqs: np.ndarray) -> None:
-        """Add many entries at once (start-up)."""
+    def load(self, keys: np.ndarray, seqs: np.ndarray, *, presorted: bool = False) -> None:
+        """Add many entries at once (start-up); `presorted`: keys ascend already (a snapshot's), so no sort."""
         if len(keys):
-            self._push_level(np.asarray(keys, dtype=np.int64), np.asarray(seqs, dtype=np.int64))
+            self._push_level(np.asarray(keys, dtype=np.int64), np.asarray(seqs, dtype=np.int64), presorted)
 
     def add_many(self, pairs: list[tuple[int, int]]) -> None:
         recent = self._recent
@@ -80,9 +80,12 @@ class DedupeIndex:
         seqs = np.fromiter((s for _, s in pairs), dtype=np.int64, count=len(pairs))
         self._push_level(keys, seqs)
 
-    def _push_level(self, keys: np.ndarray, seqs: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self._levels.append((keys[order], seqs[order]))
+    def _push_level(self, keys: np.ndarray, seqs: np.ndarray, presorted: bool = False) -> None:
+        if presorted:  # a 16M-key snapshot's sort took 1.5 s of a 3.3 s start
+            self._levels.append((keys, seqs))
+        else:
+            order = np.argsort(keys, kind="stable")
+            self._levels.append((keys[order], seqs[order]))
         # Merge while the newest level is not much smaller than the one before: amortised O(log n).
         while len(self._levels) > 1 and len(self._levels[-1][0]) * MERGE_FACTOR >= len(self._levels[-2][0]):
             self._merge_last_two()

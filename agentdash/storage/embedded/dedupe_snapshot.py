@@ -59,6 +59,10 @@ def load(path: Path, key_at: Callable[[int], int | None], last_seq: int) -> Snap
     covered = int(header[1])
     probes = _probe_seqs(covered)
     expected = [int(key) for key in header[2 + len(probes) :]]
+    # The index searches the keys as loaded: out of order, some would not be found, and their duplicates get in.
+    if len(keys) > 1 and not np.all(keys[1:] >= keys[:-1]):
+        log.warning("dedupe snapshot %s has its keys out of order: rebuilding the index from the log", path)
+        return None
     if covered > last_seq or len(keys) != len(seqs) or [key_at(seq) for seq in probes] != expected:
         log.warning("dedupe snapshot %s is not this log's (covers seq %d): rebuilding the index from the log",
                     path, covered)  # fmt: skip

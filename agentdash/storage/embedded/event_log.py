@@ -190,7 +190,7 @@ class SqliteEventLog:
         snapshot = dedupe_snapshot.load(self._snapshot_path, self._key_at, last_seq)
         after = 0
         if snapshot is not None:
-            self._index.load(snapshot.keys, snapshot.seqs)
+            self._index.load(snapshot.keys, snapshot.seqs, presorted=True)
             after = snapshot.last_seq
         keys, seqs = [], []
         for key, seq in self._writer_db.execute(SQL.statement("dedupe_keys"), {"after_seq": after}):
