@@ -26,6 +26,9 @@ MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_FUTURE_US = 24 * 3600 * 1_000_000
 MAX_INT64 = 2**63 - 1  # what the log's INTEGER columns hold
+# The most one event's cost_usd may be (JSON events and OTLP records alike): the read models sum money as integer
+# picodollars (cost * 1e12 in a HUGEINT), so a sum of even billions of maximal costs fits.
+MAX_COST_USD = 1e14
 _NONE5 = (None, None, None, None, None)
 _NONE2 = (None, None)
 _NONE4 = (None, None, None, None)
@@ -54,7 +57,7 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
     output_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
     cache_read_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
     cache_write_tokens: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)] | None = None
-    cost_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    cost_usd: Annotated[float, msgspec.Meta(ge=0, le=MAX_COST_USD)] | None = None
     attributes: dict[str, AttrValue] | None = None
     repo: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     pr_number: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT64)] | None = None

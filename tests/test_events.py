@@ -18,6 +18,7 @@ from agentdash.events import (
 from agentdash.events import (
     FAILURE_CATEGORIES,
     MAX_BATCH_EVENTS,
+    MAX_COST_USD,
     MAX_EVENT_BYTES,
     PR_TYPES,
     Event,
@@ -236,6 +237,19 @@ def test_usage_amounts_must_be_non_negative_integers(field, value):
 @pytest.mark.parametrize("value", [-0.01, "1.0", False])
 def test_usage_cost_must_be_a_non_negative_number(value):
     reject(wire("usage", cost_usd=value), "cost_usd")
+
+
+@pytest.mark.parametrize("type_", CONSUMING)
+@pytest.mark.parametrize("value", [MAX_COST_USD + 1, 2e14, 1e300, 10**15])
+def test_a_cost_above_the_limit_is_refused_naming_the_field_and_the_limit(type_, value):
+    # Refused at ingest rather than capped later by the read models' integer picodollars.
+    reject(wire(type_, cost_usd=value), "cost_usd", "<= 100000000000000")
+
+
+def test_a_cost_of_exactly_the_limit_is_accepted():
+    assert MAX_COST_USD == 1e14
+    assert parse(wire("usage", cost_usd=1e14)).cost_usd == 1e14
+    assert parse(wire("run.finished", cost_usd=10**14)).cost_usd == 1e14  # an integral JSON number too
 
 
 @pytest.mark.parametrize(("field", "value"), [("status", "succeeded"), ("failure_category", "timeout")])

@@ -28,7 +28,8 @@ MiB = 1024 * 1024
 
 
 # Every org the tests here write (one per test); each server's ingest key covers exactly these.
-ORGS = ("partial", "huge", "nul", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy", "deep", "ctype")
+ORGS = ("partial", "huge", "nul", "a", "b", "many", "big", "fat", "status", "dur", "fly", "lazy", "deep", "ctype",
+        "rich")  # fmt: skip
 
 
 @pytest.fixture
@@ -204,6 +205,25 @@ def test_partial_success_stores_valid_events_and_explains_each_rejection(shared)
     assert m["queue_wait_avg_s"] == pytest.approx(10.0)
     assert m["run_duration_avg_s"] == pytest.approx(49.0)
     assert m["sessions"] == 1 and m["active_users"] == 1
+
+
+def test_a_cost_above_the_limit_is_a_per_event_rejection_and_the_limit_itself_counts(shared):
+    """A cost above MAX_COST_USD (1e14) is refused at ingest, naming the field, rather than capped by the read models;
+    the rest of the batch is stored (partial success), and a cost of exactly the limit is summed as sent."""
+    org = new_org("rich")
+    t = datetime.now(UTC) - timedelta(hours=1)
+    events = [
+        ev(org, "session.started", t, id_="ok-0"),
+        ev(org, "usage", t, id_="bad-1", cost_usd=2e14),
+        ev(org, "usage", t, id_="ok-2", cost_usd=1e14),
+        ev(org, "usage", t, id_="bad-3", cost_usd=1e14 + 1),
+    ]
+    result = ingest(shared, events)
+    assert (result["accepted"], result["duplicates"]) == (2, 0)
+    assert [(r["index"], r["id"]) for r in result["rejected"]] == [(1, "bad-1"), (3, "bad-3")]
+    assert all("cost_usd" in r["error"] and "100000000000000" in r["error"] for r in result["rejected"])
+    shared.wait_projected()
+    assert metrics(shared, org)["cost_usd"] == 1e14
 
 
 def test_a_nul_character_is_a_per_event_rejection_over_http(shared):

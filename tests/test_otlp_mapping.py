@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
 
+from agentdash.events import MAX_COST_USD
 from agentdash.sources import log_records, translate
 from tests.otlp_captures import capture, message, with_resource
 
@@ -46,6 +48,37 @@ def test_agentdash_org_id_picks_one_of_the_key_s_orgs(export):
     assert {e.org_id for e in events(named, frozenset({"acme", "globex"}))} == {"globex"}
     assert events(named, frozenset({"acme"})) == []  # outside the key's orgs: rejected, counted
     assert events(export, frozenset({"acme", "globex"})) == []  # several orgs and none named
+
+
+@pytest.mark.parametrize("cost", [MAX_COST_USD * 2, MAX_COST_USD + 1, "Infinity"])
+def test_an_api_request_cost_above_the_limit_rejects_the_record_with_its_reason(export, cost):
+    # SPEC §6: no api_request cost is dropped, so a cost the log cannot take is no cost of 0 but a rejected record.
+    found = translate(log_records(message(_with_cost(export, cost))), frozenset({"acme"}), NOW_US)
+    assert found.rejected == 1
+    assert found.first_reason == "claude_code.api_request: cost_usd must be a number <= 1e14 USD"
+    assert "usage" not in {e.type for e in found.events}
+    assert {"message.sent", "run.started", "run.finished"} <= {e.type for e in found.events}  # the rest maps
+    tally = next(t for key, t in found.tallies.items() if key.record == "claude_code.api_request")
+    assert (tally.records, tally.mapped, tally.rejected) == (1, 0, 1)
+    assert tally.reasons == {"cost_usd must be a number <= 1e14 USD": 1}
+
+
+def test_an_api_request_cost_of_exactly_the_limit_is_a_usage_of_that_cost(export):
+    found = translate(log_records(message(_with_cost(export, MAX_COST_USD))), frozenset({"acme"}), NOW_US)
+    assert found.rejected == 0
+    assert [e.cost_usd for e in found.events if e.type == "usage"] == [1e14]
+
+
+def _with_cost(export: dict, cost: float | str) -> dict:
+    """The export with its api_request records' cost_usd set to `cost` (a double; "Infinity" as OTLP JSON spells it)."""
+    changed = copy.deepcopy(export)
+    for rl in changed["body"]["resourceLogs"]:
+        for sl in rl["scopeLogs"]:
+            for record in sl["logRecords"]:
+                for attribute in record["attributes"]:
+                    if attribute["key"] == "cost_usd":
+                        attribute["value"] = {"doubleValue": cost}
+    return changed
 
 
 def _record_values(export: dict, key: str) -> set[str]:

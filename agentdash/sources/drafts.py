@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentdash.events import MAX_COST_USD
 from agentdash.sources.records import Record
 
 
@@ -81,7 +82,15 @@ def count(record: Record, key: str) -> int | None:
 
 
 def money(record: Record, key: str) -> float | None:
+    """A cost attribute in USD, or None when absent or not a cost (negative, NaN). A cost above MAX_COST_USD (or
+    infinite) is a real cost the log cannot take: Unmappable, so the record is rejected and counted rather than its
+    cost silently dropped (SPEC §6: no api_request cost is dropped) or capped."""
     value = record.number(key)
-    if value is None or value < 0 or value != value or value == float("inf"):
+    if value is None or value < 0 or value != value:
         return None
+    if value > MAX_COST_USD:
+        raise Unmappable(_COST_TOO_LARGE.format(key=key))
     return float(value)
+
+
+_COST_TOO_LARGE = f"{{key}} must be a number <= {MAX_COST_USD:.0e} USD".replace("e+", "e")  # "... <= 1e14 USD"

@@ -393,7 +393,9 @@ DROP TABLE run_parts;
 
 -- name: fold_cells
 -- Rebuild the cells of every dirty day from the facts, and the crossings of every session whose runs changed.
--- Money becomes integer picodollars as in run_metrics (a cost is capped at 1e14 USD so that its sum fits).
+-- Money becomes integer picodollars as in run_metrics. Ingest refuses a cost above 1e14 USD (events.MAX_COST_USD);
+-- the cap at 1e14 here (and in run_metrics, usage_metrics) only guards logs written before that limit, which may
+-- hold larger costs, so that their sum still fits.
 CREATE OR REPLACE TEMP TABLE dirty AS SELECT DISTINCT org_id, day FROM dirty_days;
 -- Only the columns the cells need, and the day bounds first: DuckDB then skips the row groups of other days.
 CREATE OR REPLACE TEMP TABLE dirty_runs AS
@@ -533,6 +535,7 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        count(*) FILTER (WHERE status = 'cancelled') AS runs_cancelled,
        -- Sums of integer microseconds and of integer picodollars for money: exact, so any scan order, and a sum of
        -- the cells' sums (run_metrics_cells), gives the same figure to the last bit.
+       -- The cap at 1e14 USD guards logs written before ingest refused larger costs (events.MAX_COST_USD).
        sum(duration_us) / count(duration_us) / 1e6 AS run_duration_avg_s,
        quantile_cont(duration_us, 0.95) / 1e6 AS run_duration_p95_s,
        sum(queue_wait_us) / count(queue_wait_us) / 1e6 AS queue_wait_avg_s,
