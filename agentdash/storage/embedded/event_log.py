@@ -33,9 +33,9 @@ ARROW_TYPES = {
     "cache_read_tokens": pa.int64(), "cache_write_tokens": pa.int64(), "cost_usd": pa.float64(),
     "pr_number": pa.int64(), "lines_added": pa.int64(), "lines_removed": pa.int64(), "commits": pa.int64(),
 }  # fmt: skip
-# Insert rows hold seq, dedupe_key, received_us, then the Event's fields; a chunk takes seq and these of them.
+# Insert rows hold seq, dedupe_key, received_us, then the Event's fields; a chunk takes these of them (seq first).
 _EVENT_FIELDS = Event.__struct_fields__
-_CHUNK_FIELDS = [3 + _EVENT_FIELDS.index(name) for name in LOG_COLUMNS[1:]]
+_CHUNK_COLUMNS = [0] + [3 + _EVENT_FIELDS.index(name) for name in LOG_COLUMNS[1:]]
 _CONFIRM_PART = 450  # seqs per lookup (each given twice: live and archived), under SQLite's old limit of 999
 
 
@@ -243,8 +243,8 @@ class SqliteEventLog:
     def read(self, after_seq: int, limit: int) -> LogChunk | None:
         rows = self._recent.take(after_seq, limit)
         if rows is not None:
-            columns = list(zip(*rows, strict=True))
-            columns = [columns[0], *(columns[i] for i in _CHUNK_FIELDS)]
+            # Only the chunk's columns: zip(*rows) built all 33 of them, at twice the cost.
+            columns = [[row[i] for row in rows] for i in _CHUNK_COLUMNS]
         else:
             rows = (
                 self._reader().execute(SQL.statement("read_chunk"), {"after_seq": after_seq, "limit": limit}).fetchall()
