@@ -7,8 +7,10 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -244,7 +246,7 @@ class SqliteEventLog:
         rows = self._recent.take(after_seq, limit)
         if rows is not None:
             # Only the chunk's columns: zip(*rows) built all 33 of them, at twice the cost.
-            columns = [[row[i] for row in rows] for i in _CHUNK_COLUMNS]
+            columns: list[Sequence[Any]] = [[row[i] for row in rows] for i in _CHUNK_COLUMNS]
         else:
             rows = (
                 self._reader().execute(SQL.statement("read_chunk"), {"after_seq": after_seq, "limit": limit}).fetchall()
