@@ -27,7 +27,7 @@ from agentdash.projector import Projector
 from agentdash.storage import open_storage
 from agentdash.storage.embedded import read_models
 from agentdash.storage.embedded.cells import quantile_cont
-from agentdash.storage.embedded.read_models import CELL_ANSWERS
+from agentdash.storage.embedded.read_models import CELL_ANSWERS, SUMS_ONLY
 
 CELL_TABLES = ("run_cells", "run_session_crossings", "usage_cells", "code_cells", "day_quantiles")
 FIRST, LAST = D0 - timedelta(days=1), D0 + timedelta(days=N_DAYS + 1)
@@ -64,16 +64,20 @@ def cell_rows(storage) -> dict[str, list[tuple]]:
 
 
 def queries() -> list[tuple[str, dict]]:
-    """Every cell answer over ranges short and long, by day, team and user, unscoped, for a team, a user, a scope."""
+    """Every cell answer over ranges short and long, by day, team and user, unscoped, for a team, a user, a scope;
+    the sums of usage and code also by model, repo and agent and filtered by each."""
     ranges = [(FIRST, LAST), (D0, D0), (D0 + timedelta(days=1), D0 + timedelta(days=3)), (LAST, LAST + timedelta(9))]
     scopes = [{}, {"team": "t1"}, {"teams": ["t2", "t3"]}, {"teams": []}, {"user": "u1"}, {"team": "t2", "user": "u2"}]
+    finer = [{"model": m} for m in ("m1", "m3")] + [{"repo": r} for r in ("acme/web", "r")] + [{"agent": "codex"}]
     out = []
     for name in CELL_ANSWERS:
-        for (first, last), scope, group in [
-            (r, s, g) for r in ranges for s in scopes for g in ("day", "team_id", "user_id")
-        ]:
+        groups = ("day", "team_id", "user_id") + (("model", "repo", "agent") if name in SUMS_ONLY else ())
+        for (first, last), scope, group in [(r, s, g) for r in ranges for s in scopes for g in groups]:
             params = {**MetricsQuery(ORG, first, last).params(), **scope, "group": group}
             out.append((name, params))
+        if name in SUMS_ONLY:
+            for (first, last), scope, group in [(r, s, g) for r in ranges[:2] for s in finer for g in groups]:
+                out.append((name, {**MetricsQuery(ORG, first, last).params(), **scope, "group": group}))
         out.append((name, {**MetricsQuery(OTHER_ORG, FIRST, LAST).params(), "group": "day"}))
     return out
 
@@ -109,7 +113,7 @@ def test_cells_answer_as_the_facts_do_for_any_delivery(tmp_path, seed):
         once.close()
 
 
-def test_an_answer_with_a_finer_filter_comes_from_the_facts(tmp_path):
+def test_run_metrics_with_a_finer_filter_come_from_the_facts_usage_and_code_from_cells(tmp_path):
     storage = folded(tmp_path / "d", random_events(4, n_sessions=10), None)
     try:
         models = storage._models
@@ -117,7 +121,9 @@ def test_an_answer_with_a_finer_filter_comes_from_the_facts(tmp_path):
         assert models._cell_answer("run_metrics", {**base, "group": "team_id"}) == "run_metrics_cells"
         assert models._cell_answer("run_metrics", {**base, "group": "user_id"}) == "run_metrics_cells"
         assert models._cell_answer("run_metrics", {**base, "group": "model"}) == "run_metrics"
-        assert models._cell_answer("usage_metrics", {**base, "model": "m", "group": "day"}) == "usage_metrics"
+        assert models._cell_answer("run_metrics", {**base, "repo": "r", "group": "day"}) == "run_metrics"
+        assert models._cell_answer("usage_metrics", {**base, "model": "m", "group": "day"}) == "usage_metrics_cells"
+        assert models._cell_answer("code_metrics", {**base, "group": "agent"}) == "code_metrics_cells"
         assert models._cell_answer("failure_metrics", {**base, "group": "day"}) == "failure_metrics"
     finally:
         storage.close()

@@ -18,9 +18,9 @@ from agentdash.storage.embedded import cells
 from agentdash.storage.queries import load_queries, render
 
 # Bump when the read-model schema or fold changes: older read models are dropped and re-folded from the log.
-VERSION = 8  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
+VERSION = 9  # 3: usage events, cache tokens; 4: pull requests, runs' branch; 5: PRs' titles and urls, code changes
 # (5 also: the agent of runs, usage, code changes and PRs); 6: cells (per org, day and team); 7: per-day P95s and
-# histograms; 8: cells per user
+# histograms; 8: cells per user; 9: usage and code cells per model, repo and agent
 CHECKPOINT_THRESHOLD = "256MB"
 # ... and a fold checkpoints itself once the WAL outgrows the database (with this floor): a small database's WAL
 # would otherwise reach 256 MB, several times the data it logs, and replay that long after a crash.
@@ -32,9 +32,11 @@ FOLD_STEPS = (
     "fold_runs", "fold_sessions", "fold_activity", "fold_queued", "fold_usage", "fold_code", "fold_prs", "fold_pr_links",
     "fold_pr_texts", "fold_followed_up", "fold_cells",
 )  # fmt: skip
-# Answers that cells can give instead of the facts, when grouped by day, team or user with no finer filter.
+# Answers that cells can give instead of the facts: run_metrics when grouped by day, team or user with no finer
+# filter (its cells count distinct sessions, per day, team and user only); the sums of usage and code for any query.
 CELL_ANSWERS = {"run_metrics": "run_metrics_cells", "usage_metrics": "usage_metrics_cells",
                 "code_metrics": "code_metrics_cells"}  # fmt: skip
+SUMS_ONLY = ("usage_metrics", "code_metrics")
 CELL_GROUPS = ("day", "team_id", "user_id")
 FINER_FILTERS = ("model", "repo", "agent")
 
@@ -154,9 +156,13 @@ class DuckdbReadModels:
 
     def _cell_answer(self, name: str, params: dict[str, Any]) -> str:
         """The cells' query that answers `name` as the facts would, else `name`."""
-        if not self.cells or name not in CELL_ANSWERS or params.get("group", "day") not in CELL_GROUPS:
+        if not self.cells or name not in CELL_ANSWERS:
             return name
-        return name if any(params.get(f) is not None for f in FINER_FILTERS) else CELL_ANSWERS[name]
+        if name in SUMS_ONLY:  # keyed by every dimension: any grouping, any filter
+            return CELL_ANSWERS[name]
+        if params.get("group", "day") not in CELL_GROUPS or any(params.get(f) is not None for f in FINER_FILTERS):
+            return name
+        return CELL_ANSWERS[name]
 
     @contextmanager
     def _reading(self) -> Iterator[None]:

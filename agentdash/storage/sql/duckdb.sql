@@ -88,15 +88,16 @@ CREATE TABLE IF NOT EXISTS run_cells (
 CREATE TABLE IF NOT EXISTS run_session_crossings (
     org_id VARCHAR NOT NULL, session_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL
 );
--- What usage and code changes count per cell, attributed as usage_items and code_items do.
+-- What usage and code changes count per cell, attributed as usage_items and code_items do; keyed by model, repo
+-- and agent too, as they hold only sums (no distinct counts): any grouping and filter is answered from them.
 CREATE TABLE IF NOT EXISTS usage_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, cost_pusd HUGEINT,
-    input_tokens HUGEINT,
-    output_tokens HUGEINT, cache_read_tokens HUGEINT, cache_write_tokens HUGEINT
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, model VARCHAR,
+    repo VARCHAR, agent VARCHAR, cost_pusd HUGEINT, input_tokens HUGEINT, output_tokens HUGEINT,
+    cache_read_tokens HUGEINT, cache_write_tokens HUGEINT
 );
 CREATE TABLE IF NOT EXISTS code_cells (
-    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, lines_added HUGEINT,
-    lines_removed HUGEINT, commits HUGEINT
+    org_id VARCHAR NOT NULL, day DATE NOT NULL, team_id VARCHAR, user_id VARCHAR NOT NULL, model VARCHAR,
+    repo VARCHAR, agent VARCHAR, lines_added HUGEINT, lines_removed HUGEINT, commits HUGEINT
 );
 -- Per (org, day): the P95s of the day's runs (all teams), and per kind (0 duration, 1 queue wait) and bucket
 -- (bucket_of below: monotone in x) how many values and which. A year's P95 sums ~365 x buckets counts to find the
@@ -400,7 +401,7 @@ CREATE OR REPLACE TEMP TABLE dirty AS SELECT DISTINCT org_id, day FROM dirty_day
 -- Only the columns the cells need, and the day bounds first: DuckDB then skips the row groups of other days.
 CREATE OR REPLACE TEMP TABLE dirty_runs AS
 SELECT org_id, day, team_id, run_id, user_id, session_id, queued_us, started_us, finished_us, handoff_us, status,
-       followed_up, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd
+       followed_up, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, repo, agent
 FROM runs
 WHERE day BETWEEN (SELECT min(day) FROM dirty) AND (SELECT max(day) FROM dirty)
   AND (org_id, day) IN (SELECT (org_id, day) FROM dirty);
@@ -422,34 +423,36 @@ SELECT org_id, day, team_id, user_id, count(*), count(finished_us), count(*) FIL
 FROM dirty_runs GROUP BY org_id, day, team_id, user_id;
 DELETE FROM usage_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO usage_cells
-SELECT org_id, day, team_id, user_id,
+SELECT org_id, day, team_id, user_id, model, repo, agent,
        sum(CAST(round(CASE WHEN cost_usd > 1e14 THEN 1e14 ELSE cost_usd END * 1e12) AS HUGEINT)),
        sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens)
 FROM (
-    SELECT r.org_id, r.day, r.team_id, r.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+    SELECT r.org_id, r.day, r.team_id, r.user_id, coalesce(u.model, r.model) AS model, r.repo,
+           coalesce(u.agent, r.agent) AS agent, u.input_tokens, u.output_tokens, u.cache_read_tokens,
            u.cache_write_tokens, u.cost_usd
     FROM usage u JOIN dirty_runs r ON r.org_id = u.org_id AND r.run_id = u.run_id
     WHERE u.day >= (SELECT min(day) FROM dirty)
     UNION ALL
-    SELECT s.org_id, s.day, s.team_id, s.user_id, u.input_tokens, u.output_tokens, u.cache_read_tokens,
-           u.cache_write_tokens, u.cost_usd
+    SELECT s.org_id, s.day, s.team_id, s.user_id, u.model, NULL AS repo, u.agent, u.input_tokens, u.output_tokens,
+           u.cache_read_tokens, u.cache_write_tokens, u.cost_usd
     FROM usage u JOIN dirty_sessions_anchored s
       ON s.org_id = u.org_id AND s.session_id = u.session_id
     WHERE u.run_id IS NULL AND u.day >= (SELECT min(day) FROM dirty)
-) GROUP BY org_id, day, team_id, user_id;
+) GROUP BY org_id, day, team_id, user_id, model, repo, agent;
 DELETE FROM code_cells WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO code_cells
-SELECT org_id, day, team_id, user_id, sum(added), sum(removed), sum(committed)
+SELECT org_id, day, team_id, user_id, model, repo, agent, sum(added), sum(removed), sum(committed)
 FROM (
-    SELECT r.org_id, r.day, r.team_id, r.user_id, c.added, c.removed, c.committed
+    SELECT r.org_id, r.day, r.team_id, r.user_id, coalesce(c.model, r.model) AS model, r.repo,
+           coalesce(c.agent, r.agent) AS agent, c.added, c.removed, c.committed
     FROM code_changes c JOIN dirty_runs r ON r.org_id = c.org_id AND r.run_id = c.run_id
     WHERE c.day >= (SELECT min(day) FROM dirty)
     UNION ALL
-    SELECT s.org_id, s.day, s.team_id, s.user_id, c.added, c.removed, c.committed
+    SELECT s.org_id, s.day, s.team_id, s.user_id, c.model, c.repo, c.agent, c.added, c.removed, c.committed
     FROM code_changes c JOIN dirty_sessions_anchored s
       ON s.org_id = c.org_id AND s.session_id = c.session_id
     WHERE c.run_id IS NULL AND c.day >= (SELECT min(day) FROM dirty)
-) GROUP BY org_id, day, team_id, user_id;
+) GROUP BY org_id, day, team_id, user_id, model, repo, agent;
 DELETE FROM day_quantiles WHERE (org_id, day) IN (SELECT (org_id, day) FROM dirty);
 INSERT INTO day_quantiles
 SELECT org_id, day, quantile_cont(finished_us - started_us, 0.95) / 1e6,
@@ -555,8 +558,8 @@ FROM r
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: run_metrics_cells
--- The answers from cells: the same rows as run_metrics, usage_metrics and code_metrics, for queries grouped by day,
--- team or user with no model, repo or agent filter (embedded/read_models.py picks). Its P95s come from the blocks
+-- The answers from cells: the same rows as run_metrics for queries grouped by day, team or user with no model, repo
+-- or agent filter, and as usage_metrics and code_metrics for any (embedded/read_models.py picks). Its P95s come from the blocks
 -- after it (read_models.py pastes them in): each group's from day_quantiles when grouped by day for the whole org,
 -- the range's from run_histogram for the whole org, else each from the runs.
 WITH cells AS (
@@ -668,7 +671,7 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
        coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens
 FROM usage_cells
-WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {run_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: code_metrics_cells
@@ -677,7 +680,7 @@ SELECT {group} AS grp, grouping(grp) AS is_total,
        coalesce(sum(lines_removed), 0) AS lines_removed,
        coalesce(sum(commits), 0) AS commits
 FROM code_cells
-WHERE org_id = $org AND day BETWEEN $from AND $to AND {who_filter}
+WHERE org_id = $org AND day BETWEEN $from AND $to AND {run_filter}
 GROUP BY GROUPING SETS ((grp), ())
 
 -- name: usage_items
