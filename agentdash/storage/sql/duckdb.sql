@@ -740,7 +740,7 @@ GROUP BY GROUPING SETS ((grp), ())
 WITH p AS (
     SELECT * FROM prs
     WHERE org_id = $org AND {run_filter}
-      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
+      AND (marked OR linked OR len(list_filter($prefixes, lambda prefix: starts_with(head_branch, prefix))) > 0)
 ),
 facts AS (
     SELECT 'opened' AS fact, opened_us AS us, team_id, user_id, model, repo, agent, NULL AS to_merge_us
@@ -770,7 +770,7 @@ WITH p AS (
     SELECT *, CASE WHEN merged_us IS NULL AND last_type = 'pr.closed' THEN last_at.us END AS closed_us
     FROM prs
     WHERE org_id = $org AND {run_filter}
-      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
+      AND (marked OR linked OR len(list_filter($prefixes, lambda prefix: starts_with(head_branch, prefix))) > 0)
 ),
 shown AS (
     SELECT *, coalesce(opened_us, first_at.us) AS newest, count(*) OVER () AS total FROM p
@@ -821,7 +821,7 @@ ORDER BY s.newest DESC, s.repo_key, s.pr_number DESC
 WITH p AS (
     SELECT * FROM prs
     WHERE org_id = $org AND {run_filter}
-      AND (marked OR linked OR EXISTS (SELECT 1 FROM unnest($prefixes) AS t(prefix) WHERE starts_with(head_branch, prefix)))
+      AND (marked OR linked OR len(list_filter($prefixes, lambda prefix: starts_with(head_branch, prefix))) > 0)
 ),
 times AS (
     SELECT (merged_us - opened_us) / 1e6 AS t FROM p
